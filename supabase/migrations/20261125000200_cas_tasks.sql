@@ -123,19 +123,6 @@ begin
   return v_task;
 end $$;
 
--- Claims a specific queued task (the process that enqueued it runs it at once).
-create or replace function cas_start_task(p_task_id uuid, p_worker_id text, p_lease_ms int default 30000)
-returns setof cas_tasks
-language plpgsql as $$
-begin
-  perform 1 from cas_tasks
-    where id = p_task_id and status = 'queued' and run_at <= now()
-    for update skip locked;
-  if found then
-    return next cas_begin_attempt(p_task_id, p_worker_id, p_lease_ms);
-  end if;
-end $$;
-
 -- Claims up to p_limit due tasks, highest priority first, skipping rows other workers hold.
 create or replace function cas_claim_tasks(
   p_worker_id text,
@@ -312,6 +299,67 @@ begin
   perform cas_append_event('task_progress', v_task.agent_id, v_task.id,
     jsonb_build_object('attempt', v_task.attempts, 'progress', p_progress, 'message', p_message), null);
   return next v_task;
+end $$;
+
+-- Hands a running task back to the queue at once (worker shutdown). The interrupted attempt does
+-- not count against max_attempts.
+create or replace function cas_release_task(p_task_id uuid, p_worker_id text) returns setof cas_tasks
+language plpgsql as $$
+declare
+  v_task cas_tasks := cas_lock_running_task(p_task_id, p_worker_id);
+begin
+  perform cas_end_attempt(v_task);
+  update cas_tasks
+    set status = 'queued', attempts = attempts - 1, worker_id = null, lease_expires_at = null,
+        run_at = now(), updated_at = now()
+    where id = p_task_id
+    returning * into v_task;
+  perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
+    jsonb_build_object('attempt', v_task.attempts + 1, 'reason', 'released', 'workerId', p_worker_id,
+                       'delayMs', 0, 'nextRunAt', v_task.run_at), null);
+  return next v_task;
+end $$;
+
+-- Running tasks whose lease ran out belong to a worker that died. Each gets a new attempt if it has
+-- attempts left (a cancellation request ends it cancelled), otherwise it fails with LEASE_EXPIRED.
+create or replace function cas_expire_leases(p_limit int default 100) returns setof cas_tasks
+language plpgsql as $$
+declare
+  v_task cas_tasks;
+  v_error jsonb;
+begin
+  for v_task in
+    select * from cas_tasks
+    where status = 'running' and lease_expires_at < now()
+    order by lease_expires_at
+    limit greatest(p_limit, 0)
+    for update skip locked
+  loop
+    perform cas_end_attempt(v_task);
+    v_error := jsonb_build_object('message', format('worker "%s" stopped renewing its lease', v_task.worker_id),
+                                  'code', 'LEASE_EXPIRED', 'retryable', true);
+    if v_task.cancel_requested_at is not null then
+      update cas_tasks set status = 'cancelled', finished_at = clock_timestamp(), worker_id = null,
+                           lease_expires_at = null, updated_at = now()
+        where id = v_task.id returning * into v_task;
+      perform cas_append_event('task_cancelled', v_task.agent_id, v_task.id,
+        jsonb_build_object('attempt', v_task.attempts, 'reason', 'lease_expired'), null);
+    elsif v_task.attempts < v_task.max_attempts then
+      update cas_tasks set status = 'queued', error = v_error, worker_id = null, lease_expires_at = null,
+                           run_at = now(), updated_at = now()
+        where id = v_task.id returning * into v_task;
+      perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
+        jsonb_build_object('attempt', v_task.attempts, 'reason', 'lease_expired', 'error', v_error,
+                           'delayMs', 0, 'nextRunAt', v_task.run_at), null);
+    else
+      update cas_tasks set status = 'failed', error = v_error, finished_at = clock_timestamp(),
+                           worker_id = null, lease_expires_at = null, updated_at = now()
+        where id = v_task.id returning * into v_task;
+      perform cas_append_event('task_failed', v_task.agent_id, v_task.id,
+        jsonb_build_object('attempt', v_task.attempts, 'error', v_error), null);
+    end if;
+    return next v_task;
+  end loop;
 end $$;
 
 create or replace function cas_extend_lease(p_task_ids uuid[], p_worker_id text, p_lease_ms int)

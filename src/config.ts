@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/** Every environment variable the service reads, validated once at start. See .env.example. */
+/** Runtime implementations CAS_RUNTIME may select. */
+export const RUNTIMES = ['custom'] as const;
+
+const environmentSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(4000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    CAS_DATA_DIR: z.string().min(1).default('.cas/data'),
+    DATABASE_URL: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+      .optional(),
+    SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    NEXT_PUBLIC_SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, 'looks too short to be a service role key').optional(),
+    CAS_RUNTIME: z.enum(RUNTIMES, { error: `must be one of: ${RUNTIMES.join(', ')}` }).default('custom'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    CAS_WORKERS: z.coerce.number().int().min(0).max(64).default(1),
+    CAS_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+    CAS_TASK_LEASE_MS: z.coerce.number().int().min(500).max(3_600_000).default(30_000),
+    CAS_WORKER_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
+    CAS_ABORT_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
+    CAS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  })
+  .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
+
+export type DatabaseMode = 'embedded' | 'postgres' | 'supabase';
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl?: string;
+  supabase?: { url: string; serviceRoleKey: string };
+  mode: DatabaseMode;
+  runtime: (typeof RUNTIMES)[number];
+  logLevel: string;
+  /** In-process worker loops; 0 for an API-only process. */
+  workers: number;
+  workerConcurrency: number;
+  taskLeaseMs: number;
+  workerPollMs: number;
+  /** How long a cancelled or timed-out handler may run on before it is abandoned. */
+  abortGraceMs: number;
+  /** How long shutdown waits for running tasks before handing them back to the queue. */
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads the configuration; throws a ConfigError that lists every invalid variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const blankAsUnset = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = environmentSchema.safeParse(blankAsUnset);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n${problems.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (Boolean(e.SUPABASE_URL) !== Boolean(e.SUPABASE_SERVICE_ROLE_KEY)) {
+    throw new ConfigError(
+      'invalid configuration:\n  SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set together',
+    );
+  }
+  const supabase =
+    e.SUPABASE_URL && e.SUPABASE_SERVICE_ROLE_KEY
+      ? { url: e.SUPABASE_URL, serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY }
+      : undefined;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.CAS_DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    supabase,
+    // A direct connection wins for data when both are set: it is faster and transactional.
+    mode: e.DATABASE_URL ? 'postgres' : supabase ? 'supabase' : 'embedded',
+    runtime: e.CAS_RUNTIME,
+    logLevel: e.LOG_LEVEL,
+    workers: e.CAS_WORKERS,
+    workerConcurrency: e.CAS_WORKER_CONCURRENCY,
+    taskLeaseMs: e.CAS_TASK_LEASE_MS,
+    workerPollMs: e.CAS_WORKER_POLL_MS,
+    abortGraceMs: e.CAS_ABORT_GRACE_MS,
+    shutdownTimeoutMs: e.CAS_SHUTDOWN_TIMEOUT_MS,
+  };
+}

@@ -1,0 +1,24 @@
+/**
+ * The database seam: run SQL, run a transaction, listen to a channel. Drivers know nothing of
+ * domains; domain code reaches the database through `SqlFunctions` (see sql-functions.ts).
+ */
+export type SqlParam = string | number | boolean | null | Date | readonly SqlParam[];
+
+export interface Queryable {
+  /** Runs one statement with positional parameters ($1, $2, ...) and returns its rows. */
+  query<Row = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<Row[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(sql: string): Promise<void>;
+}
+
+export type Unlisten = () => Promise<void>;
+
+export interface Database extends Queryable {
+  readonly kind: 'pglite' | 'postgres';
+  /** Runs `work` in one transaction on one connection; rolls back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Calls `onNotify` with each NOTIFY payload sent on `channel` until the returned function runs. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten>;
+  /** Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,97 @@
+import type { Database, SqlParam } from './database.js';
+import { CasError, ErrorCode } from '../errors.js';
+
+/**
+ * Domain code reaches the database only through the cas_ SQL functions in supabase/migrations,
+ * called with named arguments. The Postgres drivers call them with SQL; the Supabase driver
+ * calls the same functions over PostgREST RPC. One implementation of the semantics.
+ */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** Marks an argument as JSON, so it is sent as JSON whatever its JavaScript type. */
+export class JsonArg {
+  constructor(readonly value: unknown) {}
+}
+export const json = (value: unknown) => new JsonArg(value);
+
+export type SqlArg = SqlParam | JsonArg | undefined;
+export type SqlArgs = Record<string, SqlArg>;
+
+export interface SqlFunctions {
+  /** Calls a set-returning function and returns its rows. */
+  rows<Row>(fn: string, args: SqlArgs): Promise<Row[]>;
+  /** Calls a function returning one scalar value. */
+  value<T>(fn: string, args: SqlArgs): Promise<T>;
+}
+
+const FUNCTION_NAME = /^cas_[a-z_]+$/;
+const ARGUMENT_NAME = /^p_[a-z_]+$/;
+
+function callSql(fn: string, args: SqlArgs): { sql: string; params: SqlParam[] } {
+  if (!FUNCTION_NAME.test(fn)) throw new Error(`not a cas_ function name: ${fn}`);
+  const params: SqlParam[] = [];
+  const named: string[] = [];
+  for (const [name, arg] of Object.entries(args)) {
+    if (arg === undefined) continue;
+    if (!ARGUMENT_NAME.test(name)) throw new Error(`not a function argument name: ${name}`);
+    if (arg instanceof JsonArg) {
+      // Sent as text and cast, so both drivers pass the JSON through unchanged.
+      params.push(arg.value === undefined ? null : JSON.stringify(arg.value));
+      named.push(`${name} => $${params.length}::text::jsonb`);
+    } else {
+      params.push(arg);
+      named.push(`${name} => $${params.length}`);
+    }
+  }
+  return { sql: `select * from ${fn}(${named.join(', ')})`, params };
+}
+
+export function sqlFunctionsOver(db: Database): SqlFunctions {
+  return {
+    async rows<Row>(fn: string, args: SqlArgs) {
+      const { sql, params } = callSql(fn, args);
+      return translateDatabaseError(() => db.query<Row>(sql, params));
+    },
+    async value<T>(fn: string, args: SqlArgs) {
+      const { sql, params } = callSql(fn, args);
+      const rows = await translateDatabaseError(() => db.query<Record<string, T>>(sql, params));
+      return rows[0]![fn] as T;
+    },
+  };
+}
+
+/** SQLSTATEs that mean the caller's input was refused, not that the service failed. */
+const SQLSTATE_CODES: Record<string, ErrorCode> = {
+  CASNF: ErrorCode.NOT_FOUND,
+  CASCF: ErrorCode.CONFLICT,
+  CASBI: ErrorCode.BAD_USER_INPUT,
+  '23505': ErrorCode.CONFLICT, // unique_violation
+  '23503': ErrorCode.BAD_USER_INPUT, // foreign_key_violation
+  '23514': ErrorCode.BAD_USER_INPUT, // check_violation
+  '23502': ErrorCode.BAD_USER_INPUT, // not_null_violation
+  '22P02': ErrorCode.BAD_USER_INPUT, // invalid_text_representation
+  '22001': ErrorCode.BAD_USER_INPUT, // string_data_right_truncation
+  '22003': ErrorCode.BAD_USER_INPUT, // numeric_value_out_of_range
+  '22007': ErrorCode.BAD_USER_INPUT, // invalid_datetime_format
+  '22008': ErrorCode.BAD_USER_INPUT, // datetime_field_overflow
+};
+
+/** Maps a database error with a known SQLSTATE to a CasError; other errors pass unchanged. */
+export function toCasError(error: unknown): unknown {
+  const sqlState = (error as { code?: unknown } | null)?.code;
+  if (typeof sqlState !== 'string') return error;
+  const code = SQLSTATE_CODES[sqlState];
+  if (!code) return error;
+  const message = sqlState.startsWith('CAS')
+    ? (error as Error).message
+    : 'the input was refused by a database constraint';
+  return new CasError(code, message, sqlState.startsWith('CAS') ? undefined : { sqlState });
+}
+
+async function translateDatabaseError<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw toCasError(error);
+  }
+}

@@ -1,0 +1,96 @@
+import { z } from 'zod';
+import type { SqlFunctions } from '../../db/sql-functions.js';
+import { toDate, toNumber } from '../../db/rows.js';
+import { agentId, taskId } from '../../validation.js';
+import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+
+export const EVENT_TYPES = [
+  'agent_registered',
+  'agent_unregistered',
+  'task_queued',
+  'task_started',
+  'task_progress',
+  'task_completed',
+  'task_failed',
+  'task_cancel_requested',
+  'task_cancelled',
+  'task_retry_scheduled',
+  'state_updated',
+  'state_reset',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface AgentEvent {
+  id: string;
+  /** Global position in the event log: contiguous, strictly increasing, in commit order. */
+  seq: number;
+  type: EventType;
+  agentId: string | null;
+  taskId: string | null;
+  userId: string | null;
+  payload: Record<string, unknown>;
+  createdAt: Date;
+}
+
+const CURSOR_KIND = 'event';
+export const eventCursor = (event: Pick<AgentEvent, 'seq'>) => encodeCursor(CURSOR_KIND, event.seq);
+export const eventSeqFromCursor = (cursor: string) => decodeCursor(CURSOR_KIND, cursor);
+
+export const eventFilter = z.object({
+  agentId: agentId.nullish(),
+  taskId: taskId.nullish(),
+  types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).nullish(),
+  after: z.string().max(200).nullish(),
+  first: pageSize,
+});
+export type EventFilter = z.input<typeof eventFilter>;
+
+interface EventRow {
+  id: string;
+  seq: unknown;
+  event_type: EventType;
+  agent_id: string | null;
+  task_id: string | null;
+  user_id: string | null;
+  payload: Record<string, unknown> | null;
+  created_at: unknown;
+}
+
+export const eventFromRow = (row: EventRow): AgentEvent => ({
+  id: row.id,
+  seq: toNumber(row.seq),
+  type: row.event_type,
+  agentId: row.agent_id,
+  taskId: row.task_id,
+  userId: row.user_id,
+  payload: row.payload ?? {},
+  createdAt: toDate(row.created_at),
+});
+
+export function eventStore(sql: SqlFunctions) {
+  return {
+    /** Events in log order after `afterSeq`. */
+    async list(filter: {
+      agentId?: string | null;
+      taskId?: string | null;
+      types?: readonly string[] | null;
+      afterSeq?: number | null;
+      limit: number;
+    }): Promise<AgentEvent[]> {
+      const rows = await sql.rows<EventRow>('cas_list_events', {
+        p_agent_id: filter.agentId ?? null,
+        p_task_id: filter.taskId ?? null,
+        p_types: filter.types ? [...filter.types] : null,
+        p_after_seq: filter.afterSeq ?? null,
+        p_limit: filter.limit,
+      });
+      return rows.map(eventFromRow);
+    },
+    async page(filter: z.output<typeof eventFilter>): Promise<Page<AgentEvent>> {
+      const afterSeq = filter.after ? eventSeqFromCursor(filter.after) : null;
+      const rows = await this.list({ ...filter, afterSeq, limit: filter.first + 1 });
+      return toPage(rows, filter.first, eventCursor);
+    },
+  };
+}
+export type EventStore = ReturnType<typeof eventStore>;

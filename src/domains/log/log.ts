@@ -1,0 +1,93 @@
+import { z } from 'zod';
+import { json, type SqlFunctions } from '../../db/sql-functions.js';
+import { toDate, toNumber } from '../../db/rows.js';
+import { agentId, taskId } from '../../validation.js';
+import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface LogEntry {
+  id: number;
+  agentId: string | null;
+  taskId: string | null;
+  level: LogLevel;
+  message: string;
+  context: Record<string, unknown>;
+  createdAt: Date;
+}
+
+export interface NewLogEntry {
+  agentId: string | null;
+  taskId: string | null;
+  level: LogLevel;
+  message: string;
+  context?: Record<string, unknown>;
+}
+
+export const MAX_LOG_MESSAGE_LENGTH = 10_000;
+
+export const logFilter = z
+  .object({
+    agentId: agentId.nullish(),
+    taskId: taskId.nullish(),
+    levels: z.array(z.enum(LOG_LEVELS)).max(LOG_LEVELS.length).nullish(),
+    from: z.date().nullish(),
+    to: z.date().nullish(),
+    after: z.string().max(200).nullish(),
+    first: pageSize,
+    newestFirst: z.boolean().nullish(),
+  })
+  .refine((filter) => !filter.from || !filter.to || filter.from <= filter.to, {
+    message: '"from" must not be later than "to"',
+    path: ['from'],
+  });
+export type LogFilter = z.input<typeof logFilter>;
+
+const CURSOR_KIND = 'log';
+export const logCursor = (entry: Pick<LogEntry, 'id'>) => encodeCursor(CURSOR_KIND, entry.id);
+
+interface LogRow {
+  id: unknown;
+  agent_id: string | null;
+  task_id: string | null;
+  level: LogLevel;
+  message: string;
+  context: Record<string, unknown> | null;
+  created_at: unknown;
+}
+
+const logFromRow = (row: LogRow): LogEntry => ({
+  id: toNumber(row.id),
+  agentId: row.agent_id,
+  taskId: row.task_id,
+  level: row.level,
+  message: row.message,
+  context: row.context ?? {},
+  createdAt: toDate(row.created_at),
+});
+
+export function logStore(sql: SqlFunctions) {
+  return {
+    /** Writes a batch in one statement, in order. */
+    async write(entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
+      if (entries.length === 0) return [];
+      const rows = await sql.rows<LogRow>('cas_write_logs', { p_entries: json(entries) });
+      return rows.map(logFromRow);
+    },
+    async page(filter: z.output<typeof logFilter>): Promise<Page<LogEntry>> {
+      const rows = await sql.rows<LogRow>('cas_list_logs', {
+        p_agent_id: filter.agentId ?? null,
+        p_task_id: filter.taskId ?? null,
+        p_levels: filter.levels ? [...filter.levels] : null,
+        p_from: filter.from ?? null,
+        p_to: filter.to ?? null,
+        p_after_id: filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null,
+        p_limit: filter.first + 1,
+        p_newest_first: filter.newestFirst ?? false,
+      });
+      return toPage(rows.map(logFromRow), filter.first, logCursor);
+    },
+  };
+}
+export type LogStore = ReturnType<typeof logStore>;

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { badInput } from '../errors.js';
+
+export const DEFAULT_PAGE_SIZE = 50;
+export const MAX_PAGE_SIZE = 500;
+
+export interface Page<T> {
+  items: T[];
+  hasNextPage: boolean;
+  /** Cursor of the last item, to pass as `after` for the next page. */
+  endCursor: string | null;
+}
+
+export const pageSize = z
+  .number()
+  .int()
+  .min(1, 'must be at least 1')
+  .max(MAX_PAGE_SIZE, `must be at most ${MAX_PAGE_SIZE}`)
+  .default(DEFAULT_PAGE_SIZE);
+
+/**
+ * Cursors are opaque to clients: base64url of "<kind>:<position>". The kind stops a task cursor
+ * from being used to page events.
+ */
+export function encodeCursor(kind: string, position: number): string {
+  return Buffer.from(`${kind}:${position}`).toString('base64url');
+}
+
+export function decodeCursor(kind: string, cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const [cursorKind, position, ...rest] = text.split(':');
+  const value = Number(position);
+  if (cursorKind !== kind || rest.length > 0 || !Number.isSafeInteger(value) || value < 0) {
+    throw badInput(`"${cursor.slice(0, 100)}" is not a valid ${kind} cursor`);
+  }
+  return value;
+}
+
+/** Given rows fetched with limit + 1, the page and whether more follow. */
+export function toPage<T>(rows: T[], limit: number, cursorOf: (item: T) => string): Page<T> {
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return { items, hasNextPage: rows.length > limit, endCursor: last ? cursorOf(last) : null };
+}

@@ -1,0 +1,215 @@
+import { z } from 'zod';
+import { json, type SqlFunctions } from '../../db/sql-functions.js';
+import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
+import { agentId, jsonValue, userId } from '../../validation.js';
+import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+
+export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+export const FINAL_TASK_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const isFinal = (status: TaskStatus) => FINAL_TASK_STATUSES.includes(status);
+
+export interface TaskError {
+  message: string;
+  code: string | null;
+  retryable: boolean;
+}
+
+export interface Task {
+  id: string;
+  seq: number;
+  agentId: string;
+  action: string;
+  input: unknown;
+  status: TaskStatus;
+  priority: number;
+  runAt: Date;
+  attempts: number;
+  maxAttempts: number;
+  timeoutMs: number | null;
+  retryDelayMs: number;
+  progress: number | null;
+  progressMessage: string | null;
+  result: unknown;
+  error: TaskError | null;
+  idempotencyKey: string | null;
+  workerId: string | null;
+  leaseExpiresAt: Date | null;
+  cancelRequestedAt: Date | null;
+  userId: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+  durationMs: number | null;
+  updatedAt: Date;
+}
+
+/** Longest a task may run per attempt, and the longest `wait` a request may ask for. */
+export const MAX_TIMEOUT_MS = 86_400_000;
+
+export const executeTaskInput = z.object({
+  agentId,
+  action: z.string().min(1).max(100),
+  input: jsonValue.optional(),
+  idempotencyKey: z.string().min(1).max(200).nullish(),
+  maxAttempts: z.number().int().min(1).max(100).nullish(),
+  timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).nullish(),
+  priority: z.number().int().min(-1000).max(1000).nullish(),
+  runAt: z.date().nullish(),
+  retryDelayMs: z.number().int().min(0).max(3_600_000).nullish(),
+  wait: z.boolean().nullish(),
+  userId,
+});
+export type ExecuteTaskInput = z.input<typeof executeTaskInput>;
+
+export const taskListFilter = z.object({
+  agentId: agentId.nullish(),
+  statuses: z.array(z.enum(TASK_STATUSES)).max(TASK_STATUSES.length).nullish(),
+  after: z.string().max(200).nullish(),
+  first: pageSize,
+});
+export type TaskListFilter = z.input<typeof taskListFilter>;
+
+const CURSOR_KIND = 'task';
+export const taskCursor = (task: Pick<Task, 'seq'>) => encodeCursor(CURSOR_KIND, task.seq);
+
+interface TaskRow {
+  id: string;
+  seq: unknown;
+  agent_id: string;
+  action: string;
+  input: unknown;
+  status: TaskStatus;
+  priority: unknown;
+  run_at: unknown;
+  attempts: unknown;
+  max_attempts: unknown;
+  timeout_ms: unknown;
+  retry_delay_ms: unknown;
+  progress: unknown;
+  progress_message: string | null;
+  result: unknown;
+  error: { message?: string; code?: string; retryable?: boolean } | null;
+  idempotency_key: string | null;
+  worker_id: string | null;
+  lease_expires_at: unknown;
+  cancel_requested_at: unknown;
+  user_id: string | null;
+  created_at: unknown;
+  started_at: unknown;
+  finished_at: unknown;
+  duration_ms: unknown;
+  updated_at: unknown;
+}
+
+const taskFromRow = (row: TaskRow): Task => ({
+  id: row.id,
+  seq: toNumber(row.seq),
+  agentId: row.agent_id,
+  action: row.action,
+  input: row.input,
+  status: row.status,
+  priority: toNumber(row.priority),
+  runAt: toDate(row.run_at),
+  attempts: toNumber(row.attempts),
+  maxAttempts: toNumber(row.max_attempts),
+  timeoutMs: toNumberOrNull(row.timeout_ms),
+  retryDelayMs: toNumber(row.retry_delay_ms),
+  progress: toNumberOrNull(row.progress),
+  progressMessage: row.progress_message,
+  result: row.result,
+  error: row.error
+    ? { message: row.error.message ?? 'unknown error', code: row.error.code ?? null, retryable: Boolean(row.error.retryable) }
+    : null,
+  idempotencyKey: row.idempotency_key,
+  workerId: row.worker_id,
+  leaseExpiresAt: toDateOrNull(row.lease_expires_at),
+  cancelRequestedAt: toDateOrNull(row.cancel_requested_at),
+  userId: row.user_id,
+  createdAt: toDate(row.created_at),
+  startedAt: toDateOrNull(row.started_at),
+  finishedAt: toDateOrNull(row.finished_at),
+  durationMs: toNumberOrNull(row.duration_ms),
+  updatedAt: toDate(row.updated_at),
+});
+
+export function taskStore(sql: SqlFunctions) {
+  const many = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
+    (await sql.rows<TaskRow>(fn, args)).map(taskFromRow);
+  const one = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
+    (await many(fn, args))[0] ?? null;
+
+  return {
+    /** Queues a task; with an idempotency key used before, returns that task instead. */
+    async enqueue(input: z.output<typeof executeTaskInput>): Promise<Task> {
+      const task = await one('cas_enqueue_task', {
+        p_agent_id: input.agentId,
+        p_action: input.action,
+        p_input: json(input.input ?? null),
+        p_max_attempts: input.maxAttempts ?? 1,
+        p_timeout_ms: input.timeoutMs ?? null,
+        p_priority: input.priority ?? 0,
+        p_run_at: input.runAt ?? null,
+        p_retry_delay_ms: input.retryDelayMs ?? 1000,
+        p_idempotency_key: input.idempotencyKey ?? null,
+        p_user_id: input.userId ?? null,
+      });
+      return task!;
+    },
+    /** Claims up to `limit` due tasks, skipping those other workers hold. */
+    claim: (workerId: string, limit: number, leaseMs: number, agentIds?: readonly string[]) =>
+      many('cas_claim_tasks', {
+        p_worker_id: workerId,
+        p_limit: limit,
+        p_lease_ms: leaseMs,
+        p_agent_ids: agentIds ? [...agentIds] : null,
+      }),
+    complete: async (id: string, workerId: string, result: unknown) =>
+      (await one('cas_complete_task', { p_task_id: id, p_worker_id: workerId, p_result: json(result ?? null) }))!,
+    fail: async (id: string, workerId: string, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
+      (await one('cas_fail_task', {
+        p_task_id: id,
+        p_worker_id: workerId,
+        p_error: json(error),
+        p_retryable: retryable,
+      }))!,
+    finishCancelled: async (id: string, workerId: string) =>
+      (await one('cas_finish_cancelled_task', { p_task_id: id, p_worker_id: workerId }))!,
+    cancel: async (id: string, userId?: string) =>
+      (await one('cas_cancel_task', { p_task_id: id, p_user_id: userId ?? null }))!,
+    reportProgress: async (id: string, workerId: string, progress: number, message: string | null) =>
+      (await one('cas_report_progress', {
+        p_task_id: id,
+        p_worker_id: workerId,
+        p_progress: progress,
+        p_message: message,
+      }))!,
+    release: async (id: string, workerId: string) =>
+      (await one('cas_release_task', { p_task_id: id, p_worker_id: workerId }))!,
+    /** Requeues or fails running tasks whose worker stopped renewing the lease. */
+    expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
+    extendLeases: (ids: readonly string[], workerId: string, leaseMs: number) =>
+      many('cas_extend_lease', { p_task_ids: [...ids], p_worker_id: workerId, p_lease_ms: leaseMs }),
+    get: (ids: readonly string[]) => many('cas_get_tasks', { p_ids: [...ids] }),
+    async page(filter: z.output<typeof taskListFilter>): Promise<Page<Task>> {
+      const rows = await many('cas_list_tasks', {
+        p_agent_id: filter.agentId ?? null,
+        p_statuses: filter.statuses ? [...filter.statuses] : null,
+        p_before_seq: filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null,
+        p_limit: filter.first + 1,
+      });
+      return toPage(rows, filter.first, taskCursor);
+    },
+    count: (filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }) =>
+      sql
+        .value<unknown>('cas_count_tasks', {
+          p_agent_id: filter.agentId ?? null,
+          p_statuses: filter.statuses ? [...filter.statuses] : null,
+        })
+        .then(toNumber),
+    /** The newest `limit` tasks of each agent, newest first. */
+    recent: (agentIds: readonly string[], limit: number) =>
+      many('cas_recent_tasks', { p_agent_ids: [...agentIds], p_limit: limit }),
+  };
+}
+export type TaskStore = ReturnType<typeof taskStore>;

@@ -1,0 +1,93 @@
+import type { DatabaseMode } from '../config.js';
+import type { Agent, RegisterAgentInput } from '../domains/agent/agent.js';
+import type { AgentEvent, EventFilter } from '../domains/event/event.js';
+import type { LogEntry, LogFilter } from '../domains/log/log.js';
+import type { AgentMetrics, MetricPoint, TimeRange } from '../domains/metric/metric.js';
+import type { Page } from '../domains/pagination.js';
+import type { AgentState } from '../domains/state/state.js';
+import type { ExecuteTaskInput, Task, TaskListFilter, TaskStatus } from '../domains/task/task.js';
+import type { AgentActions } from './handlers.js';
+
+/** Who asked for a change; recorded as user_id on the events it writes. */
+export interface Actor {
+  userId?: string;
+}
+
+export interface HealthStatus {
+  ok: boolean;
+  database: 'ok' | 'unreachable';
+  mode: DatabaseMode;
+  runtime: string;
+  version: string;
+  uptimeSeconds: number;
+  /** Round trip of a trivial query; null when the database did not answer. */
+  databaseLatencyMs: number | null;
+  migrationsApplied: boolean;
+}
+
+export interface StreamOptions {
+  /** Resume after this event cursor instead of from the task's first event. */
+  after?: string | null;
+}
+
+/**
+ * The CAS runtime. Reads accept lists of ids and answer in the same order (null where absent) so
+ * the API can batch them; every failure a caller can cause is a CasError with a code.
+ */
+export interface AgentRuntime {
+  readonly name: string;
+
+  /** Connects, migrates, seeds and starts the configured workers. */
+  initialize(): Promise<void>;
+  /** Stops claiming, lets running tasks finish within the deadline, closes connections. Idempotent. */
+  shutdown(options?: { deadlineMs?: number }): Promise<void>;
+  healthCheck(): Promise<HealthStatus>;
+
+  /** Registers (or re-registers) an agent; `actions` adds handlers in this process. */
+  registerAgent(input: RegisterAgentInput, options?: Actor & { actions?: AgentActions }): Promise<Agent>;
+  /** Stops the agent and cancels its queued tasks; its history is kept. */
+  unregisterAgent(id: string, actor?: Actor): Promise<Agent>;
+  listAgents(): Promise<Agent[]>;
+  /** Throws NOT_FOUND for an unknown agent. */
+  getAgentStatus(id: string): Promise<Agent>;
+  getAgents(ids: readonly string[]): Promise<(Agent | null)[]>;
+  /** The action names an agent accepts (the diagnostics and its own). */
+  actionsOf(agentId: string): string[];
+
+  /** Queues a task; with `wait`, resolves once it is final or `timeoutMs` passed. */
+  executeTask(input: ExecuteTaskInput): Promise<Task>;
+  getTasks(ids: readonly string[]): Promise<(Task | null)[]>;
+  listTasks(filter: TaskListFilter): Promise<Page<Task>>;
+  countTasks(filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }): Promise<number>;
+  /** The newest `limit` tasks of each agent, newest first. */
+  getRecentTasks(agentIds: readonly string[], limit: number): Promise<Task[][]>;
+  /** The task's events in order, live, ending after its final event. */
+  streamTask(taskId: string, options?: StreamOptions): AsyncIterable<AgentEvent>;
+  /** Cancels a queued task at once, or asks the worker of a running one to stop. */
+  cancelTask(id: string, actor?: Actor): Promise<Task>;
+
+  getAgentState(agentId: string): Promise<AgentState | null>;
+  getAgentStates(agentIds: readonly string[]): Promise<(AgentState | null)[]>;
+  updateAgentState(
+    agentId: string,
+    data: unknown,
+    options?: Actor & { expectedVersion?: number | null },
+  ): Promise<AgentState>;
+  /** Deactivates the active state (history kept); false when there was none. */
+  resetAgentState(agentId: string, actor?: Actor): Promise<boolean>;
+  getStateHistory(agentId: string, options?: { limit?: number }): Promise<AgentState[]>;
+
+  getMetrics(agentId: string, range?: TimeRange): Promise<AgentMetrics>;
+  getMetricsMany(agentIds: readonly string[], range?: TimeRange): Promise<(AgentMetrics | null)[]>;
+  getMetricSeries(
+    agentId: string,
+    metricName: string,
+    options?: TimeRange & { limit?: number },
+  ): Promise<MetricPoint[]>;
+  getLogs(filter?: LogFilter): Promise<Page<LogEntry>>;
+  getEventHistory(filter?: EventFilter): Promise<Page<AgentEvent>>;
+
+  /** Multi-agent workflows arrive with the workflow issue; until then NOT_IMPLEMENTED. */
+  executeWorkflow(definition: unknown): Promise<never>;
+  streamWorkflow(workflowId: string): AsyncIterable<never>;
+}

@@ -1,0 +1,358 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Database } from '../db/database.js';
+import { migrate, migrationsApplied } from '../db/migrate.js';
+import { sqlFunctionsOver, type SqlFunctions } from '../db/sql-functions.js';
+import { agentStore, registerAgentInput, type Agent, type RegisterAgentInput } from '../domains/agent/agent.js';
+import { eventFilter, eventSeqFromCursor, eventStore, type AgentEvent, type EventFilter } from '../domains/event/event.js';
+import { logFilter, logStore, type LogFilter } from '../domains/log/log.js';
+import { metricStore, timeRange, type AgentMetrics, type TimeRange } from '../domains/metric/metric.js';
+import { pageSize, type Page } from '../domains/pagination.js';
+import { stateStore, updateStateInput, type AgentState } from '../domains/state/state.js';
+import {
+  executeTaskInput,
+  isFinal,
+  taskListFilter,
+  taskStore,
+  type ExecuteTaskInput,
+  type Task,
+  type TaskListFilter,
+  type TaskStatus,
+} from '../domains/task/task.js';
+import { ActionRegistry } from '../agents/registry.js';
+import { badInput, notFound, notImplemented } from '../errors.js';
+import { databaseChangeFeed, Doorbell, type ChangeFeed } from '../feed/change-feed.js';
+import type { Logger } from '../logger.js';
+import { VERSION } from '../version.js';
+import { agentId, parseInput, taskId, userId } from '../validation.js';
+import type { Actor, AgentRuntime, HealthStatus, StreamOptions } from './agent-runtime.js';
+import type { AgentActions } from './handlers.js';
+import { Worker } from './worker.js';
+
+/** How long `executeTask({ wait: true })` waits when the request names no timeout. */
+export const DEFAULT_WAIT_MS = 30_000;
+/** Readers of the event log re-read at least this often when no notice arrives. */
+const EVENT_POLL_MS = 1000;
+const STREAM_BATCH = 500;
+const FINAL_EVENT_TYPES = new Set(['task_completed', 'task_failed', 'task_cancelled']);
+
+export interface CustomRuntimeOptions {
+  config: Config;
+  db: Database;
+  logger: Logger;
+  /** Defaults to calling the SQL functions through `db`. */
+  sql?: SqlFunctions;
+  /** Defaults to LISTEN on `db`. */
+  feed?: ChangeFeed;
+}
+
+const agentIds = z.array(agentId).max(10_000);
+const taskIds = z.array(taskId).max(10_000);
+
+/**
+ * The runtime on the SQL functions in supabase/migrations: every state change is one function call
+ * (one transaction with its event row); handlers run in this process's workers.
+ */
+export class CustomRuntime implements AgentRuntime {
+  readonly name = 'custom';
+  private readonly agents;
+  private readonly tasks;
+  private readonly states;
+  private readonly logs;
+  private readonly metrics;
+  private readonly events;
+  private readonly feed: ChangeFeed;
+  private readonly registry = new ActionRegistry();
+  private readonly workers: Worker[] = [];
+  private readonly startedAt = Date.now();
+  private initialized: Promise<void> | null = null;
+  private shutDown: Promise<void> | null = null;
+
+  constructor(private readonly options: CustomRuntimeOptions) {
+    const sql = options.sql ?? sqlFunctionsOver(options.db);
+    this.agents = agentStore(sql);
+    this.tasks = taskStore(sql);
+    this.states = stateStore(sql);
+    this.logs = logStore(sql);
+    this.metrics = metricStore(sql);
+    this.events = eventStore(sql);
+    this.feed = options.feed ?? databaseChangeFeed(options.db, options.logger);
+  }
+
+  initialize(): Promise<void> {
+    this.initialized ??= this.start();
+    return this.initialized;
+  }
+
+  private async start(): Promise<void> {
+    const { config, db, logger } = this.options;
+    const { applied } = await migrate(db);
+    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    await this.feed.start();
+    for (let index = 0; index < config.workers; index += 1) {
+      const worker = new Worker(
+        {
+          id: `${hostname()}:${process.pid}:${index}:${randomUUID().slice(0, 8)}`,
+          concurrency: config.workerConcurrency,
+          leaseMs: config.taskLeaseMs,
+          pollIntervalMs: config.workerPollMs,
+        },
+        this.feed,
+        this.tasks,
+        {
+          logs: this.logs,
+          logger,
+          resolveAction: (agent, action) => this.registry.resolve(agent, action),
+          state: {
+            get: (agent) => this.getAgentState(agent),
+            update: (agent, data, expectedVersion) => this.updateAgentState(agent, data, { expectedVersion }),
+          },
+          abortGraceMs: config.abortGraceMs,
+          progressIntervalMs: 100,
+          logIntervalMs: 50,
+        },
+        logger,
+      );
+      worker.start();
+      this.workers.push(worker);
+    }
+  }
+
+  shutdown(options: { deadlineMs?: number } = {}): Promise<void> {
+    this.shutDown ??= (async () => {
+      await this.initialized?.catch(() => undefined);
+      const deadline = options.deadlineMs ?? this.options.config.shutdownTimeoutMs;
+      await Promise.all(this.workers.map((worker) => worker.stop(deadline)));
+      await this.feed.stop();
+      await this.options.db.close();
+    })();
+    return this.shutDown;
+  }
+
+  async healthCheck(): Promise<HealthStatus> {
+    const started = performance.now();
+    let reachable = false;
+    let applied = false;
+    try {
+      applied = await migrationsApplied(this.options.db);
+      reachable = true;
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'health check: database unreachable');
+    }
+    return {
+      ok: reachable && applied,
+      database: reachable ? 'ok' : 'unreachable',
+      mode: this.options.config.mode,
+      runtime: this.name,
+      version: VERSION,
+      uptimeSeconds: (Date.now() - this.startedAt) / 1000,
+      databaseLatencyMs: reachable ? performance.now() - started : null,
+      migrationsApplied: applied,
+    };
+  }
+
+  // Agents
+
+  async registerAgent(input: RegisterAgentInput, options: Actor & { actions?: AgentActions } = {}): Promise<Agent> {
+    const parsed = parseInput(registerAgentInput, input);
+    const agent = await this.agents.register(parsed, parseInput(userId, options.userId));
+    if (options.actions) this.registry.define(agent.id, options.actions);
+    return agent;
+  }
+
+  /** Adds actions for an agent in this process without touching the database. */
+  defineActions(agentIdValue: string, actions: AgentActions): void {
+    this.registry.define(parseInput(agentId, agentIdValue), actions);
+  }
+
+  async unregisterAgent(id: string, actor: Actor = {}): Promise<Agent> {
+    return this.agents.unregister(parseInput(agentId, id), parseInput(userId, actor.userId));
+  }
+
+  listAgents(): Promise<Agent[]> {
+    return this.agents.list();
+  }
+
+  async getAgentStatus(id: string): Promise<Agent> {
+    const [agent] = await this.getAgents([parseInput(agentId, id)]);
+    if (!agent) throw notFound('agent', id);
+    return agent;
+  }
+
+  async getAgents(ids: readonly string[]): Promise<(Agent | null)[]> {
+    return inOrder(ids, await this.agents.list(parseInput(agentIds, ids)), (agent) => agent.id);
+  }
+
+  actionsOf(agent: string): string[] {
+    return this.registry.names(agent);
+  }
+
+  // Tasks
+
+  async executeTask(input: ExecuteTaskInput): Promise<Task> {
+    const request = parseInput(executeTaskInput, input);
+    const action = this.registry.resolve(request.agentId, request.action);
+    if (!action) {
+      await this.getAgentStatus(request.agentId);
+      throw badInput(`agent "${request.agentId}" has no action "${request.action}"`, {
+        actions: this.actionsOf(request.agentId),
+      });
+    }
+    const task = await this.tasks.enqueue({ ...request, input: action.parse(request.input ?? null) });
+    for (const worker of this.workers) worker.nudge();
+    if (!request.wait) return task;
+    return this.waitForFinalStatus(task.id, request.timeoutMs ?? DEFAULT_WAIT_MS);
+  }
+
+  /** The task once final, or as it is when `ms` ran out. */
+  private async waitForFinalStatus(id: string, ms: number): Promise<Task> {
+    const deadline = Date.now() + ms;
+    const doorbell = new Doorbell(this.feed, (notice) => notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type));
+    try {
+      for (;;) {
+        const [task] = await this.tasks.get([id]);
+        if (!task) throw notFound('task', id);
+        const remaining = deadline - Date.now();
+        if (isFinal(task.status) || remaining <= 0) return task;
+        await doorbell.wait(Math.min(remaining, EVENT_POLL_MS));
+      }
+    } finally {
+      doorbell.close();
+    }
+  }
+
+  async getTasks(ids: readonly string[]): Promise<(Task | null)[]> {
+    return inOrder(ids, await this.tasks.get(parseInput(taskIds, ids)), (task) => task.id);
+  }
+
+  listTasks(filter: TaskListFilter): Promise<Page<Task>> {
+    return this.tasks.page(parseInput(taskListFilter, filter));
+  }
+
+  countTasks(filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }): Promise<number> {
+    const parsed = parseInput(taskListFilter.pick({ agentId: true, statuses: true }), filter);
+    return this.tasks.count(parsed);
+  }
+
+  async getRecentTasks(ids: readonly string[], limit: number): Promise<Task[][]> {
+    const first = parseInput(pageSize, limit);
+    const tasks = await this.tasks.recent(parseInput(agentIds, ids), first);
+    return ids.map((id) => tasks.filter((task) => task.agentId === id));
+  }
+
+  async *streamTask(id: string, options: StreamOptions = {}): AsyncIterable<AgentEvent> {
+    const task = parseInput(taskId, id);
+    let afterSeq = options.after ? eventSeqFromCursor(options.after) : 0;
+    const [existing] = await this.tasks.get([task]);
+    if (!existing) throw notFound('task', id);
+    const doorbell = new Doorbell(this.feed, (notice) => notice.taskId === task);
+    try {
+      for (;;) {
+        const events = await this.events.list({ taskId: task, afterSeq, limit: STREAM_BATCH });
+        for (const event of events) {
+          yield event;
+          afterSeq = event.seq;
+          if (FINAL_EVENT_TYPES.has(event.type)) return;
+        }
+        if (events.length === STREAM_BATCH) continue;
+        // Resumed past the final event: nothing more will come.
+        const [current] = await this.tasks.get([task]);
+        if (!current || isFinal(current.status)) {
+          const [last] = await this.events.list({ taskId: task, afterSeq, limit: 1 });
+          if (!last) return;
+          continue;
+        }
+        await doorbell.wait(EVENT_POLL_MS);
+      }
+    } finally {
+      doorbell.close();
+    }
+  }
+
+  async cancelTask(id: string, actor: Actor = {}): Promise<Task> {
+    const task = await this.tasks.cancel(parseInput(taskId, id), parseInput(userId, actor.userId));
+    // Stop it here at once if it runs in this process; other processes learn through the feed.
+    if (task.status === 'running') for (const worker of this.workers) worker.cancel(task.id);
+    return task;
+  }
+
+  // State
+
+  async getAgentState(agent: string): Promise<AgentState | null> {
+    const [state] = await this.getAgentStates([agent]);
+    if (!state) await this.getAgentStatus(agent);
+    return state ?? null;
+  }
+
+  async getAgentStates(ids: readonly string[]): Promise<(AgentState | null)[]> {
+    return inOrder(ids, await this.states.active(parseInput(agentIds, ids)), (state) => state.agentId);
+  }
+
+  async updateAgentState(
+    agent: string,
+    data: unknown,
+    options: Actor & { expectedVersion?: number | null } = {},
+  ): Promise<AgentState> {
+    const id = parseInput(agentId, agent);
+    const input = parseInput(updateStateInput, { data, expectedVersion: options.expectedVersion });
+    return this.states.update(id, input, parseInput(userId, options.userId));
+  }
+
+  resetAgentState(agent: string, actor: Actor = {}): Promise<boolean> {
+    return this.states.reset(parseInput(agentId, agent), parseInput(userId, actor.userId));
+  }
+
+  async getStateHistory(agent: string, options: { limit?: number } = {}): Promise<AgentState[]> {
+    const id = parseInput(agentId, agent);
+    const history = await this.states.history(id, parseInput(pageSize, options.limit));
+    if (history.length === 0) await this.getAgentStatus(id);
+    return history;
+  }
+
+  // Observability
+
+  async getMetrics(agent: string, range: TimeRange = {}): Promise<AgentMetrics> {
+    const [metrics] = await this.getMetricsMany([agent], range);
+    if (!metrics) throw notFound('agent', agent);
+    return metrics;
+  }
+
+  async getMetricsMany(ids: readonly string[], range: TimeRange = {}): Promise<(AgentMetrics | null)[]> {
+    const rows = await this.metrics.forAgents(parseInput(agentIds, ids), parseInput(timeRange, range));
+    return inOrder(ids, rows, (metrics) => metrics.agentId);
+  }
+
+  async getMetricSeries(agent: string, metricName: string, options: TimeRange & { limit?: number } = {}) {
+    const id = parseInput(agentId, agent);
+    const name = parseInput(z.string().min(1).max(200), metricName);
+    const limit = parseInput(z.number().int().min(1).max(10_000).default(500), options.limit);
+    return this.metrics.series(id, name, parseInput(timeRange, { from: options.from, to: options.to }), limit);
+  }
+
+  getLogs(filter: LogFilter = {}) {
+    return this.logs.page(parseInput(logFilter, filter));
+  }
+
+  getEventHistory(filter: EventFilter = {}) {
+    return this.events.page(parseInput(eventFilter, filter));
+  }
+
+  // Workflows
+
+  executeWorkflow(): Promise<never> {
+    return Promise.reject(notImplemented('executeWorkflow'));
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamWorkflow(): AsyncIterable<never> {
+    throw notImplemented('streamWorkflow');
+  }
+}
+
+/** Lines `rows` up with `ids` (null where absent), as batch loaders need. */
+function inOrder<T>(ids: readonly string[], rows: readonly T[], keyOf: (row: T) => string): (T | null)[] {
+  const byKey = new Map(rows.map((row) => [keyOf(row), row]));
+  return ids.map((id) => byKey.get(id) ?? null);
+}

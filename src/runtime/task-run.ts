@@ -1,0 +1,239 @@
+import { isCasError, ErrorCode } from '../errors.js';
+import type { LogLevel, LogStore, NewLogEntry } from '../domains/log/log.js';
+import type { AgentState } from '../domains/state/state.js';
+import type { Task, TaskStore } from '../domains/task/task.js';
+import type { ResolvedAction } from '../agents/registry.js';
+import type { Logger } from '../logger.js';
+import { MAX_JSON_BYTES } from '../validation.js';
+import { TaskFailure, type TaskContext } from './handlers.js';
+
+export interface TaskRunDeps {
+  tasks: TaskStore;
+  logs: LogStore;
+  workerId: string;
+  logger: Logger;
+  resolveAction(agentId: string, action: string): ResolvedAction | null;
+  state: {
+    get(agentId: string): Promise<AgentState | null>;
+    update(agentId: string, data: Record<string, unknown>, expectedVersion?: number): Promise<AgentState>;
+  };
+  /** How long a handler may keep running after its signal aborted before it is abandoned. */
+  abortGraceMs: number;
+  /** Least time between two progress writes of one task. */
+  progressIntervalMs: number;
+  /** Least time between two log writes of one task (a full batch goes at once). */
+  logIntervalMs: number;
+}
+
+/** Why a run's signal was aborted; decides how the attempt ends. */
+type StopReason = 'cancelled' | 'timeout' | 'shutdown' | 'lease_lost';
+
+const LOG_BATCH_SIZE = 100;
+
+class AbandonedError extends Error {}
+
+/** One attempt of one task on this worker: runs the handler and writes how it ended. */
+export class TaskRun {
+  private readonly controller = new AbortController();
+  private stopReason: StopReason | null = null;
+  private pendingProgress: { fraction: number; message: string | null } | null = null;
+  private progressTimer: NodeJS.Timeout | null = null;
+  private progressWrite: Promise<void> | null = null;
+  private lastProgressAt = 0;
+  private pendingLogs: NewLogEntry[] = [];
+  private logTimer: NodeJS.Timeout | null = null;
+  private logWrite: Promise<void> = Promise.resolve();
+  private settled = false;
+
+  constructor(
+    readonly task: Task,
+    private readonly deps: TaskRunDeps,
+  ) {}
+
+  /** Aborts the handler's signal; the first reason wins, and none once the handler has settled. */
+  stop(reason: StopReason): void {
+    if (this.stopReason || this.settled) return;
+    this.stopReason = reason;
+    this.controller.abort(new Error(`task ${reason === 'cancelled' ? 'was cancelled' : `stopped: ${reason}`}`));
+  }
+
+  /** Runs the attempt to its end; resolves with the task as written, or null if nothing was written. */
+  async run(): Promise<Task | null> {
+    const action = this.deps.resolveAction(this.task.agentId, this.task.action);
+    if (!action) {
+      return this.end({
+        ok: false,
+        error: new TaskFailure(`agent "${this.task.agentId}" has no action "${this.task.action}"`, 'UNKNOWN_ACTION', false),
+      });
+    }
+    if (this.task.cancelRequestedAt) this.stop('cancelled');
+    const timeout = this.task.timeoutMs ? setTimeout(() => this.stop('timeout'), this.task.timeoutMs) : null;
+    try {
+      const value = await this.untilSettledOrAbandoned(action);
+      return await this.end({ ok: true, value });
+    } catch (error) {
+      return await this.end({ ok: false, error });
+    } finally {
+      if (timeout) clearTimeout(timeout);
+    }
+  }
+
+  private untilSettledOrAbandoned(action: ResolvedAction): Promise<unknown> {
+    const handler = Promise.resolve().then(() => action.run(action.parse(this.task.input), this.context()));
+    const abandoned = new Promise<never>((_, reject) => {
+      const abandon = () =>
+        setTimeout(() => reject(new AbandonedError('handler ignored its abort signal')), this.deps.abortGraceMs).unref();
+      if (this.controller.signal.aborted) abandon();
+      else this.controller.signal.addEventListener('abort', abandon, { once: true });
+    });
+    abandoned.catch(() => undefined);
+    return Promise.race([handler, abandoned]);
+  }
+
+  private async end(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): Promise<Task | null> {
+    this.settled = true;
+    const { tasks, workerId } = this.deps;
+    const { id } = this.task;
+    try {
+      if (!outcome.ok && this.stopReason === null) this.logFailure(outcome.error);
+      await this.flushWrites();
+      switch (this.stopReason) {
+        case 'lease_lost':
+          return null;
+        case 'shutdown':
+          return await tasks.release(id, workerId);
+        case 'cancelled':
+          return await tasks.finishCancelled(id, workerId);
+        case 'timeout':
+          return await tasks.fail(id, workerId, { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' }, true);
+      }
+      if (outcome.ok) {
+        const failure = checkResult(outcome.value);
+        if (!failure) return await tasks.complete(id, workerId, outcome.value ?? null);
+        return await tasks.fail(id, workerId, { message: failure.message, code: failure.code }, false);
+      }
+      const { message, code, retryable } = describeError(outcome.error);
+      return await tasks.fail(id, workerId, { message, code }, retryable);
+    } catch (error) {
+      if (isCasError(error) && error.code === ErrorCode.CONFLICT) {
+        // Another worker reclaimed the task after our lease expired; its attempt owns the outcome.
+        this.deps.logger.warn({ taskId: id, workerId }, 'lease lost; attempt outcome discarded');
+        return null;
+      }
+      throw error;
+    }
+  }
+
+  private context(): TaskContext {
+    const { task, deps } = this;
+    return {
+      taskId: task.id,
+      agentId: task.agentId,
+      action: task.action,
+      attempt: task.attempts,
+      maxAttempts: task.maxAttempts,
+      signal: this.controller.signal,
+      progress: (fraction, message) => this.progress(fraction, message),
+      log: (level, message, context) => this.log(level, message, context),
+      state: {
+        get: () => deps.state.get(task.agentId),
+        update: (data, expectedVersion) => deps.state.update(task.agentId, data, expectedVersion),
+      },
+    };
+  }
+
+  private progress(fraction: number, message?: string): void {
+    if (!Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
+      throw new RangeError(`progress must be a number from 0 to 1, got ${fraction}`);
+    }
+    if (this.settled) return;
+    this.pendingProgress = { fraction, message: message?.slice(0, 1000) ?? null };
+    this.scheduleProgressWrite();
+  }
+
+  private scheduleProgressWrite(): void {
+    if (this.progressTimer || this.progressWrite || !this.pendingProgress) return;
+    const delay = Math.max(0, this.lastProgressAt + this.deps.progressIntervalMs - Date.now());
+    this.progressTimer = setTimeout(() => {
+      this.progressTimer = null;
+      this.progressWrite = this.writeProgress().finally(() => {
+        this.progressWrite = null;
+        this.scheduleProgressWrite();
+      });
+    }, delay);
+  }
+
+  private async writeProgress(): Promise<void> {
+    const pending = this.pendingProgress;
+    this.pendingProgress = null;
+    if (!pending) return;
+    this.lastProgressAt = Date.now();
+    await this.deps.tasks
+      .reportProgress(this.task.id, this.deps.workerId, pending.fraction, pending.message)
+      .catch((error: unknown) => this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written'));
+  }
+
+  private log(level: LogLevel, message: string, context?: Record<string, unknown>): void {
+    this.pendingLogs.push({
+      agentId: this.task.agentId,
+      taskId: this.task.id,
+      level,
+      message: String(message).slice(0, 10_000),
+      context: { ...context, attempt: this.task.attempts },
+    });
+    if (this.pendingLogs.length >= LOG_BATCH_SIZE) this.writeLogs();
+    else this.logTimer ??= setTimeout(() => this.writeLogs(), this.deps.logIntervalMs);
+  }
+
+  private logFailure(error: unknown): void {
+    const { message, code } = describeError(error);
+    this.log('error', `attempt ${this.task.attempts} failed: ${message}`, { code });
+  }
+
+  private writeLogs(): void {
+    if (this.logTimer) clearTimeout(this.logTimer);
+    this.logTimer = null;
+    const batch = this.pendingLogs;
+    this.pendingLogs = [];
+    if (batch.length === 0) return;
+    this.logWrite = this.logWrite.then(() =>
+      this.deps.logs
+        .write(batch)
+        .then(() => undefined)
+        .catch((error: unknown) => this.deps.logger.warn({ err: error, taskId: this.task.id }, 'task logs not written')),
+    );
+  }
+
+  /** Writes what is pending so readers see every log and the latest progress before the final status. */
+  private async flushWrites(): Promise<void> {
+    if (this.progressTimer) clearTimeout(this.progressTimer);
+    this.progressTimer = null;
+    await this.progressWrite;
+    await this.writeProgress();
+    this.writeLogs();
+    await this.logWrite;
+  }
+}
+
+function describeError(error: unknown): { message: string; code: string; retryable: boolean } {
+  if (error instanceof TaskFailure) return { message: error.message, code: error.code, retryable: error.retryable };
+  if (isCasError(error) && error.code === ErrorCode.BAD_USER_INPUT) {
+    return { message: error.message, code: 'BAD_INPUT', retryable: false };
+  }
+  if (error instanceof AbandonedError) return { message: error.message, code: 'ABANDONED', retryable: true };
+  const message = error instanceof Error ? error.message : String(error);
+  return { message: message.slice(0, 2000) || 'handler failed', code: 'HANDLER_ERROR', retryable: true };
+}
+
+function checkResult(value: unknown): { message: string; code: string } | null {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value ?? null);
+  } catch (error) {
+    return { message: `result is not JSON: ${(error as Error).message}`, code: 'INVALID_RESULT' };
+  }
+  if (text !== undefined && Buffer.byteLength(text) > MAX_JSON_BYTES) {
+    return { message: `result is larger than ${MAX_JSON_BYTES} bytes`, code: 'RESULT_TOO_LARGE' };
+  }
+  return null;
+}

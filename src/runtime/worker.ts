@@ -1,0 +1,162 @@
+import { Doorbell, sleep, type ChangeFeed } from '../feed/change-feed.js';
+import type { Task, TaskStore } from '../domains/task/task.js';
+import type { Logger } from '../logger.js';
+import { TaskRun, type TaskRunDeps } from './task-run.js';
+
+export interface WorkerOptions {
+  id: string;
+  /** Most tasks this worker runs at once. */
+  concurrency: number;
+  /** How long a claim holds without a heartbeat; a third of it is the heartbeat period. */
+  leaseMs: number;
+  /** Fallback poll when no doorbell rings (a missed NOTIFY, a retry coming due). */
+  pollIntervalMs: number;
+  /** Only claim tasks of these agents (all when undefined). */
+  agentIds?: readonly string[];
+}
+
+const CLAIM_ERROR_BACKOFF_MS = 1000;
+const EXPIRED_LEASES_PER_SWEEP = 100;
+
+/**
+ * Claims due tasks from the queue and runs them. Woken by the feed when tasks are queued, with a
+ * poll as fallback; heartbeats extend the leases of running tasks; expired leases of dead workers
+ * are swept back into the queue. Many workers in many processes may share one database.
+ */
+export class Worker {
+  private readonly runs = new Map<string, { run: TaskRun; done: Promise<unknown> }>();
+  private readonly stopping = new AbortController();
+  private readonly doorbell: Doorbell;
+  private readonly unsubscribeCancels: () => void;
+  private loop: Promise<void> | null = null;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly options: WorkerOptions,
+    private readonly feed: ChangeFeed,
+    private readonly tasks: TaskStore,
+    private readonly runDeps: Omit<TaskRunDeps, 'workerId' | 'tasks'>,
+    private readonly logger: Logger,
+  ) {
+    this.doorbell = new Doorbell(feed, (notice) => notice.type === 'task_queued' || notice.type === 'task_retry_scheduled');
+    this.unsubscribeCancels = feed.subscribe((notice) => {
+      if (notice.type === 'task_cancel_requested' && notice.taskId) this.runs.get(notice.taskId)?.run.stop('cancelled');
+    });
+  }
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  get runningTaskIds(): string[] {
+    return [...this.runs.keys()];
+  }
+
+  start(): void {
+    if (this.loop) return;
+    const { leaseMs } = this.options;
+    this.timers = [
+      setInterval(() => void this.heartbeat(), Math.max(100, leaseMs / 3)),
+      setInterval(() => void this.sweepExpiredLeases(), Math.max(500, leaseMs / 2)),
+    ];
+    this.loop = this.claimLoop();
+  }
+
+  /** Claims now instead of at the next poll (a task was just queued in this process). */
+  nudge(): void {
+    this.doorbell.ring();
+  }
+
+  /** Asks a running task of this worker to stop; false if it does not run here. */
+  cancel(taskId: string): boolean {
+    const entry = this.runs.get(taskId);
+    entry?.run.stop('cancelled');
+    return Boolean(entry);
+  }
+
+  /**
+   * Stops claiming, gives running tasks until the deadline to finish, then aborts the rest and
+   * hands them back to the queue so another worker takes them at once.
+   */
+  async stop(deadlineMs: number): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    this.stopping.abort();
+    this.doorbell.close();
+    await this.loop;
+    const all = () => Promise.allSettled([...this.runs.values()].map((entry) => entry.done));
+    await Promise.race([all(), sleep(deadlineMs)]);
+    for (const { run } of this.runs.values()) run.stop('shutdown');
+    await all();
+    for (const timer of this.timers) clearInterval(timer);
+    this.unsubscribeCancels();
+  }
+
+  private async claimLoop(): Promise<void> {
+    const { id, concurrency, leaseMs, pollIntervalMs, agentIds } = this.options;
+    while (!this.stopping.signal.aborted) {
+      const free = concurrency - this.runs.size;
+      if (free > 0) {
+        let claimed: Task[];
+        try {
+          claimed = await this.tasks.claim(id, free, leaseMs, agentIds);
+        } catch (error) {
+          this.logger.warn({ err: error, workerId: id }, 'claiming tasks failed; retrying');
+          await sleep(CLAIM_ERROR_BACKOFF_MS, this.stopping.signal);
+          continue;
+        }
+        for (const task of claimed) this.launch(task);
+        if (claimed.length === free) continue;
+      }
+      await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
+    }
+  }
+
+  private launch(task: Task): void {
+    const run = new TaskRun(task, { ...this.runDeps, tasks: this.tasks, workerId: this.options.id });
+    const done = run
+      .run()
+      .then((written) => this.wakeForRetry(written))
+      .catch((error: unknown) => this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'))
+      .finally(() => {
+        this.runs.delete(task.id);
+        this.doorbell.ring();
+      });
+    this.runs.set(task.id, { run, done });
+  }
+
+  /** A retry this worker scheduled comes due before the next poll: wake up for it. */
+  private wakeForRetry(task: Task | null): void {
+    if (task?.status !== 'queued' || this.stopping.signal.aborted) return;
+    const delay = task.runAt.getTime() - Date.now();
+    if (delay < this.options.pollIntervalMs) setTimeout(() => this.doorbell.ring(), Math.max(0, delay) + 5).unref();
+  }
+
+  private async heartbeat(): Promise<void> {
+    const ids = [...this.runs.keys()];
+    if (ids.length === 0) return;
+    try {
+      const held = await this.tasks.extendLeases(ids, this.options.id, this.options.leaseMs);
+      const heldIds = new Set(held.map((task) => task.id));
+      for (const id of ids) {
+        const entry = this.runs.get(id);
+        if (!heldIds.has(id)) entry?.run.stop('lease_lost');
+      }
+      // A cancellation whose notice was missed is still seen here.
+      for (const task of held) if (task.cancelRequestedAt) this.runs.get(task.id)?.run.stop('cancelled');
+    } catch (error) {
+      this.logger.warn({ err: error, workerId: this.options.id }, 'lease heartbeat failed');
+    }
+  }
+
+  private async sweepExpiredLeases(): Promise<void> {
+    try {
+      const swept = await this.tasks.expireLeases(EXPIRED_LEASES_PER_SWEEP);
+      if (swept.length > 0) {
+        this.logger.warn({ taskIds: swept.map((task) => task.id) }, 'requeued tasks of a worker that stopped');
+        this.doorbell.ring();
+      }
+    } catch (error) {
+      this.logger.warn({ err: error }, 'sweeping expired leases failed');
+    }
+  }
+}
