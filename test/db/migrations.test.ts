@@ -1,0 +1,175 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/db/database.js';
+import { migrate, migrationsApplied, readMigrations, type Migration } from '../../src/db/migrate.js';
+import { openPostgres } from '../../src/db/postgres.js';
+import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../support/databases.js';
+
+const BUILT_IN_AGENTS = [
+  'analyst',
+  'developer',
+  'engineer',
+  'marketer',
+  'planner',
+  'qa',
+  'security',
+  'tester',
+];
+const CAS_TABLES = [
+  'cas_agent_config',
+  'cas_agent_events',
+  'cas_agent_logs',
+  'cas_agent_status',
+  'cas_agents',
+  'cas_event_sequence',
+  'cas_metrics_timeseries',
+  'cas_tasks',
+];
+
+let files: Migration[];
+beforeAll(async () => {
+  files = await readMigrations();
+});
+
+interface MigrationRow {
+  version: string;
+  name: string;
+  statements: string[];
+}
+
+const recordedMigrations = (db: Database) =>
+  db.query<MigrationRow>(
+    'select version, name, statements from supabase_migrations.schema_migrations order by version',
+  );
+
+const agentIds = async (db: Database) =>
+  (await db.query<{ id: string }>('select id from cas_agents order by id')).map((row) => row.id);
+
+const userTables = (db: Database) =>
+  db.query<{ relname: string }>(
+    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = current_schema() and c.relkind in ('r', 'p') order by c.relname`,
+  );
+
+describeEachDatabase('migrations', (kind) => {
+  describe('on an empty database', () => {
+    let testDb: TestDatabase;
+    beforeAll(async () => {
+      testDb = await openTestDatabase(kind, { empty: true });
+    });
+    afterAll(() => testDb?.close());
+
+    it('starts with no cas_ tables', async () => {
+      expect((await userTables(testDb.db)).filter((t) => t.relname.startsWith('cas_'))).toEqual([]);
+    });
+
+    it('applies every migration file in order and records each one', async () => {
+      expect(files.length).toBeGreaterThan(0);
+      const result = await migrate(testDb.db);
+      expect(result).toEqual({ applied: files.map((f) => f.version), total: files.length });
+
+      const rows = await recordedMigrations(testDb.db);
+      expect(rows.map((r) => [r.version, r.name])).toEqual(files.map((f) => [f.version, f.name]));
+      expect(rows.map((r) => r.statements)).toEqual(files.map((f) => [f.sql]));
+      expect(await migrationsApplied(testDb.db)).toBe(true);
+    });
+
+    it('creates the cas_ tables with row level security enabled on every one', async () => {
+      const rows = await testDb.db.query<{ relname: string; relrowsecurity: boolean }>(
+        `select c.relname, c.relrowsecurity from pg_class c join pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = current_schema() and c.relkind in ('r', 'p') and c.relname like 'cas\\_%'
+         order by c.relname`,
+      );
+      expect(rows.map((r) => r.relname)).toEqual(expect.arrayContaining(CAS_TABLES));
+      expect(rows.filter((r) => !r.relrowsecurity).map((r) => r.relname)).toEqual([]);
+    });
+
+    it('seeds exactly the eight built-in agents, all idle', async () => {
+      expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
+      const status = await testDb.db.query<{
+        agent_id: string;
+        status: string;
+        running_tasks: number;
+        started: boolean;
+      }>(
+        `select agent_id, status, running_tasks, started_at is not null as started
+         from cas_agent_status order by agent_id`,
+      );
+      expect(status).toEqual(
+        BUILT_IN_AGENTS.map((id) => ({ agent_id: id, status: 'idle', running_tasks: 0, started: true })),
+      );
+    });
+
+    it('applies nothing on a second run and changes no rows', async () => {
+      const before = await recordedMigrations(testDb.db);
+      const result = await migrate(testDb.db);
+      expect(result).toEqual({ applied: [], total: files.length });
+      expect(await recordedMigrations(testDb.db)).toEqual(before);
+      expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
+      const [counts] = await testDb.db.query<{ statuses: number; events: number; last_seq: number }>(
+        `select (select count(*)::int from cas_agent_status) as statuses,
+                (select count(*)::int from cas_agent_events) as events,
+                (select last_seq from cas_event_sequence) as last_seq`,
+      );
+      expect(counts).toEqual({ statuses: 8, events: 0, last_seq: 0 });
+    });
+  });
+
+  describe('the per-file test database', () => {
+    let testDb: TestDatabase;
+    beforeAll(async () => {
+      testDb = await openTestDatabase(kind);
+    });
+    afterAll(() => testDb?.close());
+
+    it('starts migrated and seeded, so migrate() has nothing to do', async () => {
+      expect(testDb.kind).toBe(kind);
+      expect(await migrationsApplied(testDb.db)).toBe(true);
+      expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
+      expect(await migrate(testDb.db)).toEqual({ applied: [], total: files.length });
+    });
+
+    it('is writable and private to this file', async () => {
+      await testDb.db.query(`insert into cas_agents (id, name, role) values ('migrations-test', 'M', 'm')`);
+      expect(await agentIds(testDb.db)).toContain('migrations-test');
+      if (kind === 'postgres') {
+        expect(testDb.url).toMatch(/^postgres(ql)?:\/\/.+\/cas_test_\d+_\d+_[0-9a-f]{10}$/);
+        expect(testDb.url?.endsWith(`/${testDb.name}`)).toBe(true);
+      } else {
+        expect(testDb.url).toBeUndefined();
+      }
+    });
+  });
+
+  describe('concurrent migrate() calls', () => {
+    let testDb: TestDatabase;
+    const extra: Database[] = [];
+    beforeAll(async () => {
+      testDb = await openTestDatabase(kind, { empty: true });
+    });
+    afterAll(async () => {
+      await Promise.all(extra.map((db) => db.close()));
+      await testDb?.close();
+    });
+
+    it('apply each migration exactly once', async () => {
+      // On the server: two separate pools, as two processes starting together would have. PGlite is
+      // one connection, so there the two calls share it and its transactions take turns.
+      const [first, second] =
+        kind === 'postgres'
+          ? [openPostgres({ connectionString: testDb.url! }), openPostgres({ connectionString: testDb.url! })]
+          : [testDb.db, testDb.db];
+      if (kind === 'postgres') extra.push(first, second);
+
+      const results = await Promise.all([migrate(first), migrate(second)]);
+      const applied = results.map((r) => r.applied).sort((a, b) => b.length - a.length);
+      expect(applied).toEqual([files.map((f) => f.version), []]);
+
+      const counts = await testDb.db.query<{ version: string; n: number }>(
+        `select version, count(*)::int as n from supabase_migrations.schema_migrations
+         group by version order by version`,
+      );
+      expect(counts).toEqual(files.map((f) => ({ version: f.version, n: 1 })));
+      expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
+    });
+  });
+});
