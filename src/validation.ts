@@ -26,11 +26,9 @@ const jsonByteLength = (value: unknown) => {
 };
 
 /** Any JSON value of at most MAX_JSON_BYTES. */
-export const jsonValue = z
-  .unknown()
-  .refine((value) => jsonByteLength(value) <= MAX_JSON_BYTES, {
-    message: `must be JSON of at most ${MAX_JSON_BYTES} bytes`,
-  });
+export const jsonValue = z.unknown().refine((value) => jsonByteLength(value) <= MAX_JSON_BYTES, {
+  message: `must be JSON of at most ${MAX_JSON_BYTES} bytes`,
+});
 
 export const jsonObject = z
   .record(z.string(), z.unknown())
@@ -40,7 +38,10 @@ export const jsonObject = z
 
 export const agentId = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit');
+  .regex(
+    /^[a-z0-9][a-z0-9_-]{0,62}$/,
+    'must be 1-63 characters of a-z, 0-9, "-" or "_", starting with a letter or digit',
+  );
 
 export const taskId = z.uuid('must be a UUID');
 

@@ -9,5 +9,6 @@ export interface ActionDefinition<Schema extends z.ZodType = z.ZodType> {
 
 export type Action = TaskHandler | ActionDefinition;
 
-export const defineAction = <Schema extends z.ZodType>(definition: ActionDefinition<Schema>): ActionDefinition =>
-  definition as unknown as ActionDefinition;
+export const defineAction = <Schema extends z.ZodType>(
+  definition: ActionDefinition<Schema>,
+): ActionDefinition => definition as unknown as ActionDefinition;

@@ -28,11 +28,15 @@ export class ActionRegistry {
   }
 
   names(agentId: string): string[] {
-    return [...new Set([...Object.keys(diagnosticActions), ...(this.actions.get(agentId)?.keys() ?? [])])].sort();
+    return [
+      ...new Set([...Object.keys(diagnosticActions), ...(this.actions.get(agentId)?.keys() ?? [])]),
+    ].sort();
   }
 
   resolve(agentId: string, name: string): ResolvedAction | null {
-    const action = this.actions.get(agentId)?.get(name) ?? (Object.hasOwn(diagnosticActions, name) ? diagnosticActions[name] : undefined);
+    const action =
+      this.actions.get(agentId)?.get(name) ??
+      (Object.hasOwn(diagnosticActions, name) ? diagnosticActions[name] : undefined);
     return action ? resolve(action) : null;
   }
 }

@@ -19,6 +19,8 @@ export interface Migration {
 
 export interface MigrationResult {
   applied: string[];
+  /** Versions applied earlier whose file has changed since: that database runs the old text. */
+  changed: string[];
   total: number;
 }
 
@@ -46,11 +48,20 @@ export async function migrate(db: Database, options: { seed?: boolean } = {}): P
       create table if not exists supabase_migrations.schema_migrations (
         version text primary key, statements text[], name text
       );`);
-    const done = new Set(
-      (await tx.query<{ version: string }>('select version from supabase_migrations.schema_migrations')).map(
-        (row) => row.version,
-      ),
+    const recorded = new Map(
+      (
+        await tx.query<{ version: string; statements: string[] | null }>(
+          'select version, statements from supabase_migrations.schema_migrations',
+        )
+      ).map((row) => [row.version, row.statements?.join('') ?? null]),
     );
+    const done = new Set(recorded.keys());
+    const changed = migrations
+      .filter(
+        (m) =>
+          recorded.has(m.version) && recorded.get(m.version) !== null && recorded.get(m.version) !== m.sql,
+      )
+      .map((m) => m.version);
     const applied: string[] = [];
     for (const migration of migrations.filter((m) => !done.has(m.version))) {
       await tx.exec(migration.sql);
@@ -61,13 +72,17 @@ export async function migrate(db: Database, options: { seed?: boolean } = {}): P
       applied.push(migration.version);
     }
     if (seed) await tx.exec(seed);
-    return { applied, total: migrations.length };
+    return { applied, changed, total: migrations.length };
   });
 }
 
 /** True when every migration in supabase/migrations is recorded as applied. */
 export async function migrationsApplied(db: Database): Promise<boolean> {
   const migrations = await readMigrations();
+  const [table] = await db.query<{ exists: boolean }>(
+    `select to_regclass('supabase_migrations.schema_migrations') is not null as exists`,
+  );
+  if (!table?.exists) return false;
   const rows = await db.query<{ n: number }>(
     `select count(*)::int as n from supabase_migrations.schema_migrations where version = any ($1)`,
     [migrations.map((m) => m.version)],

@@ -50,23 +50,67 @@ export function openPostgres(options: PostgresOptions): Database & { pool: pg.Po
         client.release();
       }
     },
-    async listen(channel, onNotify) {
-      const client = await pool.connect();
-      const handler = (message: pg.Notification) => {
-        if (message.channel === channel) onNotify(message.payload ?? '');
-      };
-      client.on('notification', handler);
-      await client.query(`listen ${pg.escapeIdentifier(channel)}`);
-      return async () => {
-        client.off('notification', handler);
-        await client.query(`unlisten ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
-        client.release();
-      };
-    },
+    listen: (channel, onNotify) => listenWithReconnect(options, channel, onNotify, () => closed),
     async close() {
       if (closed) return;
       closed = true;
       await pool.end();
     },
+  };
+}
+
+const RECONNECT_DELAYS_MS = [100, 250, 500, 1000, 2000, 5000];
+
+/**
+ * LISTEN on a connection of its own, outside the pool. When the connection drops (server restart,
+ * pg_terminate_backend) it reconnects with backoff and listens again; notices sent meanwhile are
+ * lost, which is why every reader re-reads the event log rather than trusting notices.
+ */
+async function listenWithReconnect(
+  options: PostgresOptions,
+  channel: string,
+  onNotify: (payload: string) => void,
+  poolClosed: () => boolean,
+): Promise<() => Promise<void>> {
+  let client: pg.Client | null = null;
+  let stopped = false;
+
+  const connect = async () => {
+    const next = new pg.Client({
+      connectionString: options.connectionString,
+      application_name: `${options.applicationName ?? 'cas-runtime-api'}:listen`,
+    });
+    next.on('notification', (message) => {
+      if (message.channel === channel) onNotify(message.payload ?? '');
+    });
+    next.on('error', () => void reconnect(next));
+    await next.connect();
+    await next.query(`listen ${pg.escapeIdentifier(channel)}`);
+    client = next;
+  };
+
+  const reconnect = async (lost: pg.Client) => {
+    if (client !== lost) return;
+    client = null;
+    await lost.end().catch(() => undefined);
+    for (let attempt = 0; !stopped && !poolClosed(); attempt += 1) {
+      await new Promise((resolve) =>
+        setTimeout(resolve, RECONNECT_DELAYS_MS[Math.min(attempt, RECONNECT_DELAYS_MS.length - 1)]),
+      );
+      try {
+        await connect();
+        return;
+      } catch {
+        // The server is still away; try again after the next delay.
+      }
+    }
+  };
+
+  await connect();
+  return async () => {
+    stopped = true;
+    const current = client;
+    client = null;
+    await current?.end().catch(() => undefined);
   };
 }

@@ -19,7 +19,10 @@ export interface CreateRuntimeOptions {
 export async function openDatabase(config: Config): Promise<Database> {
   switch (config.mode) {
     case 'postgres':
-      return openPostgres({ connectionString: config.databaseUrl!, maxConnections: config.workerConcurrency + 5 });
+      return openPostgres({
+        connectionString: config.databaseUrl!,
+        maxConnections: config.workerConcurrency + 5,
+      });
     case 'embedded':
       return openPglite({ dataDir: path.resolve(config.dataDir) });
     case 'supabase':

@@ -5,8 +5,19 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { migrate, migrationsApplied } from '../db/migrate.js';
 import { sqlFunctionsOver, type SqlFunctions } from '../db/sql-functions.js';
-import { agentStore, registerAgentInput, type Agent, type RegisterAgentInput } from '../domains/agent/agent.js';
-import { eventFilter, eventSeqFromCursor, eventStore, type AgentEvent, type EventFilter } from '../domains/event/event.js';
+import {
+  agentStore,
+  registerAgentInput,
+  type Agent,
+  type RegisterAgentInput,
+} from '../domains/agent/agent.js';
+import {
+  eventFilter,
+  eventSeqFromCursor,
+  eventStore,
+  type AgentEvent,
+  type EventFilter,
+} from '../domains/event/event.js';
 import { logFilter, logStore, type LogFilter } from '../domains/log/log.js';
 import { metricStore, timeRange, type AgentMetrics, type TimeRange } from '../domains/metric/metric.js';
 import { pageSize, type Page } from '../domains/pagination.js';
@@ -88,8 +99,10 @@ export class CustomRuntime implements AgentRuntime {
 
   private async start(): Promise<void> {
     const { config, db, logger } = this.options;
-    const { applied } = await migrate(db);
+    const { applied, changed } = await migrate(db);
     if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+    if (changed.length > 0)
+      logger.warn({ changed }, 'applied migrations have changed on disk; this database runs the old text');
     await this.feed.start();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
@@ -155,7 +168,10 @@ export class CustomRuntime implements AgentRuntime {
 
   // Agents
 
-  async registerAgent(input: RegisterAgentInput, options: Actor & { actions?: AgentActions } = {}): Promise<Agent> {
+  async registerAgent(
+    input: RegisterAgentInput,
+    options: Actor & { actions?: AgentActions } = {},
+  ): Promise<Agent> {
     const parsed = parseInput(registerAgentInput, input);
     const agent = await this.agents.register(parsed, parseInput(userId, options.userId));
     if (options.actions) this.registry.define(agent.id, options.actions);
@@ -209,7 +225,10 @@ export class CustomRuntime implements AgentRuntime {
   /** The task once final, or as it is when `ms` ran out. */
   private async waitForFinalStatus(id: string, ms: number): Promise<Task> {
     const deadline = Date.now() + ms;
-    const doorbell = new Doorbell(this.feed, (notice) => notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type));
+    const doorbell = new Doorbell(
+      this.feed,
+      (notice) => notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type),
+    );
     try {
       for (;;) {
         const [task] = await this.tasks.get([id]);
@@ -227,11 +246,14 @@ export class CustomRuntime implements AgentRuntime {
     return inOrder(ids, await this.tasks.get(parseInput(taskIds, ids)), (task) => task.id);
   }
 
-  listTasks(filter: TaskListFilter): Promise<Page<Task>> {
+  async listTasks(filter: TaskListFilter): Promise<Page<Task>> {
     return this.tasks.page(parseInput(taskListFilter, filter));
   }
 
-  countTasks(filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }): Promise<number> {
+  async countTasks(filter: {
+    agentId?: string | null;
+    statuses?: readonly TaskStatus[] | null;
+  }): Promise<number> {
     const parsed = parseInput(taskListFilter.pick({ agentId: true, statuses: true }), filter);
     return this.tasks.count(parsed);
   }
@@ -300,7 +322,7 @@ export class CustomRuntime implements AgentRuntime {
     return this.states.update(id, input, parseInput(userId, options.userId));
   }
 
-  resetAgentState(agent: string, actor: Actor = {}): Promise<boolean> {
+  async resetAgentState(agent: string, actor: Actor = {}): Promise<boolean> {
     return this.states.reset(parseInput(agentId, agent), parseInput(userId, actor.userId));
   }
 
@@ -328,25 +350,30 @@ export class CustomRuntime implements AgentRuntime {
     const id = parseInput(agentId, agent);
     const name = parseInput(z.string().min(1).max(200), metricName);
     const limit = parseInput(z.number().int().min(1).max(10_000).default(500), options.limit);
-    return this.metrics.series(id, name, parseInput(timeRange, { from: options.from, to: options.to }), limit);
+    return this.metrics.series(
+      id,
+      name,
+      parseInput(timeRange, { from: options.from, to: options.to }),
+      limit,
+    );
   }
 
-  getLogs(filter: LogFilter = {}) {
+  async getLogs(filter: LogFilter = {}) {
     return this.logs.page(parseInput(logFilter, filter));
   }
 
-  getEventHistory(filter: EventFilter = {}) {
+  async getEventHistory(filter: EventFilter = {}) {
     return this.events.page(parseInput(eventFilter, filter));
   }
 
   // Workflows
 
-  executeWorkflow(): Promise<never> {
+  executeWorkflow(_definition: unknown): Promise<never> {
     return Promise.reject(notImplemented('executeWorkflow'));
   }
 
   // eslint-disable-next-line require-yield
-  async *streamWorkflow(): AsyncIterable<never> {
+  async *streamWorkflow(_workflowId: string): AsyncIterable<never> {
     throw notImplemented('streamWorkflow');
   }
 }

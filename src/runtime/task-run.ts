@@ -54,7 +54,9 @@ export class TaskRun {
   stop(reason: StopReason): void {
     if (this.stopReason || this.settled) return;
     this.stopReason = reason;
-    this.controller.abort(new Error(`task ${reason === 'cancelled' ? 'was cancelled' : `stopped: ${reason}`}`));
+    this.controller.abort(
+      new Error(`task ${reason === 'cancelled' ? 'was cancelled' : `stopped: ${reason}`}`),
+    );
   }
 
   /** Runs the attempt to its end; resolves with the task as written, or null if nothing was written. */
@@ -63,7 +65,11 @@ export class TaskRun {
     if (!action) {
       return this.end({
         ok: false,
-        error: new TaskFailure(`agent "${this.task.agentId}" has no action "${this.task.action}"`, 'UNKNOWN_ACTION', false),
+        error: new TaskFailure(
+          `agent "${this.task.agentId}" has no action "${this.task.action}"`,
+          'UNKNOWN_ACTION',
+          false,
+        ),
       });
     }
     if (this.task.cancelRequestedAt) this.stop('cancelled');
@@ -82,7 +88,10 @@ export class TaskRun {
     const handler = Promise.resolve().then(() => action.run(action.parse(this.task.input), this.context()));
     const abandoned = new Promise<never>((_, reject) => {
       const abandon = () =>
-        setTimeout(() => reject(new AbandonedError('handler ignored its abort signal')), this.deps.abortGraceMs).unref();
+        setTimeout(
+          () => reject(new AbandonedError('handler ignored its abort signal')),
+          this.deps.abortGraceMs,
+        ).unref();
       if (this.controller.signal.aborted) abandon();
       else this.controller.signal.addEventListener('abort', abandon, { once: true });
     });
@@ -90,7 +99,9 @@ export class TaskRun {
     return Promise.race([handler, abandoned]);
   }
 
-  private async end(outcome: { ok: true; value: unknown } | { ok: false; error: unknown }): Promise<Task | null> {
+  private async end(
+    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
+  ): Promise<Task | null> {
     this.settled = true;
     const { tasks, workerId } = this.deps;
     const { id } = this.task;
@@ -105,7 +116,12 @@ export class TaskRun {
         case 'cancelled':
           return await tasks.finishCancelled(id, workerId);
         case 'timeout':
-          return await tasks.fail(id, workerId, { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' }, true);
+          return await tasks.fail(
+            id,
+            workerId,
+            { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' },
+            true,
+          );
       }
       if (outcome.ok) {
         const failure = checkResult(outcome.value);
@@ -170,7 +186,9 @@ export class TaskRun {
     this.lastProgressAt = Date.now();
     await this.deps.tasks
       .reportProgress(this.task.id, this.deps.workerId, pending.fraction, pending.message)
-      .catch((error: unknown) => this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written'));
+      .catch((error: unknown) =>
+        this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written'),
+      );
   }
 
   private log(level: LogLevel, message: string, context?: Record<string, unknown>): void {
@@ -200,7 +218,9 @@ export class TaskRun {
       this.deps.logs
         .write(batch)
         .then(() => undefined)
-        .catch((error: unknown) => this.deps.logger.warn({ err: error, taskId: this.task.id }, 'task logs not written')),
+        .catch((error: unknown) =>
+          this.deps.logger.warn({ err: error, taskId: this.task.id }, 'task logs not written'),
+        ),
     );
   }
 
@@ -216,7 +236,8 @@ export class TaskRun {
 }
 
 function describeError(error: unknown): { message: string; code: string; retryable: boolean } {
-  if (error instanceof TaskFailure) return { message: error.message, code: error.code, retryable: error.retryable };
+  if (error instanceof TaskFailure)
+    return { message: error.message, code: error.code, retryable: error.retryable };
   if (isCasError(error) && error.code === ErrorCode.BAD_USER_INPUT) {
     return { message: error.message, code: 'BAD_INPUT', retryable: false };
   }

@@ -38,9 +38,13 @@ export class Worker {
     private readonly runDeps: Omit<TaskRunDeps, 'workerId' | 'tasks'>,
     private readonly logger: Logger,
   ) {
-    this.doorbell = new Doorbell(feed, (notice) => notice.type === 'task_queued' || notice.type === 'task_retry_scheduled');
+    this.doorbell = new Doorbell(
+      feed,
+      (notice) => notice.type === 'task_queued' || notice.type === 'task_retry_scheduled',
+    );
     this.unsubscribeCancels = feed.subscribe((notice) => {
-      if (notice.type === 'task_cancel_requested' && notice.taskId) this.runs.get(notice.taskId)?.run.stop('cancelled');
+      if (notice.type === 'task_cancel_requested' && notice.taskId)
+        this.runs.get(notice.taskId)?.run.stop('cancelled');
     });
   }
 
@@ -116,7 +120,9 @@ export class Worker {
     const done = run
       .run()
       .then((written) => this.wakeForRetry(written))
-      .catch((error: unknown) => this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'))
+      .catch((error: unknown) =>
+        this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
+      )
       .finally(() => {
         this.runs.delete(task.id);
         this.doorbell.ring();
@@ -128,7 +134,8 @@ export class Worker {
   private wakeForRetry(task: Task | null): void {
     if (task?.status !== 'queued' || this.stopping.signal.aborted) return;
     const delay = task.runAt.getTime() - Date.now();
-    if (delay < this.options.pollIntervalMs) setTimeout(() => this.doorbell.ring(), Math.max(0, delay) + 5).unref();
+    if (delay < this.options.pollIntervalMs)
+      setTimeout(() => this.doorbell.ring(), Math.max(0, delay) + 5).unref();
   }
 
   private async heartbeat(): Promise<void> {
@@ -152,7 +159,10 @@ export class Worker {
     try {
       const swept = await this.tasks.expireLeases(EXPIRED_LEASES_PER_SWEEP);
       if (swept.length > 0) {
-        this.logger.warn({ taskIds: swept.map((task) => task.id) }, 'requeued tasks of a worker that stopped');
+        this.logger.warn(
+          { taskIds: swept.map((task) => task.id) },
+          'requeued tasks of a worker that stopped',
+        );
         this.doorbell.ring();
       }
     } catch (error) {

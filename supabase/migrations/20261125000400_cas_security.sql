@@ -19,7 +19,7 @@ begin
   if exists (select 1 from pg_roles where rolname = 'authenticated') then
     foreach v_table in array array['cas_agent_events', 'cas_agents', 'cas_agent_status', 'cas_tasks',
                                    'cas_agent_config', 'cas_agent_logs', 'cas_metrics_timeseries'] loop
-      if not exists (select 1 from pg_policies where tablename = v_table and policyname = 'authenticated read') then
+      if not exists (select 1 from pg_policies where schemaname = current_schema() and tablename = v_table and policyname = 'authenticated read') then
         execute format('create policy "authenticated read" on %I for select to authenticated using (true)', v_table);
       end if;
     end loop;
@@ -28,7 +28,7 @@ begin
   if exists (select 1 from pg_roles where rolname = 'service_role') then
     foreach v_table in array array['cas_event_sequence', 'cas_agent_events', 'cas_agents', 'cas_agent_status',
                                    'cas_tasks', 'cas_agent_config', 'cas_agent_logs', 'cas_metrics_timeseries'] loop
-      if not exists (select 1 from pg_policies where tablename = v_table and policyname = 'service role all') then
+      if not exists (select 1 from pg_policies where schemaname = current_schema() and tablename = v_table and policyname = 'service role all') then
         execute format('create policy "service role all" on %I for all to service_role using (true) with check (true)', v_table);
       end if;
     end loop;

@@ -89,7 +89,11 @@ export function metricStore(sql: SqlFunctions) {
           p_limit: limit,
         },
       );
-      return rows.map((row) => ({ value: toNumber(row.value), tags: row.tags, recordedAt: toDate(row.recorded_at) }));
+      return rows.map((row) => ({
+        value: toNumber(row.value),
+        tags: row.tags,
+        recordedAt: toDate(row.recorded_at),
+      }));
     },
   };
 }

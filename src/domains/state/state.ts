@@ -66,7 +66,10 @@ export function stateStore(sql: SqlFunctions) {
     },
     /** Every version, newest first. */
     async history(agentId: string, limit: number): Promise<AgentState[]> {
-      const rows = await sql.rows<StateRow>('cas_agent_state_history', { p_agent_id: agentId, p_limit: limit });
+      const rows = await sql.rows<StateRow>('cas_agent_state_history', {
+        p_agent_id: agentId,
+        p_limit: limit,
+      });
       return rows.map(stateFromRow);
     },
   };

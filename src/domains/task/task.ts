@@ -119,7 +119,11 @@ const taskFromRow = (row: TaskRow): Task => ({
   progressMessage: row.progress_message,
   result: row.result,
   error: row.error
-    ? { message: row.error.message ?? 'unknown error', code: row.error.code ?? null, retryable: Boolean(row.error.retryable) }
+    ? {
+        message: row.error.message ?? 'unknown error',
+        code: row.error.code ?? null,
+        retryable: Boolean(row.error.retryable),
+      }
     : null,
   idempotencyKey: row.idempotency_key,
   workerId: row.worker_id,
@@ -165,7 +169,11 @@ export function taskStore(sql: SqlFunctions) {
         p_agent_ids: agentIds ? [...agentIds] : null,
       }),
     complete: async (id: string, workerId: string, result: unknown) =>
-      (await one('cas_complete_task', { p_task_id: id, p_worker_id: workerId, p_result: json(result ?? null) }))!,
+      (await one('cas_complete_task', {
+        p_task_id: id,
+        p_worker_id: workerId,
+        p_result: json(result ?? null),
+      }))!,
     fail: async (id: string, workerId: string, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
       (await one('cas_fail_task', {
         p_task_id: id,

@@ -1,0 +1,381 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TaskFailure } from '../../src/runtime/handlers.js';
+import type { AgentEvent } from '../../src/domains/event/event.js';
+import { describeEachDatabase } from '../support/databases.js';
+import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+
+const eventTypes = async (t: TestRuntime, taskId: string) =>
+  (await t.runtime.getEventHistory({ taskId, first: 500 })).items.map((event) => event.type);
+
+describeEachDatabase('tasks', (kind) => {
+  let t: TestRuntime;
+  beforeAll(async () => {
+    t = await openTestRuntime(kind);
+  });
+  afterAll(() => t.close());
+
+  describe('executeTask', () => {
+    it('runs ping through the queue with the full event trail and a measured duration', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'marketer',
+        action: 'ping',
+        wait: true,
+        userId: 'bob',
+      });
+      expect(task).toMatchObject({
+        status: 'succeeded',
+        result: { pong: true },
+        attempts: 1,
+        maxAttempts: 1,
+        progress: 1,
+      });
+      expect(task.durationMs).toBeGreaterThanOrEqual(0);
+      expect(task.startedAt!.getTime()).toBeGreaterThanOrEqual(task.createdAt.getTime());
+      expect(task.finishedAt!.getTime()).toBeGreaterThanOrEqual(task.startedAt!.getTime());
+      expect(await eventTypes(t, task.id)).toEqual(['task_queued', 'task_started', 'task_completed']);
+      const [queued] = (await t.runtime.getEventHistory({ taskId: task.id, types: ['task_queued'] })).items;
+      expect(queued?.userId).toBe('bob');
+    });
+
+    it('returns at once without wait, and the task finishes in the background', async () => {
+      const task = await t.runtime.executeTask({ agentId: 'analyst', action: 'wait', input: { ms: 200 } });
+      expect(['queued', 'running']).toContain(task.status);
+      const done = await t.runtime.executeTask({ agentId: 'analyst', action: 'ping', wait: true });
+      expect(done.status).toBe('succeeded');
+      const [later] = await t.runtime.getTasks([task.id]);
+      expect(['queued', 'running', 'succeeded']).toContain(later?.status);
+    });
+
+    it('reports progress from wait with steps and records the duration', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'planner',
+        action: 'wait',
+        input: { ms: 400, steps: 4 },
+        wait: true,
+      });
+      expect(task).toMatchObject({ status: 'succeeded', result: { waitedMs: 400, steps: 4 }, progress: 1 });
+      expect(task.durationMs).toBeGreaterThanOrEqual(380);
+      const progress = (await t.runtime.getEventHistory({ taskId: task.id, types: ['task_progress'] })).items;
+      expect(progress.length).toBeGreaterThanOrEqual(2);
+      const fractions = progress.map((event) => event.payload.progress as number);
+      expect(fractions).toEqual([...fractions].sort((a, b) => a - b));
+      expect(fractions.at(-1)).toBe(1);
+    });
+
+    it('wait: true returns the running task when timeoutMs passes first', async () => {
+      const started = Date.now();
+      const task = await t.runtime.executeTask({
+        agentId: 'developer',
+        action: 'wait',
+        input: { ms: 5000 },
+        wait: true,
+        timeoutMs: 300,
+      });
+      expect(Date.now() - started).toBeLessThan(3000);
+      // timeoutMs also bounds the attempt, so the task fails with TIMEOUT shortly after.
+      expect(['running', 'failed']).toContain(task.status);
+      const final = await t.runtime.executeTask({ agentId: 'developer', action: 'ping', wait: true });
+      expect(final.status).toBe('succeeded');
+    });
+
+    it('fails an attempt that exceeds timeoutMs with code TIMEOUT', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'tester',
+        action: 'wait',
+        input: { ms: 3000 },
+        timeoutMs: 150,
+      });
+      const final = await waitForFinal(t, task.id);
+      expect(final).toMatchObject({ status: 'failed', error: { code: 'TIMEOUT', retryable: true } });
+    });
+
+    it('the same idempotency key returns the same task, and a different request with it is a conflict', async () => {
+      const first = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        idempotencyKey: 'order-42',
+      });
+      const again = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        idempotencyKey: 'order-42',
+      });
+      expect(again.id).toBe(first.id);
+      await expect(
+        t.runtime.executeTask({ agentId: 'qa', action: 'wait', idempotencyKey: 'order-42' }),
+      ).rejects.toMatchObject({ code: 'CONFLICT' });
+      const concurrent = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          t.runtime.executeTask({ agentId: 'qa', action: 'ping', idempotencyKey: 'burst' }),
+        ),
+      );
+      expect(new Set(concurrent.map((task) => task.id)).size).toBe(1);
+      const [row] = await t.db.query<{ n: number }>(
+        `select count(*)::int as n from cas_tasks where idempotency_key = 'burst'`,
+      );
+      expect(row?.n).toBe(1);
+    });
+
+    it('higher priority tasks are claimed first', async () => {
+      await t.runtime.registerAgent({ id: 'prio', name: 'Prio', role: 'qa' });
+      // No worker claims before all three are queued: they are queued to run a moment later.
+      const runAt = new Date(Date.now() + 300);
+      const low = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: -5, runAt });
+      const high = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: 10, runAt });
+      const mid = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: 0, runAt });
+      await Promise.all([low, high, mid].map((task) => waitForFinal(t, task.id)));
+      const started = (await t.runtime.getEventHistory({ agentId: 'prio', types: ['task_started'] })).items;
+      expect(started.map((event) => event.taskId)).toEqual([high.id, mid.id, low.id]);
+    });
+  });
+
+  describe('failures and retries', () => {
+    it('fail with times 2 and maxAttempts 3 succeeds on the third attempt with backoff in the events', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'security',
+        action: 'fail',
+        input: { times: 2, message: 'flaky' },
+        maxAttempts: 3,
+        retryDelayMs: 40,
+        wait: true,
+      });
+      expect(task).toMatchObject({
+        status: 'succeeded',
+        attempts: 3,
+        result: { attempt: 3, failedAttempts: 2 },
+      });
+      expect(await eventTypes(t, task.id)).toEqual([
+        'task_queued',
+        'task_started',
+        'task_retry_scheduled',
+        'task_started',
+        'task_retry_scheduled',
+        'task_started',
+        'task_completed',
+      ]);
+      const retries = (await t.runtime.getEventHistory({ taskId: task.id, types: ['task_retry_scheduled'] }))
+        .items;
+      const delays = retries.map((event) => event.payload.delayMs as number);
+      // Exponential with jitter: base * 2^(attempt-1) scaled into [0.5, 1].
+      expect(delays[0]).toBeGreaterThanOrEqual(20);
+      expect(delays[0]).toBeLessThanOrEqual(40);
+      expect(delays[1]).toBeGreaterThanOrEqual(40);
+      expect(delays[1]).toBeLessThanOrEqual(80);
+      expect(retries[0]?.payload.error).toMatchObject({ message: 'flaky', code: 'DIAGNOSTIC_FAILURE' });
+    });
+
+    it('fail with times 5 and maxAttempts 3 ends FAILED with the error', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'security',
+        action: 'fail',
+        input: { times: 5, message: 'still broken' },
+        maxAttempts: 3,
+        retryDelayMs: 10,
+        wait: true,
+      });
+      expect(task).toMatchObject({
+        status: 'failed',
+        attempts: 3,
+        error: { message: 'still broken', code: 'DIAGNOSTIC_FAILURE', retryable: true },
+      });
+      expect((await eventTypes(t, task.id)).filter((type) => type === 'task_failed')).toHaveLength(1);
+    });
+
+    it('a non-retryable failure ends the task at once; a thrown error is captured, never thrown', async () => {
+      await t.runtime.registerAgent(
+        { id: 'strict', name: 'Strict', role: 'qa' },
+        {
+          actions: {
+            refuse: () => {
+              throw new TaskFailure('will never work', 'REFUSED', false);
+            },
+            crash: () => {
+              throw new Error('boom');
+            },
+            answer: (input) => ({ echoed: input }),
+          },
+        },
+      );
+      const refused = await t.runtime.executeTask({
+        agentId: 'strict',
+        action: 'refuse',
+        maxAttempts: 5,
+        wait: true,
+      });
+      expect(refused).toMatchObject({
+        status: 'failed',
+        attempts: 1,
+        error: { code: 'REFUSED', retryable: false },
+      });
+      const crashed = await t.runtime.executeTask({ agentId: 'strict', action: 'crash', wait: true });
+      expect(crashed).toMatchObject({ status: 'failed', error: { message: 'boom', code: 'HANDLER_ERROR' } });
+      const answered = await t.runtime.executeTask({
+        agentId: 'strict',
+        action: 'answer',
+        input: [1, 'two'],
+        wait: true,
+      });
+      expect(answered.result).toEqual({ echoed: [1, 'two'] });
+      const logs = await t.runtime.getLogs({ taskId: crashed.id });
+      expect(logs.items.map((entry) => [entry.level, entry.message])).toEqual([
+        ['error', 'attempt 1 failed: boom'],
+      ]);
+    });
+
+    it('handlers write logs and state through ctx', async () => {
+      await t.runtime.registerAgent(
+        { id: 'scribe', name: 'Scribe', role: 'analyst' },
+        {
+          actions: {
+            note: async (input, ctx) => {
+              ctx.log('info', 'starting', { input });
+              for (let index = 0; index < 250; index += 1) ctx.log('debug', `line ${index}`);
+              const state = await ctx.state.update({ notes: 1 }, 0);
+              ctx.log('warn', 'done', { version: state.version });
+              return { version: state.version };
+            },
+          },
+        },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'scribe', action: 'note', input: 'x', wait: true });
+      expect(task).toMatchObject({ status: 'succeeded', result: { version: 1 } });
+      const logs = await t.runtime.getLogs({ taskId: task.id, first: 500 });
+      expect(logs.items).toHaveLength(252);
+      expect(logs.items[0]).toMatchObject({
+        level: 'info',
+        message: 'starting',
+        context: { input: 'x', attempt: 1 },
+      });
+      expect(logs.items[251]).toMatchObject({ level: 'warn', message: 'done', context: { version: 1 } });
+      expect((await t.runtime.getAgentState('scribe'))?.data).toEqual({ notes: 1 });
+    });
+  });
+
+  describe('cancellation', () => {
+    it('cancels a queued task at once', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'engineer',
+        action: 'ping',
+        runAt: new Date(Date.now() + 60_000),
+      });
+      const cancelled = await t.runtime.cancelTask(task.id, { userId: 'ops' });
+      expect(cancelled.status).toBe('cancelled');
+      expect(cancelled.cancelRequestedAt).toBeInstanceOf(Date);
+      expect(await eventTypes(t, task.id)).toEqual(['task_queued', 'task_cancelled']);
+    });
+
+    it('cancels a running task through its signal within milliseconds', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'engineer',
+        action: 'wait',
+        input: { ms: 20_000, steps: 200 },
+      });
+      await waitForStatus(t, task.id, 'running');
+      const requested = await t.runtime.cancelTask(task.id);
+      expect(requested.status).toBe('running');
+      expect(requested.cancelRequestedAt).toBeInstanceOf(Date);
+      const final = await waitForFinal(t, task.id);
+      expect(final.status).toBe('cancelled');
+      expect(final.finishedAt!.getTime() - requested.cancelRequestedAt!.getTime()).toBeLessThan(1000);
+      expect((await eventTypes(t, task.id)).slice(-2)).toEqual(['task_cancel_requested', 'task_cancelled']);
+    });
+
+    it('stops a handler that ignores the signal after the grace period and discards its result', async () => {
+      await t.runtime.registerAgent(
+        { id: 'stubborn', name: 'Stubborn', role: 'qa' },
+        {
+          actions: {
+            ignore: () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 3000)),
+          },
+        },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'stubborn', action: 'ignore' });
+      await waitForStatus(t, task.id, 'running');
+      await t.runtime.cancelTask(task.id);
+      const final = await waitForFinal(t, task.id);
+      expect(final).toMatchObject({ status: 'cancelled', result: null });
+      expect(final.finishedAt!.getTime() - final.cancelRequestedAt!.getTime()).toBeLessThan(2000);
+    });
+
+    it('cancelling a finished task is a conflict and changes nothing', async () => {
+      const task = await t.runtime.executeTask({ agentId: 'engineer', action: 'ping', wait: true });
+      await expect(t.runtime.cancelTask(task.id)).rejects.toMatchObject({ code: 'CONFLICT' });
+      const [after] = await t.runtime.getTasks([task.id]);
+      expect(after?.status).toBe('succeeded');
+    });
+  });
+
+  describe('agent status follows the work', () => {
+    it('is BUSY while a task runs and IDLE after, with last activity updated', async () => {
+      await t.runtime.registerAgent({ id: 'busybee', name: 'Busy', role: 'qa' });
+      const before = await t.runtime.getAgentStatus('busybee');
+      const task = await t.runtime.executeTask({ agentId: 'busybee', action: 'wait', input: { ms: 400 } });
+      await waitForStatus(t, task.id, 'running');
+      const busy = await t.runtime.getAgentStatus('busybee');
+      expect(busy).toMatchObject({ status: 'busy', runningTasks: 1 });
+      await waitForFinal(t, task.id);
+      const idle = await t.runtime.getAgentStatus('busybee');
+      expect(idle).toMatchObject({ status: 'idle', runningTasks: 0 });
+      expect(idle.lastActivityAt!.getTime()).toBeGreaterThan(before.lastActivityAt!.getTime());
+    });
+  });
+
+  describe('streamTask', () => {
+    it('yields the events of a task in order and ends after the final one', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'wait',
+        input: { ms: 300, steps: 3 },
+      });
+      const events: AgentEvent[] = [];
+      for await (const event of t.runtime.streamTask(task.id)) events.push(event);
+      expect(events[0]?.type).toBe('task_queued');
+      expect(events.at(-1)?.type).toBe('task_completed');
+      const seqs = events.map((event) => event.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+    });
+
+    it('resumes after a cursor with exactly the rest', async () => {
+      const task = await t.runtime.executeTask({ agentId: 'qa', action: 'ping', wait: true });
+      const all: AgentEvent[] = [];
+      for await (const event of t.runtime.streamTask(task.id)) all.push(event);
+      const after = (await t.runtime.getEventHistory({ taskId: task.id })).items[0]!;
+      const rest: string[] = [];
+      const cursor = (await t.runtime.getEventHistory({ taskId: task.id, first: 1 })).endCursor!;
+      for await (const event of t.runtime.streamTask(task.id, { after: cursor })) rest.push(event.id);
+      expect(rest).toEqual(all.slice(1).map((event) => event.id));
+      expect(after.id).toBe(all[0]?.id);
+    });
+
+    it('an unknown task is NOT_FOUND', async () => {
+      const iterate = async () => {
+        for await (const event of t.runtime.streamTask('00000000-0000-4000-8000-000000000000')) void event;
+      };
+      await expect(iterate()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+  });
+
+  it('workflows are not implemented yet and say so', async () => {
+    await expect(t.runtime.executeWorkflow({})).rejects.toMatchObject({ code: 'NOT_IMPLEMENTED' });
+  });
+});
+
+async function waitForStatus(t: TestRuntime, id: string, status: string, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const [task] = await t.runtime.getTasks([id]);
+    if (task?.status === status) return task;
+    if (Date.now() > deadline) throw new Error(`task ${id} did not reach ${status}; it is ${task?.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function waitForFinal(t: TestRuntime, id: string, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const [task] = await t.runtime.getTasks([id]);
+    if (task && ['succeeded', 'failed', 'cancelled'].includes(task.status)) return task;
+    if (Date.now() > deadline) throw new Error(`task ${id} did not finish; it is ${task?.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
