@@ -1,0 +1,39 @@
+/**
+ * The one Pothos SchemaBuilder: plugins, the typed request context and the scalars. It defines no
+ * domain types; those live in src/graphql/types/<domain>.ts, and src/graphql/schema.ts builds.
+ */
+import SchemaBuilder from '@pothos/core';
+import RelayPlugin from '@pothos/plugin-relay';
+import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import type { GraphQLContext } from './context.js';
+
+export const builder = new SchemaBuilder<{
+  Context: GraphQLContext;
+  Scalars: {
+    ID: { Input: string; Output: string };
+    DateTime: { Input: Date; Output: Date };
+    JSON: { Input: unknown; Output: unknown };
+  };
+  /** Connections may carry a lazy total (only TaskConnection exposes it). */
+  Connection: { totalCount?: () => Promise<number> };
+  DefaultEdgesNullability: false;
+  DefaultNodeNullability: false;
+  DefaultFieldNullability: false;
+}>({
+  plugins: [RelayPlugin],
+  relay: {
+    // Plain ids (agent slugs, task UUIDs), no global-id `node` lookups: see api-contract.md.
+    nodeQueryOptions: false,
+    nodesQueryOptions: false,
+    cursorType: 'String',
+    edgeCursorType: 'String',
+    pageInfoCursorType: 'String',
+  },
+  defaultFieldNullability: false,
+});
+
+builder.addScalarType('DateTime', DateTimeResolver);
+builder.addScalarType('JSON', JSONResolver);
+
+builder.queryType({ description: 'Reads. Every field goes through the AgentRuntime.' });
+builder.mutationType({ description: 'Writes. Input is validated before anything is stored.' });

@@ -1,0 +1,82 @@
+/**
+ * DataLoaders for one request (one GraphQL operation). Each batches the ids asked for during one
+ * tick into a single runtime call, whatever the number of parents: `{ agents { state { version } } }`
+ * costs one `getAgentStates` call for 8 agents or for 200. Loaders cache for the life of the
+ * operation only; a long-lived subscription must call `clearAll()` before each event.
+ */
+import DataLoader from 'dataloader';
+import type { Agent } from '../domains/agent/agent.js';
+import type { AgentMetrics, TimeRange } from '../domains/metric/metric.js';
+import type { AgentState } from '../domains/state/state.js';
+import type { Task } from '../domains/task/task.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+
+export interface Loaders {
+  agents: DataLoader<string, Agent | null>;
+  tasks: DataLoader<string, Task | null>;
+  states: DataLoader<string, AgentState | null>;
+  /** One loader per time range: agents asked for the same range share a batch. */
+  metrics(range: { from?: Date | null; to?: Date | null }): DataLoader<string, AgentMetrics | null>;
+  /** One loader per `first`: the newest `first` tasks of each agent, newest first. */
+  recentTasks(first: number): DataLoader<string, Task[]>;
+  /** Forgets every cached value (for subscriptions, before each event). */
+  clearAll(): void;
+}
+
+/** Runtime batch reads answer in input order; DataLoader needs an array it can trust. */
+const inOrder =
+  <V>(load: (ids: readonly string[]) => Promise<V[]>) =>
+  async (ids: readonly string[]): Promise<V[]> => {
+    const values = await load(ids);
+    if (values.length !== ids.length) {
+      throw new Error(`batch read returned ${values.length} values for ${ids.length} ids`);
+    }
+    return values;
+  };
+
+const rangeKey = (range: { from?: Date | null; to?: Date | null }) =>
+  `${range.from?.toISOString() ?? ''}..${range.to?.toISOString() ?? ''}`;
+
+export function createLoaders(runtime: AgentRuntime): Loaders {
+  const tasks = new DataLoader<string, Task | null>(inOrder((ids) => runtime.getTasks(ids)));
+  const agents = new DataLoader<string, Agent | null>(inOrder((ids) => runtime.getAgents(ids)));
+  const states = new DataLoader<string, AgentState | null>(inOrder((ids) => runtime.getAgentStates(ids)));
+  const metricsByRange = new Map<string, DataLoader<string, AgentMetrics | null>>();
+  const recentByFirst = new Map<number, DataLoader<string, Task[]>>();
+
+  return {
+    agents,
+    tasks,
+    states,
+    metrics(range) {
+      const key = rangeKey(range);
+      let loader = metricsByRange.get(key);
+      if (!loader) {
+        const timeRange: TimeRange = { from: range.from ?? null, to: range.to ?? null };
+        loader = new DataLoader(inOrder((ids) => runtime.getMetricsMany(ids, timeRange)));
+        metricsByRange.set(key, loader);
+      }
+      return loader;
+    },
+    recentTasks(first) {
+      let loader = recentByFirst.get(first);
+      if (!loader) {
+        loader = new DataLoader(
+          inOrder(async (ids) => {
+            const lists = await runtime.getRecentTasks(ids, first);
+            // The same tasks are often asked for again by id (Task.agent → Agent.recentTasks ...).
+            for (const task of lists.flat()) tasks.prime(task.id, task);
+            return lists;
+          }),
+        );
+        recentByFirst.set(first, loader);
+      }
+      return loader;
+    },
+    clearAll() {
+      for (const loader of [agents, tasks, states, ...metricsByRange.values(), ...recentByFirst.values()]) {
+        loader.clearAll();
+      }
+    },
+  };
+}

@@ -1,0 +1,91 @@
+/** Agents: the registry of who can run tasks, and their live status. */
+import { AGENT_STATUSES, type Agent } from '../../domains/agent/agent.js';
+import { badInput } from '../../errors.js';
+import { agentId as agentIdSchema } from '../../validation.js';
+import { builder } from '../builder.js';
+import { upperCaseEnum } from '../enums.js';
+
+export const AgentStatusEnum = upperCaseEnum(
+  'AgentStatus',
+  AGENT_STATUSES,
+  'IDLE: ready, BUSY: running tasks, STOPPED: unregistered (history kept), ERROR: see errorMessage.',
+);
+
+export const AgentRef = builder.objectRef<Agent>('Agent');
+
+/** An agent id from a client: a slug, checked before it reaches any query (BAD_USER_INPUT). */
+export function parseAgentId(id: string, argument = 'id'): string {
+  if (!agentIdSchema.safeParse(id).success) {
+    throw badInput(`"${argument}" is not an agent id: 1-63 characters of a-z, 0-9, "-" or "_"`);
+  }
+  return id;
+}
+
+AgentRef.implement({
+  description: 'An agent: a named role with actions (handlers) that run tasks.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'The slug, e.g. "marketer".' }),
+    name: t.exposeString('name'),
+    role: t.exposeString('role'),
+    description: t.exposeString('description', { nullable: true }),
+    status: t.expose('status', { type: AgentStatusEnum }),
+    lastActivityAt: t.expose('lastActivityAt', { type: 'DateTime', nullable: true }),
+    errorMessage: t.exposeString('errorMessage', { nullable: true }),
+    registeredAt: t.expose('registeredAt', { type: 'DateTime', nullable: true }),
+    unregisteredAt: t.expose('unregisteredAt', { type: 'DateTime', nullable: true }),
+    startedAt: t.expose('startedAt', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When the agent last became available; null while stopped.',
+    }),
+    runningTasks: t.exposeInt('runningTasks', { description: 'Tasks running on this agent now.' }),
+    actions: t.stringList({
+      description:
+        'The actions this agent accepts in executeTask (the diagnostics ping, wait, fail and its own).',
+      resolve: (agent, _args, { runtime }) => runtime.actionsOf(agent.id),
+    }),
+  }),
+});
+
+builder.queryFields((t) => ({
+  agents: t.field({
+    type: [AgentRef],
+    description: 'Every registered agent, stopped ones included, ordered by id.',
+    resolve: async (_root, _args, { runtime, loaders }) => {
+      const agents = await runtime.listAgents();
+      for (const agent of agents) loaders.agents.prime(agent.id, agent);
+      return agents;
+    },
+  }),
+  agent: t.field({
+    type: AgentRef,
+    nullable: true,
+    description: 'One agent by id; null when there is none.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, { loaders }) => loaders.agents.load(parseAgentId(id)),
+  }),
+}));
+
+const RegisterAgentInput = builder.inputType('RegisterAgentInput', {
+  fields: (t) => ({
+    id: t.id({ required: true, description: 'Slug: 1-63 of a-z, 0-9, "-", "_".' }),
+    name: t.string({ required: true }),
+    role: t.string({ required: true }),
+    description: t.string({ required: false }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  registerAgent: t.field({
+    type: AgentRef,
+    description: 'Registers an agent, or re-registers a stopped one (it becomes IDLE again).',
+    args: { input: t.arg({ type: RegisterAgentInput, required: true }) },
+    resolve: (_root, { input }, { runtime }) => runtime.registerAgent(input),
+  }),
+  unregisterAgent: t.field({
+    type: AgentRef,
+    description: 'Stops an agent (status STOPPED) and cancels its queued tasks; its history is kept.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, { runtime }) => runtime.unregisterAgent(parseAgentId(id)),
+  }),
+}));

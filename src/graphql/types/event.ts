@@ -1,0 +1,53 @@
+/** Events: the ordered audit log of every state change. */
+import { eventCursor, type AgentEvent, type EventFilter } from '../../domains/event/event.js';
+import { builder } from '../builder.js';
+import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
+import { parseAgentId } from './agent.js';
+import { parseTaskId } from './task.js';
+
+export const AgentEventRef = builder.objectRef<AgentEvent>('AgentEvent').implement({
+  description: 'One entry of the event log.',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    cursor: t.string({
+      description:
+        'Position in the log: the `after` of the events connection and of the taskEvents and events subscriptions.',
+      resolve: (event) => eventCursor(event),
+    }),
+    type: t.exposeString('type', { description: 'e.g. task_queued, task_completed, state_updated.' }),
+    agentId: t.exposeID('agentId', { nullable: true }),
+    taskId: t.exposeID('taskId', { nullable: true }),
+    userId: t.exposeID('userId', { nullable: true }),
+    payload: t.expose('payload', { type: 'JSON', nullable: true }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+const AgentEventConnection = builder.connectionObject(
+  { type: AgentEventRef, name: 'AgentEventConnection' },
+  { name: 'AgentEventEdge' },
+);
+
+builder.queryField('events', (t) =>
+  t.field({
+    type: AgentEventConnection,
+    description: 'The event log in order (oldest first), filtered by agent, task and types.',
+    args: {
+      agentId: t.arg.id({ required: false }),
+      taskId: t.arg.id({ required: false }),
+      types: t.arg.stringList({ required: false }),
+      ...connectionArgs,
+    },
+    resolve: async (_root, args, { runtime }) => {
+      const page = await runtime.getEventHistory({
+        agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
+        taskId: args.taskId ? parseTaskId(args.taskId, 'taskId') : null,
+        // Strings here; the runtime checks each against the known event types (BAD_USER_INPUT).
+        types: (args.types ?? null) as EventFilter['types'],
+        first: pageSizeArg(args.first),
+        after: cursorArg(args.after),
+      });
+      return toConnection(page, eventCursor);
+    },
+  }),
+);

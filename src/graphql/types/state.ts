@@ -1,0 +1,46 @@
+/** Agent state: versioned JSON per agent, with optimistic concurrency. */
+import type { AgentState } from '../../domains/state/state.js';
+import { builder } from '../builder.js';
+import { AgentRef, parseAgentId } from './agent.js';
+
+export const AgentStateRef = builder.objectRef<AgentState>('AgentState').implement({
+  description: "The active version of an agent's state.",
+  fields: (t) => ({
+    agentId: t.exposeID('agentId'),
+    version: t.exposeInt('version', {
+      description: 'Starts at 1; pass it as expectedVersion to update safely.',
+    }),
+    data: t.expose('data', { type: 'JSON' }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime', description: 'When this version was written.' }),
+  }),
+});
+
+builder.objectField(AgentRef, 'state', (t) =>
+  t.field({
+    type: AgentStateRef,
+    nullable: true,
+    description: 'The active state version; null when there is none (never set, or reset).',
+    resolve: (agent, _args, { loaders }) => loaders.states.load(agent.id),
+  }),
+);
+
+builder.mutationFields((t) => ({
+  updateAgentState: t.field({
+    type: AgentStateRef,
+    description:
+      'Writes a new state version. With expectedVersion (0 = "no state yet"), fails with CONFLICT ' +
+      'unless that is the active version.',
+    args: {
+      agentId: t.arg.id({ required: true }),
+      data: t.arg({ type: 'JSON', required: true, description: 'A JSON object of at most 1 MB.' }),
+      expectedVersion: t.arg.int({ required: false }),
+    },
+    resolve: (_root, { agentId, data, expectedVersion }, { runtime }) =>
+      runtime.updateAgentState(parseAgentId(agentId, 'agentId'), data, { expectedVersion }),
+  }),
+  resetAgentState: t.boolean({
+    description: 'Deactivates the active state (history is kept); false when there was none.',
+    args: { agentId: t.arg.id({ required: true }) },
+    resolve: (_root, { agentId }, { runtime }) => runtime.resetAgentState(parseAgentId(agentId, 'agentId')),
+  }),
+}));

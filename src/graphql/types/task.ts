@@ -1,0 +1,172 @@
+/** Tasks: one action run on one agent, queued, retried and cancellable. */
+import { TASK_STATUSES, taskCursor, type Task, type TaskError } from '../../domains/task/task.js';
+import { badInput } from '../../errors.js';
+import { taskId as taskIdSchema } from '../../validation.js';
+import { builder } from '../builder.js';
+import { upperCaseEnum } from '../enums.js';
+import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
+import { AgentRef, parseAgentId } from './agent.js';
+
+export const TaskStatusEnum = upperCaseEnum(
+  'TaskStatus',
+  TASK_STATUSES,
+  'QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED (a failed attempt with attempts left goes back to QUEUED).',
+);
+
+/** A task id from a client: a UUID, checked before it reaches any query (BAD_USER_INPUT). */
+export function parseTaskId(id: string, argument = 'id'): string {
+  if (!taskIdSchema.safeParse(id).success) throw badInput(`"${argument}" is not a task id (a UUID)`);
+  return id;
+}
+
+/** Largest `first` of Agent.recentTasks (it multiplies by the number of agents). */
+export const MAX_RECENT_TASKS = 100;
+export const DEFAULT_RECENT_TASKS = 10;
+
+const TaskErrorRef = builder.objectRef<TaskError>('TaskError').implement({
+  description: 'Why the last attempt failed.',
+  fields: (t) => ({
+    message: t.exposeString('message'),
+    code: t.exposeString('code', { nullable: true }),
+    retryable: t.exposeBoolean('retryable'),
+  }),
+});
+
+export const TaskRef = builder.objectRef<Task>('Task');
+
+TaskRef.implement({
+  description: 'One run of an action on an agent.',
+  fields: (t) => ({
+    id: t.exposeID('id', { description: 'UUID.' }),
+    agentId: t.exposeID('agentId'),
+    agent: t.field({
+      type: AgentRef,
+      resolve: async (task, _args, { loaders }) => {
+        const agent = await loaders.agents.load(task.agentId);
+        if (!agent) throw new Error(`task ${task.id} refers to a missing agent ${task.agentId}`);
+        return agent;
+      },
+    }),
+    action: t.exposeString('action', { nullable: true }),
+    input: t.field({ type: 'JSON', nullable: true, resolve: (task) => task.input ?? null }),
+    status: t.expose('status', { type: TaskStatusEnum }),
+    progress: t.exposeFloat('progress', { nullable: true, description: '0..1, as last reported.' }),
+    progressMessage: t.exposeString('progressMessage', { nullable: true }),
+    result: t.field({ type: 'JSON', nullable: true, resolve: (task) => task.result ?? null }),
+    error: t.expose('error', { type: TaskErrorRef, nullable: true }),
+    attempts: t.exposeInt('attempts'),
+    maxAttempts: t.exposeInt('maxAttempts'),
+    priority: t.exposeInt('priority'),
+    timeoutMs: t.exposeInt('timeoutMs', { nullable: true }),
+    idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+    runAt: t.expose('runAt', { type: 'DateTime', description: 'Not started before this time.' }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+    startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
+    finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
+    updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
+    durationMs: t.exposeFloat('durationMs', { nullable: true }),
+    cancelRequestedAt: t.expose('cancelRequestedAt', { type: 'DateTime', nullable: true }),
+  }),
+});
+
+builder.objectField(AgentRef, 'recentTasks', (t) =>
+  t.field({
+    type: [TaskRef],
+    description: `The agent's newest tasks, newest first (first: 1-${MAX_RECENT_TASKS}, default ${DEFAULT_RECENT_TASKS}).`,
+    args: { first: t.arg.int({ required: false }) },
+    resolve: (agent, { first }, { loaders }) =>
+      loaders
+        .recentTasks(pageSizeArg(first, { defaultSize: DEFAULT_RECENT_TASKS, max: MAX_RECENT_TASKS }))
+        .load(agent.id),
+  }),
+);
+
+const TaskConnection = builder.connectionObject(
+  {
+    type: TaskRef,
+    name: 'TaskConnection',
+    fields: (t) => ({
+      totalCount: t.int({
+        description: 'Tasks matching the filter, on every page (not only this one).',
+        resolve: (connection) => {
+          if (!connection.totalCount) throw new Error('TaskConnection built without a totalCount');
+          return connection.totalCount();
+        },
+      }),
+    }),
+  },
+  { name: 'TaskEdge' },
+);
+
+builder.queryFields((t) => ({
+  task: t.field({
+    type: TaskRef,
+    nullable: true,
+    description: 'One task by id; null when there is none.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, { loaders }) => loaders.tasks.load(parseTaskId(id)),
+  }),
+  tasks: t.field({
+    type: TaskConnection,
+    description: 'Tasks, newest first, optionally of one agent and in some statuses.',
+    args: {
+      agentId: t.arg.id({ required: false }),
+      status: t.arg({ type: [TaskStatusEnum], required: false }),
+      ...connectionArgs,
+    },
+    resolve: async (_root, args, { runtime }) => {
+      const filter = {
+        agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
+        statuses: args.status ?? null,
+      };
+      const page = await runtime.listTasks({
+        ...filter,
+        first: pageSizeArg(args.first),
+        after: cursorArg(args.after),
+      });
+      return toConnection(page, taskCursor, () => runtime.countTasks(filter));
+    },
+  }),
+}));
+
+const ExecuteTaskInput = builder.inputType('ExecuteTaskInput', {
+  fields: (t) => ({
+    agentId: t.id({ required: true }),
+    action: t.string({ required: true, description: 'One of the agent\'s `actions`, e.g. "ping".' }),
+    input: t.field({ type: 'JSON', required: false, description: 'Handed to the action (at most 1 MB).' }),
+    idempotencyKey: t.string({
+      required: false,
+      description: 'A key used before returns that task instead of queueing another.',
+    }),
+    maxAttempts: t.int({ required: false, description: '1-100, default 1.' }),
+    timeoutMs: t.int({
+      required: false,
+      description: 'Per-attempt time limit, and the longest `wait` holds the request.',
+    }),
+    wait: t.boolean({
+      required: false,
+      description: 'Answer once the task is final (bounded by timeoutMs) instead of when it is queued.',
+    }),
+    priority: t.int({ required: false, description: '-1000..1000, higher first; default 0.' }),
+    runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this time.' }),
+    retryDelayMs: t.int({
+      required: false,
+      description: 'Base of the exponential backoff between attempts.',
+    }),
+  }),
+});
+
+builder.mutationFields((t) => ({
+  executeTask: t.field({
+    type: TaskRef,
+    description: 'Queues a task (or, with wait: true, runs it to a final status) on an agent.',
+    args: { input: t.arg({ type: ExecuteTaskInput, required: true }) },
+    resolve: (_root, { input }, { runtime }) => runtime.executeTask(input),
+  }),
+  cancelTask: t.field({
+    type: TaskRef,
+    description: 'Cancels a queued task at once, or asks the worker running it to stop.',
+    args: { id: t.arg.id({ required: true }) },
+    resolve: (_root, { id }, { runtime }) => runtime.cancelTask(parseTaskId(id)),
+  }),
+}));

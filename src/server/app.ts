@@ -1,0 +1,97 @@
+/**
+ * The HTTP server: GraphQL (yoga) and GraphiQL at /graphql, graphql-ws on the same port and path,
+ * /health and /ready. `buildApp` wires; `start` listens; `stop` closes WebSockets with 1001,
+ * then HTTP. The runtime belongs to the caller (main.ts shuts it down after `stop`).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import { sendJson, sendLiveness, sendReadiness } from './health.js';
+import { DEFAULT_LIMITS, type ApiLimits } from './limits.js';
+import { attachGraphQLWebSocket } from './websocket.js';
+import { createYogaServer, GRAPHQL_PATH, type CasYoga } from './yoga.js';
+
+/** How long `stop` lets requests in flight finish before closing their connections. */
+export const IN_FLIGHT_GRACE_MS = 1_000;
+
+export interface BuildAppOptions {
+  config: Pick<Config, 'port' | 'host' | 'mode'>;
+  runtime: AgentRuntime;
+  logger: Logger;
+  limits?: Partial<ApiLimits>;
+}
+
+export interface App {
+  server: Server;
+  yoga: CasYoga;
+  /** Listens on config.host:config.port (0 = a free port); resolves with the GraphQL URL. */
+  start(): Promise<{ url: string }>;
+  /** Closes WebSockets (1001 going away) and HTTP connections. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A URL a person can open: a wildcard bind address is shown as localhost. */
+function publicUrl(address: AddressInfo): string {
+  const wildcard = ['0.0.0.0', '::', ''].includes(address.address);
+  const host = wildcard ? 'localhost' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}${GRAPHQL_PATH}`;
+}
+
+export function buildApp(options: BuildAppOptions): App {
+  const { config, runtime } = options;
+  const logger = options.logger.child({ component: 'http' });
+  const limits: ApiLimits = { ...DEFAULT_LIMITS, ...options.limits };
+  const yoga = createYogaServer({ runtime, logger: options.logger, limits });
+
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    const isRead = req.method === 'GET' || req.method === 'HEAD';
+    if (path === '/health' && isRead) return sendLiveness(res);
+    if (path === '/ready' && isRead) return void sendReadiness(res, runtime, logger);
+    if (path === '/' && isRead) {
+      res.writeHead(302, { location: GRAPHQL_PATH });
+      return void res.end();
+    }
+    return void yoga(req, res);
+  };
+
+  const server = createServer((req, res) => {
+    try {
+      handle(req, res);
+    } catch (error) {
+      logger.error({ err: error }, 'request handler failed');
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      else res.destroy();
+    }
+  });
+  const ws = attachGraphQLWebSocket({ server, yoga, logger, maxPayloadBytes: limits.maxBodyBytes });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    server,
+    yoga,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => {
+          server.off('error', reject);
+          resolve({ url: publicUrl(server.address() as AddressInfo) });
+        });
+      }),
+    stop: () =>
+      (stopping ??= (async () => {
+        await ws.close();
+        await new Promise<void>((resolve) => {
+          // The callback also runs (with an error) when the server was never started.
+          server.close(() => resolve());
+          // Idle keep-alive sockets would hold close() forever; requests in flight (and SSE
+          // streams) get a grace period, then are cut.
+          server.closeIdleConnections();
+          setTimeout(() => server.closeAllConnections(), IN_FLIGHT_GRACE_MS).unref();
+        });
+        await yoga.dispose();
+      })()),
+  };
+}

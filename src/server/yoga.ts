@@ -1,0 +1,89 @@
+/**
+ * The graphql-yoga instance: schema, per-request context, error mapping and masking, limits,
+ * parse/validate caches and the offline GraphiQL (its JS, CSS and workers are bundled by
+ * @graphql-yoga/render-graphiql, so it works without internet).
+ */
+import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { createYoga, type YogaLogger, type YogaServerInstance } from 'graphql-yoga';
+import type { IncomingMessage } from 'node:http';
+import { createContext, type GraphQLContext } from '../graphql/context.js';
+import { maskError, useErrorMapping } from '../graphql/errors.js';
+import { schema } from '../graphql/schema.js';
+import type { Logger } from '../logger.js';
+import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import { armorPlugins, type ApiLimits } from './limits.js';
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** What the node:http adapter and graphql-ws hand to yoga as the server context. */
+export interface ServerContext {
+  req?: IncomingMessage;
+}
+
+export type CasYoga = YogaServerInstance<ServerContext, GraphQLContext>;
+
+const DEFAULT_QUERY = `# Welcome to the CAS Runtime API. Press the run button (or Ctrl-Enter).
+# More examples: docs/api.md. Subscriptions run over WebSocket from here too.
+
+query Agents {
+  agents {
+    id
+    name
+    status
+    metrics { totalRuns successRate }
+    recentTasks(first: 3) { id action status }
+  }
+}
+
+mutation Ping {
+  executeTask(input: { agentId: "marketer", action: "ping", wait: true, timeoutMs: 10000 }) {
+    id
+    status
+    result
+  }
+}
+`;
+
+/** yoga's own log lines (few: start-up notices, errors outside execution) go to pino. */
+function yogaLogger(logger: Logger): YogaLogger {
+  const child = logger.child({ component: 'yoga' });
+  const line =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (...args: unknown[]) => {
+      const [first, ...rest] = args;
+      if (first instanceof Error) child[level]({ err: first, args: rest }, first.message);
+      else child[level]({ args: rest }, String(first));
+    };
+  return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
+}
+
+const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
+export function createYogaServer(options: {
+  runtime: AgentRuntime;
+  logger: Logger;
+  limits: ApiLimits;
+}): CasYoga {
+  const { runtime, logger, limits } = options;
+  return createYoga<ServerContext, GraphQLContext>({
+    schema,
+    graphqlEndpoint: GRAPHQL_PATH,
+    context: ({ request, req }) =>
+      createContext({
+        runtime,
+        logger,
+        requestId: request?.headers.get('x-request-id') ?? headerValue(req?.headers['x-request-id']),
+      }),
+    graphiql: { title: 'CAS Runtime API', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
+    renderGraphiQL,
+    // No landing page for unknown paths: a plain 404.
+    landingPage: false,
+    // /health and /ready are served by the node:http handler, with our own semantics.
+    healthCheckEndpoint: '/.yoga/health',
+    maskedErrors: { maskError },
+    maxRequestBodySize: limits.maxBodyBytes,
+    parserAndValidationCache: true,
+    logging: yogaLogger(logger),
+    plugins: [...armorPlugins(limits), useErrorMapping(logger)],
+  });
+}

@@ -1,0 +1,144 @@
+/**
+ * Starts the real server (buildApp on node:http, port 0) over a real runtime on a per-file test
+ * database, and speaks HTTP to it. `queries` counts the database round trips the runtime makes
+ * (every `query`, `exec` and statement inside a transaction), for the DataLoader test.
+ */
+import { loadConfig } from '../../src/config.js';
+import type { Database, Queryable } from '../../src/db/database.js';
+import { silentLogger, type Logger } from '../../src/logger.js';
+import type { AgentRuntime } from '../../src/runtime/agent-runtime.js';
+import { createRuntime } from '../../src/runtime/create-runtime.js';
+import { buildApp, type App } from '../../src/server/app.js';
+import type { ApiLimits } from '../../src/server/limits.js';
+import { openTestDatabase, type TestDatabase, type TestDatabaseKind } from '../support/databases.js';
+import { FAST_RUNTIME_ENV } from '../support/runtime.js';
+
+export interface RoundTripCounter {
+  count: number;
+}
+
+/** The database with every statement counted; everything else passes through unchanged. */
+export function countingDatabase(db: Database, counter: RoundTripCounter): Database {
+  const countQueries = <Q extends Queryable>(target: Q): Q =>
+    new Proxy(target, {
+      get(object, property, receiver) {
+        const value = Reflect.get(object, property, receiver);
+        if (property === 'query' || property === 'exec') {
+          return (...args: unknown[]) => {
+            counter.count++;
+            return (value as (...a: unknown[]) => unknown).apply(object, args);
+          };
+        }
+        if (property === 'transaction') {
+          return (work: (tx: Queryable) => Promise<unknown>) =>
+            (value as Database['transaction']).call(object, (tx) => work(countQueries(tx)));
+        }
+        return typeof value === 'function' ? value.bind(object) : value;
+      },
+    });
+  return countQueries(db);
+}
+
+export interface TestServer {
+  /** http://127.0.0.1:<port>/graphql */
+  url: string;
+  /** http://127.0.0.1:<port> */
+  origin: string;
+  app: App;
+  runtime: AgentRuntime;
+  testDb: TestDatabase;
+  queries: RoundTripCounter;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Environment for loadConfig (FAST_RUNTIME_ENV and a silent log are the defaults). */
+  env?: Record<string, string>;
+  limits?: Partial<ApiLimits>;
+  logger?: Logger;
+}
+
+export async function startTestServer(
+  kind: TestDatabaseKind,
+  options: StartOptions = {},
+): Promise<TestServer> {
+  const testDb = await openTestDatabase(kind);
+  const queries: RoundTripCounter = { count: 0 };
+  const config = loadConfig({
+    ...FAST_RUNTIME_ENV,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+    PORT: '0',
+    HOST: '127.0.0.1',
+  });
+  const logger = options.logger ?? silentLogger();
+  const runtime = await createRuntime({ config, logger, database: countingDatabase(testDb.db, queries) });
+  const app = buildApp({ config, runtime, logger, limits: options.limits });
+  const { url } = await app.start();
+  return {
+    url,
+    origin: new URL(url).origin,
+    app,
+    runtime,
+    testDb,
+    queries,
+    close: async () => {
+      await app.stop();
+      await runtime.shutdown({ deadlineMs: 1_000 });
+      await testDb.close();
+    },
+  };
+}
+
+/** Answers in tests are indexed freely; every value read is asserted, which is the type check here. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyData = any;
+
+export interface GraphQLResponse<Data = Record<string, unknown>> {
+  status: number;
+  contentType: string | null;
+  body: {
+    data?: Data | null;
+    errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
+  };
+}
+
+/** POSTs one operation as application/json and parses the answer. */
+export async function gql<Data = AnyData>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<GraphQLResponse<Data>> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...headers,
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    body: (await response.json()) as GraphQLResponse<Data>['body'],
+  };
+}
+
+/** The data of a successful operation; fails the test with the errors otherwise. */
+export async function data<Data = AnyData>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<Data> {
+  const { status, body } = await gql<Data>(url, query, variables);
+  if (status !== 200 || body.errors?.length || !body.data) {
+    throw new Error(`operation failed (${status}): ${JSON.stringify(body.errors ?? body)}`);
+  }
+  return body.data;
+}
+
+/** The codes of the errors of a response, in order. */
+export const errorCodes = (response: GraphQLResponse) =>
+  (response.body.errors ?? []).map((error) => error.extensions?.code);
