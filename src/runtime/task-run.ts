@@ -32,6 +32,8 @@ const LOG_BATCH_SIZE = 100;
 
 class AbandonedError extends Error {}
 
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
 /** One attempt of one task on this worker: runs the handler and writes how it ended. */
 export class TaskRun {
   private readonly controller = new AbortController();
@@ -99,45 +101,51 @@ export class TaskRun {
     return Promise.race([handler, abandoned]);
   }
 
-  private async end(
-    outcome: { ok: true; value: unknown } | { ok: false; error: unknown },
-  ): Promise<Task | null> {
+  private async end(outcome: Outcome): Promise<Task | null> {
     this.settled = true;
-    const { tasks, workerId } = this.deps;
-    const { id } = this.task;
+    if (!outcome.ok && this.stopReason === null) this.logFailure(outcome.error);
+    await this.flushWrites();
     try {
-      if (!outcome.ok && this.stopReason === null) this.logFailure(outcome.error);
-      await this.flushWrites();
-      switch (this.stopReason) {
-        case 'lease_lost':
-          return null;
-        case 'shutdown':
-          return await tasks.release(id, workerId);
-        case 'cancelled':
-          return await tasks.finishCancelled(id, workerId);
-        case 'timeout':
-          return await tasks.fail(
-            id,
-            workerId,
-            { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' },
-            true,
-          );
-      }
-      if (outcome.ok) {
-        const failure = checkResult(outcome.value);
-        if (!failure) return await tasks.complete(id, workerId, outcome.value ?? null);
-        return await tasks.fail(id, workerId, { message: failure.message, code: failure.code }, false);
-      }
-      const { message, code, retryable } = describeError(outcome.error);
-      return await tasks.fail(id, workerId, { message, code }, retryable);
+      return await retryWhileUnreachable(() => this.writeOutcome(outcome));
     } catch (error) {
       if (isCasError(error) && error.code === ErrorCode.CONFLICT) {
-        // Another worker reclaimed the task after our lease expired; its attempt owns the outcome.
-        this.deps.logger.warn({ taskId: id, workerId }, 'lease lost; attempt outcome discarded');
+        // Another worker reclaimed the task after our lease expired, or a retried write had
+        // already landed: the recorded outcome stands.
+        this.deps.logger.warn(
+          { taskId: this.task.id, workerId: this.deps.workerId },
+          'lease lost; outcome discarded',
+        );
         return null;
       }
       throw error;
     }
+  }
+
+  private async writeOutcome(outcome: Outcome): Promise<Task | null> {
+    const { tasks, workerId } = this.deps;
+    const { id } = this.task;
+    switch (this.stopReason) {
+      case 'lease_lost':
+        return null;
+      case 'shutdown':
+        return tasks.release(id, workerId);
+      case 'cancelled':
+        return tasks.finishCancelled(id, workerId);
+      case 'timeout':
+        return tasks.fail(
+          id,
+          workerId,
+          { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' },
+          true,
+        );
+    }
+    if (outcome.ok) {
+      const failure = checkResult(outcome.value);
+      if (!failure) return tasks.complete(id, workerId, outcome.value ?? null);
+      return tasks.fail(id, workerId, failure, false);
+    }
+    const { message, code, retryable } = describeError(outcome.error);
+    return tasks.fail(id, workerId, { message, code }, retryable);
   }
 
   private context(): TaskContext {
@@ -232,6 +240,25 @@ export class TaskRun {
     await this.writeProgress();
     this.writeLogs();
     await this.logWrite;
+  }
+}
+
+const WRITE_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000, 4000];
+
+/**
+ * Retries a write that failed for a reason other than a refusal (a dropped connection, a server
+ * restart), so an attempt's outcome survives a short database outage. The SQL functions check the
+ * lease, so a write that landed before its acknowledgement was lost comes back as a CONFLICT.
+ */
+async function retryWhileUnreachable<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await write();
+    } catch (error) {
+      const delay = WRITE_RETRY_DELAYS_MS[attempt];
+      if (isCasError(error) || delay === undefined) throw error;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
   }
 }
 

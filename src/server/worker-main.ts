@@ -14,7 +14,10 @@ async function main() {
     );
   }
   const logger = createLogger(config.logLevel);
-  const runtime = await createRuntime({ config: { ...config, workers: Math.max(config.workers, 1) }, logger });
+  const runtime = await createRuntime({
+    config: { ...config, workers: Math.max(config.workers, 1) },
+    logger,
+  });
   logger.info(
     { mode: config.mode, workers: Math.max(config.workers, 1), concurrency: config.workerConcurrency },
     'worker started',
