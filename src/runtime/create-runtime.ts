@@ -6,6 +6,7 @@ import { openPostgres } from '../db/postgres.js';
 import { notImplemented } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { AgentRuntime } from './agent-runtime.js';
+import { databaseBackend, type Backend } from './backend.js';
 import { CustomRuntime } from './custom-runtime.js';
 
 export interface CreateRuntimeOptions {
@@ -13,6 +14,8 @@ export interface CreateRuntimeOptions {
   logger?: Logger;
   /** A database to use instead of the one the configuration names; the runtime closes it. */
   database?: Database;
+  /** A whole backend to use instead (Supabase mode in tests); the runtime closes it. */
+  backend?: Backend;
 }
 
 /** Opens the database the configuration names: embedded PGlite, or Postgres at DATABASE_URL. */
@@ -33,8 +36,9 @@ export async function openDatabase(config: Config): Promise<Database> {
 /** Creates the runtime CAS_RUNTIME selects, initialised (migrated, seeded, workers running). */
 export async function createRuntime(options: CreateRuntimeOptions): Promise<CustomRuntime & AgentRuntime> {
   const { config, logger = silentLogger() } = options;
-  const db = options.database ?? (await openDatabase(config));
-  const runtime = new CustomRuntime({ config, db, logger });
+  const backend =
+    options.backend ?? databaseBackend(options.database ?? (await openDatabase(config)), logger);
+  const runtime = new CustomRuntime({ config, backend, logger });
   try {
     await runtime.initialize();
   } catch (error) {

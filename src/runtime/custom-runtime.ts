@@ -2,9 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import type { Config } from '../config.js';
-import type { Database } from '../db/database.js';
-import { migrate, migrationsApplied } from '../db/migrate.js';
-import { sqlFunctionsOver, type SqlFunctions } from '../db/sql-functions.js';
 import {
   agentStore,
   registerAgentInput,
@@ -34,7 +31,8 @@ import {
 } from '../domains/task/task.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
-import { databaseChangeFeed, Doorbell, type ChangeFeed } from '../feed/change-feed.js';
+import { Doorbell, type ChangeFeed } from '../feed/change-feed.js';
+import type { Backend } from './backend.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { agentId, parseInput, taskId, userId } from '../validation.js';
@@ -51,12 +49,8 @@ const FINAL_EVENT_TYPES = new Set(['task_completed', 'task_failed', 'task_cancel
 
 export interface CustomRuntimeOptions {
   config: Config;
-  db: Database;
+  backend: Backend;
   logger: Logger;
-  /** Defaults to calling the SQL functions through `db`. */
-  sql?: SqlFunctions;
-  /** Defaults to LISTEN on `db`. */
-  feed?: ChangeFeed;
 }
 
 const agentIds = z.array(agentId).max(10_000);
@@ -75,6 +69,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly metrics;
   private readonly events;
   private readonly feed: ChangeFeed;
+  private readonly backend: Backend;
   private readonly registry = new ActionRegistry();
   private readonly workers: Worker[] = [];
   private readonly startedAt = Date.now();
@@ -82,14 +77,15 @@ export class CustomRuntime implements AgentRuntime {
   private shutDown: Promise<void> | null = null;
 
   constructor(private readonly options: CustomRuntimeOptions) {
-    const sql = options.sql ?? sqlFunctionsOver(options.db);
+    this.backend = options.backend;
+    const { sql } = options.backend;
     this.agents = agentStore(sql);
     this.tasks = taskStore(sql);
     this.states = stateStore(sql);
     this.logs = logStore(sql);
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
-    this.feed = options.feed ?? databaseChangeFeed(options.db, options.logger);
+    this.feed = options.backend.feed;
   }
 
   initialize(): Promise<void> {
@@ -98,11 +94,8 @@ export class CustomRuntime implements AgentRuntime {
   }
 
   private async start(): Promise<void> {
-    const { config, db, logger } = this.options;
-    const { applied, changed } = await migrate(db);
-    if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-    if (changed.length > 0)
-      logger.warn({ changed }, 'applied migrations have changed on disk; this database runs the old text');
+    const { config, logger } = this.options;
+    await this.backend.prepare();
     await this.feed.start();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
@@ -139,7 +132,7 @@ export class CustomRuntime implements AgentRuntime {
       const deadline = options.deadlineMs ?? this.options.config.shutdownTimeoutMs;
       await Promise.all(this.workers.map((worker) => worker.stop(deadline)));
       await this.feed.stop();
-      await this.options.db.close();
+      await this.backend.close();
     })();
     return this.shutDown;
   }
@@ -149,7 +142,7 @@ export class CustomRuntime implements AgentRuntime {
     let reachable = false;
     let applied = false;
     try {
-      applied = await migrationsApplied(this.options.db);
+      applied = await this.backend.migrationsApplied();
       reachable = true;
     } catch (error) {
       this.options.logger.warn({ err: error }, 'health check: database unreachable');
