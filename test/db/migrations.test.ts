@@ -65,7 +65,7 @@ describeEachDatabase('migrations', (kind) => {
     it('applies every migration file in order and records each one', async () => {
       expect(files.length).toBeGreaterThan(0);
       const result = await migrate(testDb.db);
-      expect(result).toEqual({ applied: files.map((f) => f.version), total: files.length });
+      expect(result).toEqual({ applied: files.map((f) => f.version), changed: [], total: files.length });
 
       const rows = await recordedMigrations(testDb.db);
       expect(rows.map((r) => [r.version, r.name])).toEqual(files.map((f) => [f.version, f.name]));
@@ -102,7 +102,7 @@ describeEachDatabase('migrations', (kind) => {
     it('applies nothing on a second run and changes no rows', async () => {
       const before = await recordedMigrations(testDb.db);
       const result = await migrate(testDb.db);
-      expect(result).toEqual({ applied: [], total: files.length });
+      expect(result).toEqual({ applied: [], changed: [], total: files.length });
       expect(await recordedMigrations(testDb.db)).toEqual(before);
       expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
       const [counts] = await testDb.db.query<{ statuses: number; events: number; last_seq: number }>(
@@ -125,7 +125,7 @@ describeEachDatabase('migrations', (kind) => {
       expect(testDb.kind).toBe(kind);
       expect(await migrationsApplied(testDb.db)).toBe(true);
       expect(await agentIds(testDb.db)).toEqual(BUILT_IN_AGENTS);
-      expect(await migrate(testDb.db)).toEqual({ applied: [], total: files.length });
+      expect(await migrate(testDb.db)).toEqual({ applied: [], changed: [], total: files.length });
     });
 
     it('is writable and private to this file', async () => {
