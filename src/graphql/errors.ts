@@ -4,14 +4,26 @@
  * "Unexpected error." whose extensions carry only the code INTERNAL_SERVER_ERROR and the request id,
  * so no stack trace or SQL ever reaches a client.
  */
-import type { Plugin } from 'graphql-yoga';
-import { GraphQLError, type ExecutionResult } from 'graphql';
-import { handleStreamOrSingleExecutionResult, maskError as yogaMaskError } from 'graphql-yoga';
+import type { ExecutionResult, GraphQLError } from 'graphql';
+import {
+  createGraphQLError,
+  handleStreamOrSingleExecutionResult,
+  maskError as yogaMaskError,
+  type Plugin,
+} from 'graphql-yoga';
 import { ErrorCode, isCasError, type CasError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { GraphQLContext } from './context.js';
 
 export const INTERNAL_SERVER_ERROR = 'INTERNAL_SERVER_ERROR';
+
+/*
+ * Errors are created with yoga's createGraphQLError and recognised by name, not `instanceof`:
+ * a process may hold two copies of graphql (its CommonJS and ES builds; vitest loads both), and
+ * yoga must see our errors as GraphQL errors whichever copy this module got.
+ */
+export const isGraphQLError = (error: unknown): error is GraphQLError =>
+  error instanceof Error && error.name === 'GraphQLError';
 export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
 /** Details of a CasError that are safe to show (zod issue paths and messages). */
@@ -22,7 +34,7 @@ function publicDetails(error: CasError): Record<string, unknown> {
 
 /** The coded GraphQL error for a CasError raised under `error` (a resolver's located error). */
 export function fromCasError(cause: CasError, located?: GraphQLError): GraphQLError {
-  return new GraphQLError(cause.message, {
+  return createGraphQLError(cause.message, {
     nodes: located?.nodes,
     source: located?.source,
     positions: located?.positions,
@@ -31,15 +43,8 @@ export function fromCasError(cause: CasError, located?: GraphQLError): GraphQLEr
   });
 }
 
-/** A GraphQL error with a code, for failures the API layer itself detects. */
-export function codedError(code: ErrorCode, message: string): GraphQLError {
-  return new GraphQLError(message, { extensions: { code } });
-}
-
 const isOurOwn = (error: GraphQLError) =>
-  error.originalError === undefined ||
-  error.originalError === null ||
-  error.originalError instanceof GraphQLError;
+  error.originalError === undefined || error.originalError === null || isGraphQLError(error.originalError);
 
 /**
  * GraphQL's own execution errors carry no code. Without a path they concern the request (a variable
@@ -48,7 +53,7 @@ const isOurOwn = (error: GraphQLError) =>
  */
 function withCode(error: GraphQLError): GraphQLError {
   if (error.extensions?.code) return error;
-  return new GraphQLError(error.message, {
+  return createGraphQLError(error.message, {
     nodes: error.nodes,
     source: error.source,
     positions: error.positions,
@@ -72,7 +77,7 @@ function mapErrors(errors: readonly GraphQLError[], context: GraphQLContext | un
       { err: cause, path: error.path?.join('.'), requestId },
       'unexpected error while resolving an operation',
     );
-    return new GraphQLError(UNEXPECTED_ERROR_MESSAGE, {
+    return createGraphQLError(UNEXPECTED_ERROR_MESSAGE, {
       nodes: error.nodes,
       source: error.source,
       positions: error.positions,
@@ -111,9 +116,7 @@ export function useErrorMapping(logger: Logger): Plugin<GraphQLContext> {
  * masked by yoga (which logs it).
  */
 export function maskError(error: unknown, message: string, isDev?: boolean): Error {
-  const cause = error instanceof GraphQLError ? error.originalError : error;
-  if (isCasError(cause)) return fromCasError(cause, error instanceof GraphQLError ? error : undefined);
+  const cause = isGraphQLError(error) ? error.originalError : error;
+  if (isCasError(cause)) return fromCasError(cause, isGraphQLError(error) ? error : undefined);
   return yogaMaskError(error, message, isDev);
 }
-
-export { ErrorCode };

@@ -4,8 +4,7 @@
  * with a code, never a 500.
  */
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { GraphQLError } from 'graphql';
-import type { Plugin } from 'graphql-yoga';
+import { createGraphQLError, type Plugin } from 'graphql-yoga';
 
 export interface ApiLimits {
   /** Largest HTTP request body and WebSocket message, in bytes. Larger bodies get 413. */
@@ -18,7 +17,10 @@ export interface ApiLimits {
   maxAliases: number;
   /** Most directives in one operation. */
   maxDirectives: number;
-  /** Highest graphql-armor cost (objects 2, scalars 1, times 1.5 per depth level). */
+  /**
+   * Highest graphql-armor cost: objects 2, scalars 1, times 1.5 per level of depth. Three task
+   * connections with a few fields each cost about 7,000.
+   */
   maxCost: number;
 }
 
@@ -29,7 +31,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxTokens: 2_000,
   maxAliases: 15,
   maxDirectives: 20,
-  maxCost: 5_000,
+  maxCost: 20_000,
 };
 
 /**
@@ -44,7 +46,7 @@ const asValidationError: Pick<NonNullable<ArmorConfig['maxDepth']>, 'propagateOn
   onReject: [
     (context, error) =>
       context?.reportError(
-        new GraphQLError(error.message.replace(/^Syntax Error: /, ''), {
+        createGraphQLError(error.message.replace(/^Syntax Error: /, ''), {
           extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
         }),
       ),

@@ -4,10 +4,11 @@
  * mapping of HTTP apply unchanged.
  */
 import type { Server } from 'node:http';
-import { GraphQLError, type ExecutionArgs } from 'graphql';
+import type { ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
+import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
@@ -49,7 +50,7 @@ export function attachGraphQLWebSocket(options: {
         try {
           document = parse(payload.query);
         } catch (error) {
-          if (error instanceof GraphQLError) return [error];
+          if (isGraphQLError(error)) return [error];
           throw error;
         }
         const errors = validate(schema, document);
