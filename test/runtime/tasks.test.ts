@@ -251,6 +251,58 @@ describeEachDatabase('tasks', (kind) => {
     });
   });
 
+  describe('chatty handlers', () => {
+    it('coalesces 1,000 progress reports a second into a few writes, the latest always landing', async () => {
+      await t.runtime.registerAgent(
+        { id: 'chatty', name: 'Chatty', role: 'qa' },
+        {
+          actions: {
+            spin: async (_input, ctx) => {
+              for (let step = 1; step <= 1000; step += 1) {
+                ctx.progress(step / 1000, `step ${step}`);
+                if (step % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+              }
+              return { steps: 1000 };
+            },
+          },
+        },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'chatty', action: 'spin', wait: true });
+      expect(task).toMatchObject({ status: 'succeeded', progress: 1, progressMessage: 'step 1000' });
+      const writes = (
+        await t.runtime.getEventHistory({ taskId: task.id, types: ['task_progress'], first: 500 })
+      ).items;
+      // About one write per 100 ms over a run of about a second.
+      expect(writes.length).toBeGreaterThanOrEqual(3);
+      expect(writes.length).toBeLessThanOrEqual(25);
+      expect(writes.at(-1)?.payload).toMatchObject({ progress: 1, message: 'step 1000' });
+    });
+
+    it('refuses a progress value outside 0..1 by failing the attempt', async () => {
+      await t.runtime.registerAgent(
+        { id: 'overshoot', name: 'Overshoot', role: 'qa' },
+        { actions: { go: (_input, ctx) => ctx.progress(1.5) } },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'overshoot', action: 'go', wait: true });
+      expect(task).toMatchObject({
+        status: 'failed',
+        error: { message: expect.stringContaining('from 0 to 1') },
+      });
+    });
+  });
+
+  describe('delayed start', () => {
+    it('does not start a task before runAt', async () => {
+      const runAt = new Date(Date.now() + 700);
+      const task = await t.runtime.executeTask({ agentId: 'marketer', action: 'ping', runAt });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect((await t.runtime.getTasks([task.id]))[0]?.status).toBe('queued');
+      const final = await waitForFinal(t, task.id);
+      expect(final.status).toBe('succeeded');
+      expect(final.startedAt!.getTime()).toBeGreaterThanOrEqual(runAt.getTime() - 5);
+    });
+  });
+
   describe('cancellation', () => {
     it('cancels a queued task at once', async () => {
       const task = await t.runtime.executeTask({
