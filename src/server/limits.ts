@@ -18,8 +18,9 @@ export interface ApiLimits {
   /** Most directives in one operation. */
   maxDirectives: number;
   /**
-   * Highest graphql-armor cost: objects 2, scalars 1, times 1.5 per level of depth. Three task
-   * connections with a few fields each cost about 7,000.
+   * Highest graphql-armor cost: objects 2, scalars 1, each level 1.5 times its children, and a
+   * selection with a literal `first: n` n times. A 500-task page with a dozen fields costs about
+   * 35,000; a 500-task page asking 100 recent tasks of each task's agent, millions.
    */
   maxCost: number;
 }
@@ -31,7 +32,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxTokens: 2_000,
   maxAliases: 15,
   maxDirectives: 20,
-  maxCost: 20_000,
+  maxCost: 50_000,
 };
 
 /**

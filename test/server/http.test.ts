@@ -1,0 +1,371 @@
+/**
+ * The GraphQL-over-HTTP surface of the real server: media types, methods, status codes, the public
+ * graphql-http audit suite, hostile input, and the health endpoints.
+ */
+import { serverAudits } from 'graphql-http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeEachDatabase } from '../support/databases.js';
+import { errorCodes, gql, startTestServer, type GraphQLResponse, type TestServer } from './harness.js';
+
+const GRAPHQL_RESPONSE = 'application/graphql-response+json';
+
+/** Whatever went wrong, a client must never see our SQL, our stack or our tables. */
+function expectNoLeak(text: string) {
+  expect(text).not.toMatch(/\bselect\b.*\bfrom\b/i);
+  expect(text).not.toMatch(/cas_[a-z_]+\(/);
+  expect(text).not.toMatch(/syntax error at or near|invalid input syntax|relation "|violates/i);
+  expect(text).not.toMatch(/\n\s+at [\w.<>]+ \(|node_modules|\.ts:\d+/);
+}
+
+async function raw(url: string, init: RequestInit = {}) {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type'),
+    text,
+    headers: response.headers,
+  };
+}
+
+describeEachDatabase('GraphQL over HTTP', (kind) => {
+  let server: TestServer;
+  let url: string;
+
+  beforeAll(async () => {
+    server = await startTestServer(kind);
+    url = server.url;
+  });
+  afterAll(() => server?.close());
+
+  describe('media types and methods', () => {
+    it('POST with Accept application/graphql-response+json answers in that type', async () => {
+      const response = await gql(url, '{ agent(id: "qa") { id status } }');
+      expect(response.status).toBe(200);
+      expect(response.contentType).toContain(GRAPHQL_RESPONSE);
+      expect(response.body).toEqual({ data: { agent: { id: 'qa', status: 'IDLE' } } });
+    });
+
+    it('POST with Accept application/json answers in application/json', async () => {
+      const response = await raw(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({
+          query: 'query Q($id: ID!) { agent(id: $id) { id } }',
+          variables: { id: 'qa' },
+        }),
+      });
+      expect(response.status).toBe(200);
+      expect(response.contentType).toContain('application/json');
+      expect(JSON.parse(response.text)).toEqual({ data: { agent: { id: 'qa' } } });
+    });
+
+    it('GET runs queries from the URL', async () => {
+      for (const accept of [GRAPHQL_RESPONSE, 'application/json']) {
+        const query = encodeURIComponent('query($id: ID!) { agent(id: $id) { id } }');
+        const variables = encodeURIComponent(JSON.stringify({ id: 'planner' }));
+        const response = await raw(`${url}?query=${query}&variables=${variables}`, { headers: { accept } });
+        expect(response.status).toBe(200);
+        expect(response.contentType).toContain(accept);
+        expect(JSON.parse(response.text)).toEqual({ data: { agent: { id: 'planner' } } });
+      }
+    });
+
+    it('GET refuses mutations with 405 and changes nothing', async () => {
+      const query = encodeURIComponent('mutation { resetAgentState(agentId: "qa") }');
+      const response = await raw(`${url}?query=${query}`, { headers: { accept: GRAPHQL_RESPONSE } });
+      expect(response.status).toBe(405);
+      expect(response.headers.get('allow')).toContain('POST');
+      expect(JSON.parse(response.text).errors[0].message).toMatch(/mutation.*POST/i);
+    });
+
+    it('answers malformed requests with 4xx', async () => {
+      const post = (body: string, contentType = 'application/json') =>
+        raw(url, {
+          method: 'POST',
+          headers: { 'content-type': contentType, accept: GRAPHQL_RESPONSE },
+          body,
+        });
+      const cases = [
+        await post('{"query": "{ health { ok } }"'), // truncated JSON
+        await post('{"variables": {}}'), // no query
+        await post('{"query": 42}'), // query not a string
+        await post('{"query": "{ health { ok } }", "variables": "nope"}'), // variables not an object
+        await post('[1, 2, 3]'), // not an object (batching is off)
+        await post('query=1', 'text/plain'), // unsupported media type
+        await raw(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' }),
+        await raw(url, { method: 'DELETE' }),
+      ];
+      for (const response of cases) {
+        expect(response.status, response.text).toBeGreaterThanOrEqual(400);
+        expect(response.status, response.text).toBeLessThan(500);
+        expectNoLeak(response.text);
+      }
+      expect(cases[5]!.status).toBe(415);
+      expect(cases[6]!.status).toBe(405);
+    });
+
+    it('passes every MUST of the graphql-http server audits', async () => {
+      const results = [];
+      for (const audit of serverAudits({ url })) {
+        const result = await audit.fn();
+        results.push({
+          name: audit.name,
+          status: result.status,
+          reason: 'reason' in result ? result.reason : '',
+        });
+      }
+      const must = results.filter((result) => result.name.startsWith('MUST'));
+      expect(must.length).toBeGreaterThanOrEqual(10);
+      expect(must.filter((result) => result.status !== 'ok')).toEqual([]);
+      const notOk = results.filter((result) => result.status !== 'ok');
+      console.log(
+        `[graphql-http audits ${kind}] ${results.length} audits, ${must.length} MUST: ` +
+          `${results.length - notOk.length} ok, ${notOk.length} not ok ${JSON.stringify(notOk)}`,
+      );
+    });
+  });
+
+  describe('bad input: each a clear 4xx or a coded GraphQL error, never a 500, never SQL', () => {
+    const expectClean = (response: GraphQLResponse) => {
+      expect(response.status).toBeLessThan(500);
+      expectNoLeak(JSON.stringify(response.body));
+    };
+
+    it('syntax errors: 400, GRAPHQL_PARSE_FAILED', async () => {
+      const response = await gql(url, '{ agents { id ');
+      expectClean(response);
+      expect(response.status).toBe(400);
+      expect(errorCodes(response)).toEqual(['GRAPHQL_PARSE_FAILED']);
+      expect(response.body.errors![0]!.message).toMatch(/^Syntax Error/);
+    });
+
+    it('unknown fields: 400, GRAPHQL_VALIDATION_FAILED, without schema suggestions', async () => {
+      const response = await gql(url, '{ agents { id passwordHash } }');
+      expectClean(response);
+      expect(response.status).toBe(400);
+      expect(errorCodes(response)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      expect(response.body.errors![0]!.message).toContain('Cannot query field "passwordHash"');
+      expect(response.body.errors![0]!.message).not.toMatch(/Did you mean/);
+    });
+
+    it('wrong variable types: 400, BAD_USER_INPUT', async () => {
+      const response = await gql(url, 'query($first: Int) { tasks(first: $first) { totalCount } }', {
+        first: 'many',
+      });
+      expectClean(response);
+      expect(response.status).toBe(400);
+      expect(errorCodes(response)).toEqual(['BAD_USER_INPUT']);
+      expect(response.body.errors![0]!.message).toContain('$first');
+    });
+
+    it('first beyond 500 or below 1: BAD_USER_INPUT naming the limit', async () => {
+      for (const field of ['tasks', 'logs', 'events']) {
+        for (const first of [501, 100_000, 0, -1]) {
+          const response = await gql(
+            url,
+            `query($first: Int) { ${field}(first: $first) { pageInfo { hasNextPage } } }`,
+            {
+              first,
+            },
+          );
+          expectClean(response);
+          expect(errorCodes(response)).toEqual(['BAD_USER_INPUT']);
+          expect(response.body.errors![0]!.message).toContain('between 1 and 500');
+          expect(response.body.data).toBeNull();
+        }
+      }
+      const recent = await gql(url, '{ agents { recentTasks(first: 1000) { id } } }');
+      expect(errorCodes(recent)[0]).toBe('BAD_USER_INPUT');
+    });
+
+    it('a forged or foreign cursor: BAD_USER_INPUT', async () => {
+      const { body } = await gql(url, '{ events(first: 1) { pageInfo { endCursor } } }');
+      const eventCursor = (body.data as { events: { pageInfo: { endCursor: string | null } } }).events
+        .pageInfo.endCursor;
+      for (const [field, after] of [
+        ['tasks', "' OR 1=1 --"],
+        ['logs', 'bm90IGEgY3Vyc29y'],
+        ['tasks', eventCursor ?? 'ZXZlbnQ6MQ'],
+      ] as const) {
+        const response = await gql(
+          url,
+          `query($after: String) { ${field}(after: $after) { pageInfo { hasNextPage } } }`,
+          {
+            after,
+          },
+        );
+        expectClean(response);
+        expect(errorCodes(response)).toEqual(['BAD_USER_INPUT']);
+      }
+    });
+
+    it('deep nesting: 400, GRAPHQL_VALIDATION_FAILED (depth limit)', async () => {
+      const deep =
+        '{ tasks { edges { node { agent { recentTasks { agent { recentTasks { agent { recentTasks { agent { id } } } } } } } } } } }';
+      const response = await gql(url, deep);
+      expectClean(response);
+      expect(response.status).toBe(400);
+      expect(errorCodes(response)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      expect(response.body.errors![0]!.message).toMatch(/depth limit of 10 exceeded, found 11/);
+    });
+
+    it('too many aliases, too many tokens, too costly: rejected before execution', async () => {
+      const aliases = `{ ${Array.from({ length: 20 }, (_, i) => `a${i}: health { ok }`).join(' ')} }`;
+      const tokens = `{ ${Array.from({ length: 1_000 }, () => 'health { ok }').join(' ')} }`;
+      // Lists inside lists: 500 tasks × 100 recent tasks each, within every other limit.
+      const costly =
+        '{ tasks(first: 500) { edges { node { agent { recentTasks(first: 100) { id status } } } } } }';
+      const [tooManyAliases, tooManyTokens, tooCostly] = await Promise.all([
+        gql(url, aliases),
+        gql(url, tokens),
+        gql(url, costly),
+      ]);
+      for (const response of [tooManyAliases, tooManyTokens, tooCostly]) {
+        expectClean(response);
+        expect(response.status).toBe(400);
+        expect(response.body.data).toBeUndefined();
+      }
+      expect(errorCodes(tooManyAliases)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      expect(tooManyAliases.body.errors![0]!.message).toMatch(/Aliases limit of 15/);
+      expect(errorCodes(tooManyTokens)).toEqual(['GRAPHQL_PARSE_FAILED']);
+      expect(tooManyTokens.body.errors![0]!.message).toMatch(/Token limit of 2000/);
+      expect(errorCodes(tooCostly)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      expect(tooCostly.body.errors![0]!.message).toMatch(/Cost limit of 50000/);
+    });
+
+    it('a 5 MB body: 413 without reading it all, and the server keeps serving', async () => {
+      const big = JSON.stringify({
+        query: '{ health { ok } }',
+        variables: { padding: 'x'.repeat(5_000_000) },
+      });
+      const response = await raw(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE },
+        body: big,
+      });
+      expect(response.status).toBe(413);
+      expect(JSON.parse(response.text).errors[0].extensions.code).toBe('REQUEST_ENTITY_TOO_LARGE');
+
+      // Streamed without a Content-Length: cut off once 1 MB has arrived.
+      const encoder = new TextEncoder();
+      const stream = new ReadableStream({
+        start(controller) {
+          for (let i = 0; i < 50; i++)
+            controller.enqueue(encoder.encode(i === 0 ? big.slice(0, 100_000) : 'x'.repeat(100_000)));
+          controller.close();
+        },
+      });
+      const streamed = await raw(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE },
+        body: stream,
+        duplex: 'half',
+      } as RequestInit);
+      expect(streamed.status).toBe(413);
+
+      expect((await gql(url, '{ health { ok } }')).body).toEqual({ data: { health: { ok: true } } });
+    });
+
+    it('SQL-looking ids: BAD_USER_INPUT before any query runs, and the data is intact', async () => {
+      const sqlish = ["'; DROP TABLE cas_tasks; --", "marketer' OR '1'='1", '1 OR 1=1', 'x\u0000y'];
+      for (const id of sqlish) {
+        const responses = await Promise.all([
+          gql(url, 'query($id: ID!) { task(id: $id) { id } }', { id }),
+          gql(url, 'query($id: ID!) { agent(id: $id) { id } }', { id }),
+          gql(url, 'query($id: ID!) { tasks(agentId: $id) { totalCount } }', { id }),
+          gql(url, 'query($id: ID!) { logs(taskId: $id) { edges { cursor } } }', { id }),
+          gql(url, 'query($id: ID!) { events(agentId: $id) { edges { cursor } } }', { id }),
+          gql(url, 'mutation($id: ID!) { cancelTask(id: $id) { id } }', { id }),
+          gql(url, 'mutation($id: ID!) { updateAgentState(agentId: $id, data: {}) { version } }', { id }),
+          gql(url, 'mutation($id: ID!) { registerAgent(input: { id: $id, name: "x", role: "y" }) { id } }', {
+            id,
+          }),
+        ]);
+        for (const response of responses) {
+          expectClean(response);
+          expect(errorCodes(response)).toEqual(['BAD_USER_INPUT']);
+        }
+      }
+      const { body } = await gql(url, '{ agents { id } tasks { totalCount } }');
+      expect((body.data as { agents: unknown[] }).agents).toHaveLength(8);
+    });
+
+    it('invalid JSON arguments and unknown enum values are refused by coercion', async () => {
+      const badEnum = await gql(url, '{ tasks(status: [DONE]) { totalCount } }');
+      expectClean(badEnum);
+      expect(errorCodes(badEnum)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+      const lowerCase = await gql(url, 'query($s: [TaskStatus!]) { tasks(status: $s) { totalCount } }', {
+        s: ['queued'],
+      });
+      expectClean(lowerCase);
+      expect(errorCodes(lowerCase)).toEqual(['BAD_USER_INPUT']);
+      const badDate = await gql(url, 'query($from: DateTime) { logs(from: $from) { edges { cursor } } }', {
+        from: 'yesterday',
+      });
+      expectClean(badDate);
+      expect(errorCodes(badDate)).toEqual(['BAD_USER_INPUT']);
+    });
+  });
+
+  describe('health endpoints', () => {
+    it('GET /health is a liveness answer', async () => {
+      const response = await raw(`${server.origin}/health`);
+      expect(response.status).toBe(200);
+      expect(response.contentType).toContain('application/json');
+      const body = JSON.parse(response.text);
+      expect(body.status).toBe('ok');
+      expect(body.uptimeSeconds).toBeGreaterThanOrEqual(0);
+    });
+
+    it('GET /ready is 200 with the database and migrations checked', async () => {
+      const response = await raw(`${server.origin}/ready`);
+      expect(response.status).toBe(200);
+      expect(JSON.parse(response.text)).toMatchObject({
+        status: 'ready',
+        ok: true,
+        database: 'ok',
+        migrationsApplied: true,
+      });
+    });
+
+    it('GET / leads to GraphiQL; unknown paths are 404', async () => {
+      const root = await fetch(`${server.origin}/`, { redirect: 'manual' });
+      expect(root.status).toBe(302);
+      expect(root.headers.get('location')).toBe('/graphql');
+      expect((await raw(`${server.origin}/nope`)).status).toBe(404);
+    });
+  });
+});
+
+describeEachDatabase('when the database goes away', (kind) => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer(kind, { env: { CAS_WORKERS: '0' } });
+    await server.testDb.db.close();
+  });
+  afterAll(() => server?.close());
+
+  it('/ready answers 503 and /health still 200', async () => {
+    const ready = await raw(`${server.origin}/ready`);
+    expect(ready.status).toBe(503);
+    expect(JSON.parse(ready.text)).toMatchObject({ status: 'not ready', ok: false, database: 'unreachable' });
+    expect((await raw(`${server.origin}/health`)).status).toBe(200);
+  });
+
+  it('queries fail with a masked error carrying the request id, no driver detail', async () => {
+    const response = await gql(url(), '{ agents { id } }', undefined, { 'x-request-id': 'req-123' });
+    expect(response.status).toBeLessThan(500);
+    expectNoLeak(JSON.stringify(response.body));
+    const [error] = response.body.errors!;
+    expect(error!.extensions?.code).toMatch(/^(INTERNAL_SERVER_ERROR|UNAVAILABLE)$/);
+    if (error!.extensions?.code === 'INTERNAL_SERVER_ERROR') {
+      expect(error!.message).toBe('Unexpected error.');
+      expect(error!.extensions?.requestId).toBe('req-123');
+    }
+    expect(JSON.stringify(response.body)).not.toMatch(/closed|pglite|ECONNREFUSED|pool/i);
+  });
+
+  const url = () => server.url;
+});
