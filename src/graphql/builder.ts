@@ -37,3 +37,6 @@ builder.addScalarType('JSON', JSONResolver);
 
 builder.queryType({ description: 'Reads. Every field goes through the AgentRuntime.' });
 builder.mutationType({ description: 'Writes. Input is validated before anything is stored.' });
+builder.subscriptionType({
+  description: 'Live updates over WebSocket (graphql-ws) or SSE. Each starts from history, then goes live.',
+});

@@ -1,5 +1,6 @@
 /** Events: the ordered audit log of every state change. */
 import { eventCursor, type AgentEvent, type EventFilter } from '../../domains/event/event.js';
+import { notFound } from '../../errors.js';
 import { builder } from '../builder.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
 import { parseAgentId } from './agent.js';
@@ -48,6 +49,30 @@ builder.queryField('events', (t) =>
         after: cursorArg(args.after),
       });
       return toConnection(page, eventCursor);
+    },
+  }),
+);
+
+builder.subscriptionField('taskEvents', (t) =>
+  t.field({
+    type: AgentEventRef,
+    description:
+      "A task's events from its first (or after the cursor `after`), then live; completes after the final event.",
+    args: {
+      taskId: t.arg.id({ required: true }),
+      after: t.arg.string({ required: false, description: 'An AgentEvent.cursor: resume after that event.' }),
+    },
+    subscribe: async (_root, args, { runtime }) => {
+      const taskId = parseTaskId(args.taskId, 'taskId');
+      // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
+      const [task] = await runtime.getTasks([taskId]);
+      if (!task) throw notFound('task', taskId);
+      return runtime.streamTask(taskId, { after: cursorArg(args.after) });
+    },
+    resolve: (event, _args, { loaders }) => {
+      // One context serves the whole subscription: forget what earlier events loaded.
+      loaders.clearAll();
+      return event;
     },
   }),
 );
