@@ -10,6 +10,8 @@ export const ErrorCode = {
   FORBIDDEN: 'FORBIDDEN',
   NOT_IMPLEMENTED: 'NOT_IMPLEMENTED',
   UNAVAILABLE: 'UNAVAILABLE',
+  /** A subscriber fell too far behind; it resumes from the last cursor it received. */
+  SUBSCRIPTION_OVERFLOW: 'SUBSCRIPTION_OVERFLOW',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -6,12 +6,23 @@ import type { Logger } from '../logger.js';
 export const FEED_CHANNEL = 'cas_feed';
 
 /** A doorbell: says an event row exists; readers fetch it from the log by seq. */
-export interface FeedNotice {
+export interface EventNotice {
+  kind: 'event';
   seq: number;
   type: EventType;
   agentId: string | null;
   taskId: string | null;
 }
+
+/** Says log entries up to `lastId` exist. */
+export interface LogNotice {
+  kind: 'log';
+  lastId: number;
+}
+
+export type FeedNotice = EventNotice | LogNotice;
+
+export const isEventNotice = (notice: FeedNotice): notice is EventNotice => notice.kind === 'event';
 
 export type FeedListener = (notice: FeedNotice) => void;
 

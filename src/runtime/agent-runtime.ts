@@ -1,7 +1,7 @@
 import type { DatabaseMode } from '../config.js';
 import type { Agent, RegisterAgentInput } from '../domains/agent/agent.js';
-import type { AgentEvent, EventFilter } from '../domains/event/event.js';
-import type { LogEntry, LogFilter } from '../domains/log/log.js';
+import type { AgentEvent, EventFilter, EventType } from '../domains/event/event.js';
+import type { LogEntry, LogFilter, LogLevel } from '../domains/log/log.js';
 import type { AgentMetrics, MetricPoint, TimeRange } from '../domains/metric/metric.js';
 import type { Page } from '../domains/pagination.js';
 import type { AgentState } from '../domains/state/state.js';
@@ -28,6 +28,21 @@ export interface HealthStatus {
 export interface StreamOptions {
   /** Resume after this event cursor instead of from the task's first event. */
   after?: string | null;
+  /** Coalesce progress for this consumer: at most one progress item per this many ms. */
+  throttleMs?: number | null;
+}
+
+export interface EventSubscriptionFilter {
+  agentId?: string | null;
+  taskId?: string | null;
+  types?: readonly EventType[] | null;
+  /** Replay after this cursor, then live; without it, live only. */
+  after?: string | null;
+}
+
+export interface LogSubscriptionFilter {
+  agentId?: string | null;
+  levels?: readonly LogLevel[] | null;
 }
 
 /**
@@ -63,6 +78,14 @@ export interface AgentRuntime {
   getRecentTasks(agentIds: readonly string[], limit: number): Promise<Task[][]>;
   /** The task's events in order, live, ending after its final event. */
   streamTask(taskId: string, options?: StreamOptions): AsyncIterable<AgentEvent>;
+  /** The task now, then after each change; ends at its final status. */
+  watchTask(taskId: string, options?: { throttleMs?: number | null }): AsyncIterable<Task>;
+  /** Events matching the filter, gap-free and in order; see EventSubscriptionFilter.after. */
+  subscribeEvents(filter?: EventSubscriptionFilter): AsyncIterable<AgentEvent>;
+  /** An agent (or every agent) each time its status, activity or error may have changed. */
+  watchAgents(agentId?: string | null): AsyncIterable<Agent>;
+  /** Log entries as they are written. */
+  subscribeLogs(filter?: LogSubscriptionFilter): AsyncIterable<LogEntry>;
   /** Cancels a queued task at once, or asks the worker of a running one to stop. */
   cancelTask(id: string, actor?: Actor): Promise<Task>;
 

@@ -15,7 +15,7 @@ import {
   type AgentEvent,
   type EventFilter,
 } from '../domains/event/event.js';
-import { logFilter, logStore, type LogFilter } from '../domains/log/log.js';
+import { LOG_LEVELS, logFilter, logStore, type LogEntry, type LogFilter } from '../domains/log/log.js';
 import { metricStore, timeRange, type AgentMetrics, type TimeRange } from '../domains/metric/metric.js';
 import { pageSize, type Page } from '../domains/pagination.js';
 import { stateStore, updateStateInput, type AgentState } from '../domains/state/state.js';
@@ -31,12 +31,20 @@ import {
 } from '../domains/task/task.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
-import { Doorbell, type ChangeFeed } from '../feed/change-feed.js';
+import { Doorbell, isEventNotice, type ChangeFeed } from '../feed/change-feed.js';
+import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import type { Backend } from './backend.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { agentId, parseInput, taskId, userId } from '../validation.js';
-import type { Actor, AgentRuntime, HealthStatus, StreamOptions } from './agent-runtime.js';
+import type {
+  Actor,
+  AgentRuntime,
+  EventSubscriptionFilter,
+  HealthStatus,
+  LogSubscriptionFilter,
+  StreamOptions,
+} from './agent-runtime.js';
 import type { AgentActions } from './handlers.js';
 import { Worker } from './worker.js';
 
@@ -44,8 +52,20 @@ import { Worker } from './worker.js';
 export const DEFAULT_WAIT_MS = 30_000;
 /** Readers of the event log re-read at least this often when no notice arrives. */
 const EVENT_POLL_MS = 1000;
-const STREAM_BATCH = 500;
-const FINAL_EVENT_TYPES = new Set(['task_completed', 'task_failed', 'task_cancelled']);
+
+const throttleMsInput = z
+  .number()
+  .int()
+  .min(0)
+  .max(60_000)
+  .nullish()
+  .transform((value) => value ?? undefined);
+
+const eventSubscriptionFilter = eventFilter.pick({ agentId: true, taskId: true, types: true, after: true });
+const logSubscriptionFilter = z.object({
+  agentId: agentId.nullish(),
+  levels: z.array(z.enum(LOG_LEVELS)).max(LOG_LEVELS.length).nullish(),
+});
 
 export interface CustomRuntimeOptions {
   config: Config;
@@ -70,6 +90,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly events;
   private readonly feed: ChangeFeed;
   private readonly backend: Backend;
+  private readonly live: LiveStreams;
   private readonly registry = new ActionRegistry();
   private readonly workers: Worker[] = [];
   private readonly startedAt = Date.now();
@@ -86,6 +107,12 @@ export class CustomRuntime implements AgentRuntime {
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
     this.feed = options.backend.feed;
+    this.live = new LiveStreams(
+      this.feed,
+      { events: this.events, logs: this.logs, tasks: this.tasks, agents: this.agents },
+      EVENT_POLL_MS,
+      options.logger,
+    );
   }
 
   initialize(): Promise<void> {
@@ -97,6 +124,7 @@ export class CustomRuntime implements AgentRuntime {
     const { config, logger } = this.options;
     await this.backend.prepare();
     await this.feed.start();
+    this.live.start();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
         {
@@ -131,6 +159,7 @@ export class CustomRuntime implements AgentRuntime {
       await this.initialized?.catch(() => undefined);
       const deadline = options.deadlineMs ?? this.options.config.shutdownTimeoutMs;
       await Promise.all(this.workers.map((worker) => worker.stop(deadline)));
+      this.live.stop();
       await this.feed.stop();
       await this.backend.close();
     })();
@@ -220,7 +249,7 @@ export class CustomRuntime implements AgentRuntime {
     const deadline = Date.now() + ms;
     const doorbell = new Doorbell(
       this.feed,
-      (notice) => notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type),
+      (notice) => isEventNotice(notice) && notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type),
     );
     try {
       for (;;) {
@@ -259,31 +288,44 @@ export class CustomRuntime implements AgentRuntime {
 
   async *streamTask(id: string, options: StreamOptions = {}): AsyncIterable<AgentEvent> {
     const task = parseInput(taskId, id);
-    let afterSeq = options.after ? eventSeqFromCursor(options.after) : 0;
+    const afterSeq = options.after ? eventSeqFromCursor(options.after) : 0;
+    const throttleMs = parseInput(throttleMsInput, options.throttleMs);
     const [existing] = await this.tasks.get([task]);
     if (!existing) throw notFound('task', id);
-    const doorbell = new Doorbell(this.feed, (notice) => notice.taskId === task);
-    try {
-      for (;;) {
-        const events = await this.events.list({ taskId: task, afterSeq, limit: STREAM_BATCH });
-        for (const event of events) {
-          yield event;
-          afterSeq = event.seq;
-          if (FINAL_EVENT_TYPES.has(event.type)) return;
-        }
-        if (events.length === STREAM_BATCH) continue;
-        // Resumed past the final event: nothing more will come.
-        const [current] = await this.tasks.get([task]);
-        if (!current || isFinal(current.status)) {
-          const [last] = await this.events.list({ taskId: task, afterSeq, limit: 1 });
-          if (!last) return;
-          continue;
-        }
-        await doorbell.wait(EVENT_POLL_MS);
-      }
-    } finally {
-      doorbell.close();
+    const events = this.live.taskEvents(task, afterSeq, { throttleMs });
+    // Resumed past the final event of a finished task: nothing more will come.
+    if (isFinal(existing.status)) {
+      const [next] = await this.events.list({ taskId: task, afterSeq, limit: 1 });
+      if (!next) return;
     }
+    yield* events;
+  }
+
+  async *watchTask(id: string, options: { throttleMs?: number | null } = {}): AsyncIterable<Task> {
+    const task = parseInput(taskId, id);
+    const throttleMs = parseInput(throttleMsInput, options.throttleMs);
+    let found = false;
+    for await (const snapshot of this.live.task(task, { throttleMs })) {
+      found = true;
+      yield snapshot;
+    }
+    if (!found) throw notFound('task', id);
+  }
+
+  async *subscribeEvents(filter: EventSubscriptionFilter = {}): AsyncIterable<AgentEvent> {
+    const parsed = parseInput(eventSubscriptionFilter, filter);
+    const afterSeq = parsed.after ? eventSeqFromCursor(parsed.after) : null;
+    yield* this.live.events$(parsed, afterSeq);
+  }
+
+  async *watchAgents(agent?: string | null): AsyncIterable<Agent> {
+    const id = agent == null ? null : parseInput(agentId, agent);
+    if (id) await this.getAgentStatus(id);
+    yield* this.live.agents(id);
+  }
+
+  async *subscribeLogs(filter: LogSubscriptionFilter = {}): AsyncIterable<LogEntry> {
+    yield* this.live.logs$(parseInput(logSubscriptionFilter, filter));
   }
 
   async cancelTask(id: string, actor: Actor = {}): Promise<Task> {

@@ -1,4 +1,4 @@
-import { Doorbell, sleep, type ChangeFeed } from '../feed/change-feed.js';
+import { Doorbell, isEventNotice, sleep, type ChangeFeed } from '../feed/change-feed.js';
 import type { Task, TaskStore } from '../domains/task/task.js';
 import type { Logger } from '../logger.js';
 import { TaskRun, type TaskRunDeps } from './task-run.js';
@@ -40,10 +40,11 @@ export class Worker {
   ) {
     this.doorbell = new Doorbell(
       feed,
-      (notice) => notice.type === 'task_queued' || notice.type === 'task_retry_scheduled',
+      (notice) =>
+        isEventNotice(notice) && (notice.type === 'task_queued' || notice.type === 'task_retry_scheduled'),
     );
     this.unsubscribeCancels = feed.subscribe((notice) => {
-      if (notice.type === 'task_cancel_requested' && notice.taskId)
+      if (isEventNotice(notice) && notice.type === 'task_cancel_requested' && notice.taskId)
         this.runs.get(notice.taskId)?.run.stop('cancelled');
     });
   }

@@ -67,6 +67,12 @@ begin
   return v_event;
 end $$;
 
+-- The newest event's seq: where a live-only reader starts.
+create or replace function cas_event_head() returns bigint
+language sql stable as $$
+  select last_seq from cas_event_sequence where id
+$$;
+
 create or replace function cas_list_events(
   p_agent_id text default null,
   p_task_id uuid default null,

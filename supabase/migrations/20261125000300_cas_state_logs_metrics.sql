@@ -115,14 +115,31 @@ language sql stable as $$
   select * from cas_agent_config where agent_id = p_agent_id order by version desc limit greatest(p_limit, 0)
 $$;
 
--- Inserts a batch of log entries: [{ agentId, taskId, level, message, context }].
+-- Inserts a batch of log entries: [{ agentId, taskId, level, message, context }]. Writers take
+-- turns (a transaction lock) so log ids commit in order and a reader that has seen id N has seen
+-- every entry before it; then one doorbell rings for the batch.
 create or replace function cas_write_logs(p_entries jsonb) returns setof cas_agent_logs
-language sql as $$
-  insert into cas_agent_logs (agent_id, task_id, level, message, context)
-  select e->>'agentId', (e->>'taskId')::uuid, e->>'level', e->>'message', coalesce(e->'context', '{}'::jsonb)
-  from jsonb_array_elements(p_entries) with ordinality as x(e, n)
-  order by n
-  returning *
+language plpgsql as $$
+begin
+  if jsonb_array_length(p_entries) = 0 then
+    return;
+  end if;
+  perform pg_advisory_xact_lock(4846791580151137002);
+  return query
+    insert into cas_agent_logs (agent_id, task_id, level, message, context)
+    select e->>'agentId', (e->>'taskId')::uuid, e->>'level', e->>'message', coalesce(e->'context', '{}'::jsonb)
+    from jsonb_array_elements(p_entries) with ordinality as x(e, n)
+    order by n
+    returning *;
+  perform pg_notify('cas_feed', json_build_object(
+    'kind', 'log', 'lastId', currval(pg_get_serial_sequence('cas_agent_logs', 'id'))
+  )::text);
+end $$;
+
+-- The newest log entry's id: where a live-only log reader starts.
+create or replace function cas_log_head() returns bigint
+language sql stable as $$
+  select coalesce(max(id), 0) from cas_agent_logs
 $$;
 
 create or replace function cas_list_logs(

@@ -86,6 +86,8 @@ export function eventStore(sql: SqlFunctions) {
       });
       return rows.map(eventFromRow);
     },
+    /** Seq of the newest event. */
+    head: () => sql.value<unknown>('cas_event_head', {}).then(toNumber),
     async page(filter: z.output<typeof eventFilter>): Promise<Page<AgentEvent>> {
       const afterSeq = filter.after ? eventSeqFromCursor(filter.after) : null;
       const rows = await this.list({ ...filter, afterSeq, limit: filter.first + 1 });

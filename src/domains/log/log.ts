@@ -75,6 +75,23 @@ export function logStore(sql: SqlFunctions) {
       const rows = await sql.rows<LogRow>('cas_write_logs', { p_entries: json(entries) });
       return rows.map(logFromRow);
     },
+    /** Entries after `afterId`, oldest first (the log tail's read). */
+    async list(filter: {
+      agentId?: string | null;
+      levels?: readonly LogLevel[] | null;
+      afterId: number;
+      limit: number;
+    }): Promise<LogEntry[]> {
+      const rows = await sql.rows<LogRow>('cas_list_logs', {
+        p_agent_id: filter.agentId ?? null,
+        p_levels: filter.levels ? [...filter.levels] : null,
+        p_after_id: filter.afterId,
+        p_limit: filter.limit,
+      });
+      return rows.map(logFromRow);
+    },
+    /** Id of the newest entry. */
+    head: () => sql.value<unknown>('cas_log_head', {}).then(toNumber),
     async page(filter: z.output<typeof logFilter>): Promise<Page<LogEntry>> {
       const rows = await sql.rows<LogRow>('cas_list_logs', {
         p_agent_id: filter.agentId ?? null,

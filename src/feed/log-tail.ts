@@ -1,0 +1,200 @@
+import type { Logger } from '../logger.js';
+import { BoundedQueue } from './queue.js';
+
+/**
+ * An append-only log whose positions commit in order (cas_agent_events by seq, cas_agent_logs by
+ * id): a reader that has seen position N has seen everything before it.
+ */
+export interface OrderedLog<Item, Filter> {
+  position(item: Item): number;
+  /** The newest position now. */
+  head(): Promise<number>;
+  /** Items after `position` in order, matching `filter` when given. */
+  readAfter(position: number, limit: number, filter?: Filter): Promise<Item[]>;
+  matches(item: Item, filter: Filter): boolean;
+}
+
+export interface LogTailOptions {
+  /** Rows read per query. */
+  batchSize: number;
+  /** Batches a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
+  subscriberCapacity: number;
+}
+
+/** What the tail read from `from` (exclusive) to `to` (inclusive), and what of it matched. */
+interface Batch<Item> {
+  from: number;
+  to: number;
+  items: Item[];
+}
+
+interface Subscriber<Item, Filter> {
+  filter: Filter;
+  queue: BoundedQueue<Batch<Item>>;
+  live: boolean;
+  /** Every matching item at or before this position has been handed to the consumer. */
+  covered: number;
+}
+
+/**
+ * Follows an ordered log for all subscribers of this process: one read per wake-up, whatever the
+ * number of subscribers, fanned out in process. A subscriber with a cursor replays the log after
+ * it, then continues live. Each live batch says which range it covers; a subscriber that finds a
+ * range it has not seen (it joined while the tail was between reads) reads that range itself, so
+ * nothing falls between replay and live, and positions drop the duplicates.
+ */
+export class LogTail<Item, Filter> {
+  private readonly subscribers = new Set<Subscriber<Item, Filter>>();
+  private headPosition: number | null = null;
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
+
+  constructor(
+    private readonly log: OrderedLog<Item, Filter>,
+    private readonly options: LogTailOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  /** Reads what is new and delivers it; called on each doorbell and by the fallback poll. */
+  wake(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return this.pumping;
+    }
+    this.pumping = this.pump().finally(() => {
+      this.pumping = null;
+    });
+    return this.pumping;
+  }
+
+  /**
+   * Items matching `filter` after position `after`, then live ones, until the consumer stops.
+   * With `after` null, only items that arrive from now on. The subscriber is registered at once;
+   * `return()` ends the stream even while it waits for the next item.
+   */
+  subscribe(filter: Filter, after: number | null): AsyncIterableIterator<Item> {
+    const subscriber: Subscriber<Item, Filter> = {
+      filter,
+      queue: new BoundedQueue<Batch<Item>>(this.options.subscriberCapacity),
+      live: false,
+      covered: 0,
+    };
+    this.subscribers.add(subscriber);
+    const stream = this.stream(subscriber, after ?? this.headPosition);
+    const stop = () => {
+      this.subscribers.delete(subscriber);
+      subscriber.queue.close();
+    };
+    return {
+      next: () => stream.next(),
+      return: async () => {
+        stop();
+        return stream.return(undefined);
+      },
+      throw: async (error: unknown) => {
+        stop();
+        return stream.throw(error);
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+
+  private async *stream(subscriber: Subscriber<Item, Filter>, after: number | null): AsyncGenerator<Item> {
+    const { filter } = subscriber;
+    try {
+      let last = after ?? (await this.log.head());
+      for await (const item of this.read(filter, last, Number.POSITIVE_INFINITY)) {
+        yield item;
+        last = this.log.position(item);
+      }
+      subscriber.covered = last;
+      subscriber.live = true;
+      for await (const batch of subscriber.queue) {
+        if (batch.from > subscriber.covered) {
+          for await (const item of this.read(filter, subscriber.covered, batch.from)) {
+            if (this.log.position(item) <= last) continue;
+            yield item;
+            last = this.log.position(item);
+          }
+        }
+        subscriber.covered = Math.max(subscriber.covered, batch.to);
+        for (const item of batch.items) {
+          if (this.log.position(item) <= last) continue;
+          yield item;
+          last = this.log.position(item);
+        }
+      }
+    } finally {
+      this.subscribers.delete(subscriber);
+      subscriber.queue.close();
+    }
+  }
+
+  /** The newest position this tail has delivered, or the log's head when it is idle. */
+  async currentHead(): Promise<number> {
+    return this.headPosition ?? this.log.head();
+  }
+
+  /** Ends every subscription (shutdown). */
+  closeAll(): void {
+    for (const subscriber of this.subscribers) subscriber.queue.close();
+    this.subscribers.clear();
+  }
+
+  /** Matching items in (from, to], read in batches. */
+  private async *read(filter: Filter, from: number, to: number): AsyncGenerator<Item> {
+    let position = from;
+    for (;;) {
+      const items = await this.log.readAfter(position, this.options.batchSize, filter);
+      for (const item of items) {
+        if (this.log.position(item) > to) return;
+        yield item;
+        position = this.log.position(item);
+      }
+      if (items.length < this.options.batchSize) return;
+    }
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      do {
+        this.pumpAgain = false;
+        if (this.subscribers.size === 0) {
+          // Nobody listens: forget the position; the next subscriber's first batch starts anew.
+          this.headPosition = null;
+          return;
+        }
+        this.headPosition ??= await this.log.head();
+        for (;;) {
+          const from = this.headPosition;
+          const items = await this.log.readAfter(from, this.options.batchSize);
+          if (items.length === 0) break;
+          const to = this.log.position(items.at(-1)!);
+          this.deliver({ from, to, items });
+          this.headPosition = to;
+          if (items.length < this.options.batchSize) break;
+        }
+      } while (this.pumpAgain);
+    } catch (error) {
+      this.logger.warn({ err: error }, 'reading the log failed; the next wake-up retries');
+    }
+  }
+
+  private deliver(batch: Batch<Item>): void {
+    for (const subscriber of this.subscribers) {
+      const items = batch.items.filter((item) => this.log.matches(item, subscriber.filter));
+      if (subscriber.live && items.length === 0 && subscriber.queue.size === 0) {
+        // Nothing for it and nothing pending: it has seen this range.
+        subscriber.covered = Math.max(subscriber.covered, batch.to);
+      } else {
+        subscriber.queue.push({ from: batch.from, to: batch.to, items });
+      }
+    }
+  }
+}
