@@ -1,0 +1,114 @@
+/**
+ * A typed client with nothing but fetch: lists the agents, runs a `ping` task on one and waits for
+ * its result. Types come from GraphQL Code Generator (npm run codegen → examples/gql/).
+ *
+ *   npm start                       # in another terminal
+ *   npx tsx examples/run-task.ts [agentId]
+ *
+ * CAS_API_URL overrides the endpoint (default http://localhost:4000/graphql).
+ */
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { print } from 'graphql';
+import { fileURLToPath } from 'node:url';
+import { graphql } from './gql/index.js';
+
+const ListAgents = graphql(`
+  query ListAgents {
+    agents {
+      id
+      name
+      role
+      status
+      metrics {
+        totalRuns
+        successRate
+      }
+    }
+  }
+`);
+
+const RunTask = graphql(`
+  mutation RunTask($input: ExecuteTaskInput!) {
+    executeTask(input: $input) {
+      id
+      status
+      result
+      error {
+        message
+        code
+      }
+      durationMs
+      agent {
+        id
+      }
+    }
+  }
+`);
+
+/** A GraphQL error as the API sends it: `extensions.code` says what kind. */
+export class ApiError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+  }
+}
+
+/** Runs one typed operation over HTTP POST; the result and the variables are checked by tsc. */
+export async function request<Result, Variables extends Record<string, unknown>>(
+  url: string,
+  document: TypedDocumentNode<Result, Variables>,
+  ...[variables]: Variables extends Record<string, never> ? [] : [Variables]
+): Promise<Result> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+    body: JSON.stringify({ query: print(document), variables }),
+  });
+  const body = (await response.json()) as {
+    data?: Result | null;
+    errors?: { message: string; extensions?: { code?: string } }[];
+  };
+  const [error] = body.errors ?? [];
+  if (error) throw new ApiError(error.message, error.extensions?.code);
+  if (!body.data) throw new ApiError(`HTTP ${response.status} without data`, undefined);
+  return body.data;
+}
+
+/** Lists the agents and pings one; `print` receives each line. */
+export async function runExample(
+  url: string,
+  agentId = 'marketer',
+  print: (line: string) => void = console.log,
+) {
+  const { agents } = await request(url, ListAgents);
+  print(`${agents.length} agents:`);
+  for (const agent of agents) {
+    print(
+      `  ${agent.id.padEnd(12)} ${agent.status.padEnd(8)} ${agent.role} (${agent.metrics.totalRuns} runs)`,
+    );
+  }
+
+  const { executeTask: task } = await request(url, RunTask, {
+    input: {
+      agentId,
+      action: 'ping',
+      input: { from: 'examples/run-task.ts' },
+      wait: true,
+      timeoutMs: 10_000,
+    },
+  });
+  print(`task ${task.id} on ${task.agent.id}: ${task.status} in ${task.durationMs ?? '?'} ms`);
+  print(`result: ${JSON.stringify(task.result)}`);
+  if (task.error) print(`error: ${task.error.code ?? ''} ${task.error.message}`);
+  return task;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const url = process.env.CAS_API_URL ?? 'http://localhost:4000/graphql';
+  runExample(url, process.argv[2]).catch((error: unknown) => {
+    console.error(error instanceof ApiError ? `${error.code ?? 'ERROR'}: ${error.message}` : error);
+    process.exit(1);
+  });
+}

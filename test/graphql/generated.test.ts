@@ -1,0 +1,54 @@
+/**
+ * The checked-in artefacts match the code: schema.graphql (npm run schema:check) and the typed
+ * client of examples/gql/ (npm run codegen:check), and the example client runs against the server.
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { runExample } from '../../examples/run-task.js';
+import { staleCodegenFiles } from '../../scripts/codegen-check.js';
+import { describeEachDatabase } from '../support/databases.js';
+import { startTestServer, type TestServer } from '../server/harness.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+it('schema.graphql is what the Pothos schema prints (schema:check)', async () => {
+  // In a process of its own: the check must see the same graphql module as the schema builder.
+  const { stdout } = await promisify(execFile)(
+    path.join(ROOT, 'node_modules', '.bin', 'tsx'),
+    ['scripts/print-schema.ts', '--check'],
+    { cwd: ROOT },
+  );
+  expect(stdout).toContain('schema.graphql is up to date');
+});
+
+it('examples/gql/ is what codegen generates from schema.graphql (codegen:check)', async () => {
+  expect(await staleCodegenFiles()).toEqual([]);
+});
+
+describeEachDatabase('the example typed client', (kind) => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer(kind);
+  });
+  afterAll(() => server?.close());
+
+  it('lists the agents and runs a ping task to its result', async () => {
+    const lines: string[] = [];
+    const task = await runExample(server.url, 'tester', (line) => lines.push(line));
+    expect(task).toMatchObject({ status: 'SUCCEEDED', result: { pong: true }, agent: { id: 'tester' } });
+    expect(lines[0]).toBe('8 agents:');
+    expect(lines.slice(1, 9).map((line) => line.trim().split(/\s+/)[0])).toEqual([
+      'analyst',
+      'developer',
+      'engineer',
+      'marketer',
+      'planner',
+      'qa',
+      'security',
+      'tester',
+    ]);
+    expect(lines.at(-1)).toBe('result: {"pong":true}');
+  });
+});
