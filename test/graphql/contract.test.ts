@@ -323,6 +323,62 @@ describeEachDatabase('API contract over HTTP', (kind) => {
     });
   });
 
+  describe('expected failures carry their code', () => {
+    it('NOT_FOUND, CONFLICT and BAD_USER_INPUT from mutations', async () => {
+      const { executeTask: done } = await data(url, EXECUTE, {
+        input: { agentId: 'qa', action: 'ping', wait: true, timeoutMs: 10_000 },
+      });
+      const cases: [string, Record<string, unknown> | undefined, string][] = [
+        [
+          'mutation { executeTask(input: { agentId: "ghost", action: "ping" }) { id } }',
+          undefined,
+          'NOT_FOUND',
+        ],
+        ['mutation($id: ID!) { cancelTask(id: $id) { id } }', { id: done.id }, 'CONFLICT'],
+        [
+          'mutation { cancelTask(id: "00000000-0000-4000-8000-000000000000") { id } }',
+          undefined,
+          'NOT_FOUND',
+        ],
+        ['mutation { updateAgentState(agentId: "ghost", data: {}) { version } }', undefined, 'NOT_FOUND'],
+        ['mutation { resetAgentState(agentId: "ghost") }', undefined, 'NOT_FOUND'],
+        [
+          'mutation { registerAgent(input: { id: "x", name: "", role: "r" }) { id } }',
+          undefined,
+          'BAD_USER_INPUT',
+        ],
+        [
+          'mutation { executeTask(input: { agentId: "qa", action: "no-such-action" }) { id } }',
+          undefined,
+          'BAD_USER_INPUT',
+        ],
+        [
+          'mutation { executeTask(input: { agentId: "qa", action: "ping", maxAttempts: 0 }) { id } }',
+          undefined,
+          'BAD_USER_INPUT',
+        ],
+        [
+          '{ agent(id: "qa") { metrics(from: "2030-01-01T00:00:00Z", to: "2020-01-01T00:00:00Z") { totalRuns } } }',
+          undefined,
+          'BAD_USER_INPUT',
+        ],
+      ];
+      for (const [query, variables, code] of cases) {
+        const response = await gql(url, query, variables);
+        expect(response.status, query).toBe(200);
+        expect(errorCodes(response), query).toEqual([code]);
+        expect(response.body.errors![0]!.message, query).not.toBe('Unexpected error.');
+      }
+      const invalid = await gql(
+        url,
+        'mutation { registerAgent(input: { id: "x", name: "", role: "r" }) { id } }',
+      );
+      expect(invalid.body.errors![0]!.extensions?.issues).toEqual([
+        { path: 'name', message: expect.any(String) },
+      ]);
+    });
+  });
+
   describe('events', () => {
     it('pages the log in order, filtered by agent, task and type, resuming after a cursor', async () => {
       const { executeTask } = await data(url, EXECUTE, {
