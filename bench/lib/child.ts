@@ -1,0 +1,108 @@
+/**
+ * Child processes of the benchmark: `node --import tsx <entry>` from the repository root, ready
+ * once a line of its output contains a text; `RESULT <json>` lines are the way a child reports
+ * numbers back. Output is kept (the last 64 KiB) for error messages.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+const KEEP_OUTPUT = 64 * 1024;
+
+export interface Child {
+  child: ChildProcess;
+  pid: number;
+  output(): string;
+  /** Every `RESULT <json>` line printed so far, parsed. */
+  results(): unknown[];
+  exited: Promise<number | string | null>;
+  /** SIGTERM (or `signal`), then waits for the exit; SIGKILL after `killAfterMs`. */
+  stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | string | null>;
+}
+
+const running = new Set<Child>();
+
+export async function startChild(
+  entry: string,
+  env: Record<string, string>,
+  readyText: string,
+  timeoutMs = 60_000,
+): Promise<Child> {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  let pending = '';
+  const results: unknown[] = [];
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.on('exit', (code, signal) => resolve(code ?? signal)),
+  );
+  const keep = (text: string) => {
+    output += text;
+    if (output.length > KEEP_OUTPUT * 2) output = output.slice(-KEEP_OUTPUT);
+  };
+  const handle: Child = {
+    child,
+    pid: child.pid!,
+    output: () => output,
+    results: () => results,
+    exited,
+    async stop(signal = 'SIGTERM', killAfterMs = 15_000) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        const code = await exited;
+        clearTimeout(timer);
+        return code;
+      }
+      return exited;
+    },
+  };
+  running.add(handle);
+  void exited.then(() => running.delete(handle));
+
+  await new Promise<void>((resolve, reject) => {
+    let ready = false;
+    const timer = setTimeout(
+      () => reject(new Error(`${entry} did not print "${readyText}" within ${timeoutMs} ms:\n${output}`)),
+      timeoutMs,
+    );
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const text = chunk.toString();
+      keep(text);
+      pending += text;
+      const lines = pending.split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line.startsWith('RESULT ')) results.push(JSON.parse(line.slice('RESULT '.length)));
+        if (!ready && line.includes(readyText)) {
+          ready = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => keep(chunk.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      if (!ready) reject(new Error(`${entry} exited (${code}) before it was ready:\n${output}`));
+    });
+  });
+  return handle;
+}
+
+/** Stops every child still running (on the way out, also after a failure). */
+export async function stopAllChildren(): Promise<void> {
+  await Promise.all([...running].map((child) => child.stop('SIGTERM', 5_000)));
+}
+
+/** Waits for the child's exit and returns its last RESULT line. */
+export async function resultOf<T>(child: Child): Promise<T> {
+  const code = await child.exited;
+  const results = child.results();
+  if (results.length === 0) throw new Error(`no RESULT line (exit ${code}):\n${child.output()}`);
+  return results[results.length - 1] as T;
+}

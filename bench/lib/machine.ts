@@ -1,0 +1,62 @@
+/** What the figures were measured on. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { serverVersion } from './postgres.js';
+
+export interface MachineInfo {
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  os: string;
+  node: string;
+  postgres: string;
+  pglite: string;
+  graphileWorker: string;
+  autocannon: string;
+  gitCommit: string;
+  /** 1-minute load average when the run started and ended: high values mean a noisy machine. */
+  loadAverageAtStart: number;
+  loadAverageAtEnd?: number;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+function packageVersion(name: string): string {
+  try {
+    const file = readFileSync(`${ROOT}node_modules/${name}/package.json`, 'utf8');
+    return (JSON.parse(file) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function gitCommit(): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT })
+      .toString()
+      .trim();
+    return dirty ? `${commit} (with uncommitted changes)` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export async function machineInfo(): Promise<MachineInfo> {
+  const pgVersion = await serverVersion();
+  return {
+    cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    postgres: pgVersion.split(' on ')[0] ?? pgVersion,
+    pglite: packageVersion('@electric-sql/pglite'),
+    graphileWorker: packageVersion('graphile-worker'),
+    autocannon: packageVersion('autocannon'),
+    gitCommit: gitCommit(),
+    loadAverageAtStart: os.loadavg()[0]!,
+  };
+}

@@ -1,0 +1,109 @@
+/**
+ * The two task-engine measurements, for any queue (CAS on PostgreSQL or PGlite, graphile-worker):
+ * - start latency: idle workers, jobs enqueued one at a time at a steady pace, latency from the
+ *   database's own timestamps (enqueue transaction time to claim time);
+ * - throughput: a backlog enqueued in one transaction, then the time until every job is done,
+ *   observed by polling the queue every 10 ms.
+ */
+import { progress, sleep } from './progress.js';
+import { summarize, type LatencySummary } from './stats.js';
+
+export interface LatencyResult {
+  tasks: number;
+  paceMs: number;
+  latency: LatencySummary;
+  /** How far behind its schedule the enqueue loop finished (ms); large values mean a starved client. */
+  scheduleSlipMs: number;
+}
+
+export interface ThroughputResult {
+  tasks: number;
+  /** Jobs done when the measurement ended: all of them, unless it timed out. */
+  completed: number;
+  /** The backlog was not done within the time limit; the rate counts the jobs that were. */
+  timedOut: boolean;
+  /** Time of the one-transaction enqueue of the backlog (not part of the rate). */
+  enqueueSeconds: number;
+  /** From the backlog's commit until the last job was seen done. */
+  seconds: number;
+  tasksPerSecond: number;
+}
+
+export interface QueueDriver {
+  label: string;
+  enqueueOne(index: number): Promise<void>;
+  enqueueMany(count: number): Promise<void>;
+  /** Jobs not finished yet. */
+  remaining(): Promise<number>;
+  /** Start latencies (ms) of the jobs enqueued so far, from database timestamps. */
+  startLatencies(): Promise<number[]>;
+}
+
+const POLL_MS = 10;
+
+/** Polls until the queue is empty; resolves with the jobs left (0, or more on timeout). */
+export async function waitUntilDrained(driver: QueueDriver, timeoutMs: number): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  let lastReport = performance.now();
+  for (;;) {
+    const left = await driver.remaining();
+    if (left === 0) return 0;
+    if (performance.now() > deadline) {
+      progress(`${driver.label}: TIMED OUT after ${timeoutMs / 1000} s with ${left} job(s) left`);
+      return left;
+    }
+    if (performance.now() - lastReport > 3_000) {
+      progress(`${driver.label}: ${left} job(s) left`);
+      lastReport = performance.now();
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+export async function measureStartLatency(
+  driver: QueueDriver,
+  tasks: number,
+  paceMs: number,
+  timeoutMs = 120_000,
+): Promise<LatencyResult> {
+  const started = performance.now();
+  let lastReport = started;
+  for (let index = 0; index < tasks; index++) {
+    const due = started + index * paceMs;
+    const wait = due - performance.now();
+    if (wait > 0) await sleep(wait);
+    await driver.enqueueOne(index);
+    if (performance.now() - lastReport > 3_000) {
+      progress(`${driver.label}: enqueued ${index + 1}/${tasks}`);
+      lastReport = performance.now();
+    }
+  }
+  const scheduleSlipMs = Math.max(0, performance.now() - (started + (tasks - 1) * paceMs));
+  const left = await waitUntilDrained(driver, timeoutMs);
+  if (left > 0) throw new Error(`${driver.label}: ${left} job(s) still not done after ${timeoutMs} ms`);
+  const latencies = await driver.startLatencies();
+  if (latencies.length !== tasks) {
+    throw new Error(`${driver.label}: ${latencies.length} start times recorded for ${tasks} jobs`);
+  }
+  return { tasks, paceMs, latency: summarize(latencies), scheduleSlipMs };
+}
+
+export async function measureThroughput(
+  driver: QueueDriver,
+  tasks: number,
+  timeoutMs: number,
+): Promise<ThroughputResult> {
+  const enqueueStarted = performance.now();
+  await driver.enqueueMany(tasks);
+  const committed = performance.now();
+  const left = await waitUntilDrained(driver, timeoutMs);
+  const seconds = (performance.now() - committed) / 1000;
+  return {
+    tasks,
+    completed: tasks - left,
+    timedOut: left > 0,
+    enqueueSeconds: (committed - enqueueStarted) / 1000,
+    seconds,
+    tasksPerSecond: (tasks - left) / seconds,
+  };
+}

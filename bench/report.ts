@@ -1,0 +1,295 @@
+/** bench/REPORT.md from the results of a run. */
+import type { BenchResults } from './run.js';
+import { fmt } from './lib/stats.js';
+
+const x = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, 2)}×`;
+const ms = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, 2)} ms`;
+const int = (value: number | undefined) => fmt(value, 0);
+
+function table(header: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function writeReport(results: BenchResults): string {
+  const { machine, http, roundTrips, tasks, subscriptions } = results;
+  const out: string[] = [];
+  const push = (...lines: string[]) => out.push(...lines);
+
+  push('# CAS Runtime API: benchmark report', '');
+  push(
+    `Run ${results.startedAt} with \`${results.command}\`${results.quick ? ' (quick sizes: a smoke run, not for quoting)' : ''}, ` +
+      `${int(results.durationSeconds)} s, commit ${machine.gitCommit}. Raw numbers: \`bench/results.json\`.`,
+    '',
+  );
+  push(
+    table(
+      ['machine', ''],
+      [
+        ['CPU', `${machine.cpuModel}, ${machine.cores} cores`],
+        ['memory', `${machine.memoryGiB} GiB`],
+        ['OS', machine.os],
+        ['Node.js', machine.node],
+        ['PostgreSQL server', machine.postgres],
+        ['PGlite', machine.pglite],
+        ['graphile-worker', machine.graphileWorker],
+        ['autocannon', machine.autocannon],
+        [
+          '1-min load average',
+          `${fmt(machine.loadAverageAtStart, 2)} at start, ${fmt(machine.loadAverageAtEnd, 2)} at end`,
+        ],
+      ],
+    ),
+    '',
+  );
+  push(
+    '**Read the ratios, not the absolute numbers.** The load generator, the servers, the workers and ' +
+      'PostgreSQL share the same cores, so absolute figures depend on the machine and on whatever else ' +
+      'runs on it; ratios between systems measured side by side in the same run carry over better. ' +
+      'A load average well above 0 at the start means something else was running.',
+    '',
+  );
+
+  // Headline
+  push('## Headline', '');
+  const headline: string[] = [];
+  if (http) {
+    for (const r of http.ratios) {
+      headline.push(
+        `- GraphQL \`${r.query}\` query vs bare node:http answering the same bytes, ${r.processes} process(es): ` +
+          `**${x(r.graphqlOverBareRps)}** the requests/s (p50 latency ${x(r.graphqlOverBareP50)}).`,
+      );
+    }
+  }
+  if (roundTrips) {
+    headline.push(
+      `- Dashboard query: **${roundTrips.runs.map((r) => `${r.roundTrips} round trips with ${r.agents} agents`).join(', ')}**.`,
+    );
+  }
+  if (tasks) {
+    const cas = tasks.latency.find((r) => r.system === 'cas' && r.database === 'postgres');
+    const gw = tasks.latency.find((r) => r.system === 'graphile-worker');
+    headline.push(
+      `- Enqueue-to-start latency on PostgreSQL: CAS p50 **${ms(cas?.latency.p50)}**, p99 **${ms(cas?.latency.p99)}**; ` +
+        `graphile-worker p50 ${ms(gw?.latency.p50)}, p99 ${ms(gw?.latency.p99)} ` +
+        `(CAS/graphile-worker: p50 ${x(tasks.ratios.latencyP50CasOverGraphile)}, p99 ${x(tasks.ratios.latencyP99CasOverGraphile)}).`,
+    );
+    for (const { workerProcesses, ratio } of tasks.ratios.throughputCasOverGraphile) {
+      const c = tasks.throughput.find(
+        (r) => r.system === 'cas' && r.database === 'postgres' && r.workerProcesses === workerProcesses,
+      );
+      const g = tasks.throughput.find(
+        (r) => r.system === 'graphile-worker' && r.workerProcesses === workerProcesses,
+      );
+      headline.push(
+        `- No-op tasks/s with ${workerProcesses} worker process(es): CAS **${int(c?.tasksPerSecond)}** ` +
+          `(with events and metrics), graphile-worker ${int(g?.tasksPerSecond)}: **${x(ratio)}**.`,
+      );
+    }
+    const troubled = tasks.throughput.filter((r) => r.timedOut || (r.deadlocks ?? 0) > 0);
+    for (const r of troubled) {
+      headline.push(
+        `- **Warning**: ${r.system} on ${r.database} with ${r.workerProcesses} worker process(es): ` +
+          `${r.deadlocks ?? 0} deadlock(s)${r.timedOut ? `, only ${r.completed} of ${r.tasks} tasks done before the time limit` : ''}.`,
+      );
+    }
+    headline.push(
+      `- Embedded (PGlite, in-process worker) vs PostgreSQL server (1 worker process): ` +
+        `**${x(tasks.ratios.embeddedOverServerThroughput)}** the tasks/s, ${x(tasks.ratios.embeddedOverServerLatencyP50)} the p50 start latency.`,
+    );
+  }
+  if (subscriptions) {
+    headline.push(`- Subscriptions: ${subscriptions.measured ? 'see below' : subscriptions.note}.`);
+  }
+  push(...headline, '');
+
+  if (results.failures.length > 0) {
+    push('## Sections that failed in this run', '');
+    for (const failure of results.failures) {
+      push(
+        `- **${failure.section}**:`,
+        '',
+        '```',
+        failure.error.split('\n').slice(0, 12).join('\n'),
+        '```',
+        '',
+      );
+    }
+  }
+
+  if (http) {
+    push('## HTTP', '');
+    push(
+      `autocannon in the benchmark process, ${http.settings.connections} connections, ` +
+        `${http.settings.warmupSeconds} s warm-up then ${http.settings.durationSeconds} s per row, POST /graphql ` +
+        'with `content-type: application/json`. Every response body is compared with the expected one ' +
+        '(mismatches count as errors). The GraphQL server is `src/server/main.ts` on the PostgreSQL server ' +
+        '(`DATABASE_URL`, `CAS_WORKERS=0`: an API-only process; the pool is its default of 15 connections). ' +
+        'The bare server (`bench/servers/bare-http.ts`) reads the request body and answers the bytes the ' +
+        'GraphQL server answered for it. Both run under node:cluster (`bench/servers/cluster.ts`) with 1 or 2 ' +
+        'workers sharing one port: the primary hands each new connection to a worker in turn, and that ' +
+        'worker serves every request of the connection. With 2 cores, 2 server processes compete with ' +
+        'autocannon and PostgreSQL for the CPU.',
+      '',
+      '- `health`: `{ health { ok } }` (one database round trip: the migrations check).',
+      '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
+        'over the 8 built-in agents, each with 5 finished tasks and a state.',
+      '',
+    );
+    push(
+      table(
+        ['query', 'server', 'processes', 'requests/s', 'p50', 'p99', 'mean', 'errors', 'response bytes'],
+        http.runs.map((r) => [
+          r.query,
+          r.server === 'bare' ? 'bare node:http' : 'GraphQL (yoga)',
+          r.processes,
+          int(r.requestsPerSecond),
+          ms(r.latencyP50Ms),
+          ms(r.latencyP99Ms),
+          ms(r.latencyMeanMs),
+          r.errors + r.non2xx + r.mismatches + r.timeouts,
+          r.responseBytes,
+        ]),
+      ),
+      '',
+    );
+    push(
+      table(
+        ['query', 'processes', 'GraphQL / bare requests/s', 'GraphQL / bare p50'],
+        http.ratios.map((r) => [r.query, r.processes, x(r.graphqlOverBareRps), x(r.graphqlOverBareP50)]),
+      ),
+      '',
+    );
+    push(
+      table(
+        ['server', 'query', '2 processes / 1 process requests/s'],
+        http.scaling.map((s) => [s.server, s.query, x(s.twoOverOne)]),
+      ),
+      '',
+    );
+  }
+
+  if (roundTrips) {
+    push('## Database round trips per dashboard request', '');
+    push(
+      'The runtime in the benchmark process on a database wrapper that counts every statement ' +
+        '(as `test/server/harness.ts` does for the DataLoader test), the dashboard query through the real ' +
+        'yoga instance (no HTTP). 200 agents = the 8 built-in ones and 192 registered, a tenth of them with ' +
+        'a state and a task. Latency: sequential requests in process, PostgreSQL server.',
+      '',
+    );
+    push(
+      table(
+        ['agents', 'round trips', 'p50', 'p99', 'response bytes'],
+        roundTrips.runs.map((r) => [
+          r.agents,
+          r.roundTrips,
+          ms(r.latencyP50Ms),
+          ms(r.latencyP99Ms),
+          r.responseBytes,
+        ]),
+      ),
+      '',
+    );
+  }
+
+  if (tasks) {
+    const s = tasks.settings;
+    push('## Task engine', '');
+    push(
+      `No-op tasks: CAS \`ping\` (spread over the 8 built-in agents) and a graphile-worker task that returns ` +
+        `at once. Each scenario has a fresh database. Concurrency ${s.concurrency} per worker process for both; ` +
+        'default poll intervals (CAS 1 s, graphile-worker 2 s); both wake on LISTEN/NOTIFY. CAS worker processes ' +
+        "are `npm run worker`'s entry (`src/server/worker-main.ts`); graphile-worker processes are " +
+        '`bench/servers/graphile-worker.ts`, in a database of their own on the same server.',
+      '',
+      `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks enqueued one at a time, one every ` +
+        `${s.paceMs} ms, from the benchmark process (CAS: \`executeTask\` on a runtime without workers, as an API ` +
+        'process does; graphile-worker: `addJob`). Latency from database timestamps: CAS ' +
+        '`started_at - created_at` (claim time minus enqueue transaction time); graphile-worker ' +
+        '`locked_at - created_at`, kept by a trigger because finished jobs are deleted.',
+      `- **Throughput**: a backlog of ${s.throughputTasks} tasks enqueued in one transaction, then the time ` +
+        'from its commit until the queue is seen empty (polled every 10 ms). CAS tasks are end to end: ' +
+        'each writes the task row three times, three events (queued, started, completed) with NOTIFY, the ' +
+        'agent status twice and a duration metric. After each CAS run the benchmark checks that every task ' +
+        'succeeded once, has exactly one final event, and that event seq has no gap.',
+      '- **Embedded**: the same two measurements on PGlite (in memory) with the in-process worker, in a ' +
+        'child process (`bench/servers/embedded-tasks.ts`), tasks enqueued through the runtime as `npm start` does.',
+      '',
+    );
+    push(
+      table(
+        ['start latency', 'database', 'tasks', 'p50', 'p90', 'p99', 'max', 'enqueue loop slip'],
+        tasks.latency.map((r) => [
+          r.system,
+          r.database,
+          r.tasks,
+          ms(r.latency.p50),
+          ms(r.latency.p90),
+          ms(r.latency.p99),
+          ms(r.latency.max),
+          ms(r.scheduleSlipMs),
+        ]),
+      ),
+      '',
+    );
+    push(
+      table(
+        [
+          'throughput',
+          'database',
+          'worker processes',
+          'done / backlog',
+          'seconds',
+          'tasks/s',
+          'backlog enqueue (s)',
+          'DB-side tasks/s',
+          'deadlocks',
+        ],
+        tasks.throughput.map((r) => [
+          r.system,
+          r.database,
+          r.database === 'pglite' ? '1 (in process)' : r.workerProcesses,
+          `${r.completed} / ${r.tasks}${r.timedOut ? ' (**timed out**)' : ''}`,
+          fmt(r.seconds, 2),
+          int(r.tasksPerSecond),
+          fmt(r.enqueueSeconds, 2),
+          r.check ? int(r.check.databaseTasksPerSecond) : '',
+          r.deadlocks ?? '',
+        ]),
+      ),
+      '',
+    );
+    push(
+      '"DB-side tasks/s" (CAS only): tasks divided by the time from the first `started_at` to the last ' +
+        '`finished_at`, i.e. without the polling granularity. "deadlocks": deadlocks PostgreSQL detected in ' +
+        `the scenario's database (\`pg_stat_database\`); each costs the transactions involved about a second ` +
+        '(`deadlock_timeout`). A run that times out reports the rate of the tasks it finished.',
+      '',
+    );
+  }
+
+  push('## Subscriptions', '');
+  if (!subscriptions || !subscriptions.measured) {
+    push(
+      `**Not measured yet.** ${subscriptions?.note ?? 'The section did not run.'} ` +
+        'When subscriptions exist, this section measures commit-to-client latency (p50/p99) with 1, 100 and ' +
+        '1,000 graphql-ws subscribers and the RSS per idle subscription between 1,000 and 5,000 connections.',
+      '',
+    );
+  }
+
+  push('## Reproduce', '');
+  push(
+    '```sh',
+    'npm ci',
+    '# PostgreSQL server on 127.0.0.1:5432 (trust auth, user postgres); or set BENCH_DATABASE_URL',
+    'npm run bench            # writes bench/REPORT.md and bench/results.json',
+    'npm run bench -- --quick # small sizes, to check that it works',
+    '```',
+    '',
+  );
+  return `${out.join('\n')}\n`;
+}

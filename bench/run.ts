@@ -1,0 +1,157 @@
+/**
+ * `npm run bench`: the whole benchmark, written to bench/REPORT.md and bench/results.json.
+ *
+ *   npm run bench                          # everything (about 6 minutes on 2 cores)
+ *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
+ *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, subscriptions)
+ *
+ * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
+ * postgres://postgres@127.0.0.1:5432/test. Creates cas_bench_<pid>_* databases and drops them.
+ * Progress goes to stderr. Every loop is bounded; everything runs on loopback.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { addHistory, createTemplate } from './fixtures.js';
+import { runHttp, type HttpResults } from './http.js';
+import { stopAllChildren } from './lib/child.js';
+import { machineInfo, type MachineInfo } from './lib/machine.js';
+import { createBenchDatabase, databaseUrl, dropBenchDatabases } from './lib/postgres.js';
+import { elapsedSeconds, progress, section } from './lib/progress.js';
+import { writeReport } from './report.js';
+import { runRoundTrips, type RoundTripResults } from './round-trips.js';
+import { runSubscriptions, type SubscriptionResults } from './subscriptions.js';
+import { runTasks, type TaskResults } from './tasks.js';
+
+const SECTIONS = ['http', 'roundtrips', 'tasks', 'subscriptions'] as const;
+type Section = (typeof SECTIONS)[number];
+
+export interface BenchResults {
+  startedAt: string;
+  finishedAt?: string;
+  durationSeconds?: number;
+  command: string;
+  quick: boolean;
+  machine: MachineInfo;
+  http?: HttpResults;
+  roundTrips?: RoundTripResults;
+  tasks?: TaskResults;
+  subscriptions?: SubscriptionResults;
+  failures: { section: Section; error: string }[];
+}
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
+const onlyArg = args.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+const only = onlyArg ? (onlyArg.split(',') as Section[]) : [...SECTIONS];
+for (const name of only) {
+  if (!SECTIONS.includes(name))
+    throw new Error(`unknown section "${name}"; sections: ${SECTIONS.join(', ')}`);
+}
+const BENCH_DIR = fileURLToPath(new URL('./', import.meta.url));
+const outputDir = process.env.BENCH_OUTPUT_DIR ?? BENCH_DIR;
+
+const settings = {
+  http: {
+    connections: 50,
+    durationSeconds: quick ? 3 : 10,
+    warmupSeconds: quick ? 1 : 3,
+    processCounts: [1, 2],
+  },
+  roundTripSamples: quick ? 10 : 50,
+  tasks: {
+    latencyTasks: quick ? 100 : 500,
+    paceMs: 20,
+    throughputTasks: quick ? 500 : 3000,
+    workerCounts: [1, 3],
+    concurrency: 10,
+    throughputTimeoutSeconds: quick ? 20 : 60,
+  },
+  subscriptions: {
+    subscriberCounts: [1, 100, 1000],
+    events: quick ? 30 : 100,
+    idleConnections: quick ? [200, 1000] : [1000, 5000],
+  },
+};
+
+async function main() {
+  const startedAt = new Date();
+  section(`CAS Runtime API benchmark${quick ? ' (quick)' : ''}: ${only.join(', ')}`);
+  const dropped = await dropBenchDatabases();
+  if (dropped.length > 0) progress(`dropped ${dropped.length} database(s) a previous run left behind`);
+  const results: BenchResults = {
+    startedAt: startedAt.toISOString(),
+    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    quick,
+    machine: await machineInfo(),
+    failures: [],
+  };
+  progress(
+    `machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ` +
+      `node ${results.machine.node}, ${results.machine.postgres}, load ${results.machine.loadAverageAtStart.toFixed(2)}`,
+  );
+
+  const template = await createTemplate();
+  progress(`migrated template database ${template}`);
+
+  const attempt = async (name: Section, work: () => Promise<void>) => {
+    if (!only.includes(name)) return;
+    try {
+      await work();
+    } catch (error) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      progress(`${name} FAILED: ${message}`);
+      results.failures.push({ section: name, error: message });
+      await stopAllChildren();
+    }
+  };
+
+  await attempt('http', async () => {
+    section('HTTP: GraphQL server vs bare node:http');
+    const name = await createBenchDatabase('http', template);
+    progress('HTTP: giving the agents some history (5 tasks and a state each)');
+    await addHistory(databaseUrl(name), 5);
+    results.http = await runHttp(databaseUrl(name), settings.http);
+  });
+  await attempt('roundtrips', async () => {
+    section('Round trips per dashboard request');
+    const name = await createBenchDatabase('roundtrips', template);
+    await addHistory(databaseUrl(name), 5);
+    results.roundTrips = await runRoundTrips(databaseUrl(name), settings.roundTripSamples);
+  });
+  await attempt('tasks', async () => {
+    section('Task engine: CAS vs graphile-worker, server vs embedded');
+    results.tasks = await runTasks(template, settings.tasks);
+  });
+  await attempt('subscriptions', async () => {
+    section('Subscriptions');
+    const name = await createBenchDatabase('subscriptions', template);
+    results.subscriptions = await runSubscriptions(databaseUrl(name), settings.subscriptions);
+  });
+
+  results.finishedAt = new Date().toISOString();
+  results.durationSeconds = elapsedSeconds();
+  results.machine.loadAverageAtEnd = os.loadavg()[0]!;
+
+  await mkdir(outputDir, { recursive: true });
+  await writeFile(`${outputDir}/results.json`, `${JSON.stringify(results, null, 2)}\n`);
+  await writeFile(`${outputDir}/REPORT.md`, writeReport(results));
+  section(`done in ${Math.round(results.durationSeconds)} s: ${outputDir}REPORT.md, results.json`);
+  if (results.failures.length > 0) {
+    progress(
+      `${results.failures.length} section(s) failed: ${results.failures.map((f) => f.section).join(', ')}`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+try {
+  await main();
+} catch (error) {
+  progress(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  process.exitCode = 1;
+} finally {
+  await stopAllChildren();
+  const dropped = await dropBenchDatabases().catch(() => []);
+  progress(`dropped ${dropped.length} benchmark database(s)`);
+}

@@ -1,0 +1,334 @@
+/**
+ * Task engine, side by side in one run:
+ * - CAS on the PostgreSQL server: worker processes from `npm run worker`'s entry
+ *   (src/server/worker-main.ts), tasks enqueued by a runtime in this process (an API process);
+ * - graphile-worker on the same server, in a database of its own, worker processes of its own;
+ * - CAS embedded: PGlite and the in-process worker, in a child process.
+ * Each scenario gets a fresh database. Both queues use concurrency 10 per process and their
+ * default poll intervals (CAS 1 s, graphile-worker 2 s); both are woken by LISTEN/NOTIFY.
+ */
+import { loadConfig } from '../src/config.js';
+import { openPostgres } from '../src/db/postgres.js';
+import { silentLogger } from '../src/logger.js';
+import { createRuntime } from '../src/runtime/create-runtime.js';
+import { casQueueDriver, checkCasRun, type CasCheck } from './lib/cas-queue.js';
+import { resultOf, startChild, type Child } from './lib/child.js';
+import { graphileQueueDriver, prepareGraphileDatabase } from './lib/graphile-queue.js';
+import { createBenchDatabase, databaseUrl, deadlocksIn, dropBenchDatabase } from './lib/postgres.js';
+import { progress, sleep } from './lib/progress.js';
+import {
+  measureStartLatency,
+  measureThroughput,
+  type LatencyResult,
+  type ThroughputResult,
+} from './lib/queue-measure.js';
+import { ratio } from './lib/stats.js';
+
+export interface TaskSettings {
+  latencyTasks: number;
+  paceMs: number;
+  throughputTasks: number;
+  workerCounts: number[];
+  concurrency: number;
+  /** A throughput run stops after this long; its rate then counts the tasks that were done. */
+  throughputTimeoutSeconds: number;
+}
+
+export interface LatencyRun extends LatencyResult {
+  system: 'cas' | 'graphile-worker';
+  database: 'postgres' | 'pglite';
+  workerProcesses: number;
+  check?: CasCheck;
+  /** Deadlocks PostgreSQL detected in the scenario's database (pg_stat_database). */
+  deadlocks?: number;
+}
+
+export interface ThroughputRun extends ThroughputResult {
+  system: 'cas' | 'graphile-worker';
+  database: 'postgres' | 'pglite';
+  /** Worker processes (for PGlite: the one process that holds the database, with one worker). */
+  workerProcesses: number;
+  check?: CasCheck;
+  deadlocks?: number;
+}
+
+export interface TaskResults {
+  settings: TaskSettings;
+  latency: LatencyRun[];
+  throughput: ThroughputRun[];
+  ratios: {
+    /** CAS p50/p99 start latency divided by graphile-worker's (lower is better for CAS). */
+    latencyP50CasOverGraphile: number;
+    latencyP99CasOverGraphile: number;
+    /** CAS tasks/s divided by graphile-worker jobs/s, per worker-process count. */
+    throughputCasOverGraphile: { workerProcesses: number; ratio: number }[];
+    /** Embedded (PGlite, in-process worker) divided by the server with 1 worker process. */
+    embeddedOverServerThroughput: number;
+    embeddedOverServerLatencyP50: number;
+  };
+}
+
+async function startCasWorkers(url: string, count: number, concurrency: number): Promise<Child[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      startChild(
+        'src/server/worker-main.ts',
+        { DATABASE_URL: url, CAS_WORKER_CONCURRENCY: String(concurrency), LOG_LEVEL: 'info' },
+        'worker started',
+      ),
+    ),
+  );
+}
+
+async function startGraphileWorkers(url: string, count: number, concurrency: number): Promise<Child[]> {
+  return Promise.all(
+    Array.from({ length: count }, () =>
+      startChild(
+        'bench/servers/graphile-worker.ts',
+        { DATABASE_URL: url, BENCH_CONCURRENCY: String(concurrency) },
+        'graphile worker started',
+      ),
+    ),
+  );
+}
+
+async function stopAll(children: Child[]) {
+  await Promise.all(children.map((child) => child.stop()));
+}
+
+/** Throws unless the run kept the queue's promises (and, unless it timed out, ran every task). */
+function assertCasCheck(label: string, check: CasCheck, tasks: number, timedOut = false) {
+  const problems: string[] = [];
+  if (check.tasks !== tasks || (!timedOut && check.succeeded !== tasks)) {
+    problems.push(`${check.succeeded}/${check.tasks} succeeded`);
+  }
+  if (check.tasksWithSeveralFinalEvents !== 0) {
+    problems.push(`${check.tasksWithSeveralFinalEvents} task(s) with more than one final event`);
+  }
+  if (check.finishedTasksWithoutFinalEvent !== 0) {
+    problems.push(`${check.finishedTasksWithoutFinalEvent} finished task(s) without a final event`);
+  }
+  if (!check.eventLogContiguous) problems.push('event seq has gaps');
+  if (problems.length > 0) throw new Error(`${label}: ${problems.join('; ')}`);
+}
+
+async function casLatency(template: string, settings: TaskSettings): Promise<LatencyRun> {
+  const name = await createBenchDatabase('cas_latency', template);
+  const url = databaseUrl(name);
+  const workers = await startCasWorkers(url, 1, settings.concurrency);
+  // The enqueuing side: an API process's runtime (no worker of its own).
+  const runtime = await createRuntime({
+    config: loadConfig({ DATABASE_URL: url, CAS_WORKERS: '0', LOG_LEVEL: 'silent' }),
+    logger: silentLogger(),
+  });
+  const db = openPostgres({ connectionString: url, maxConnections: 2, applicationName: 'cas-bench' });
+  try {
+    await sleep(500);
+    const driver = casQueueDriver('CAS latency (PostgreSQL)', db, async (agentId) => {
+      await runtime.executeTask({ agentId, action: 'ping' });
+    });
+    const result = await measureStartLatency(driver, settings.latencyTasks, settings.paceMs);
+    const check = await checkCasRun(db);
+    assertCasCheck('CAS latency run', check, settings.latencyTasks);
+    await stopAll(workers);
+    const deadlocks = await deadlocksIn(name);
+    return { system: 'cas', database: 'postgres', workerProcesses: 1, ...result, check, deadlocks };
+  } finally {
+    await stopAll(workers);
+    await runtime.shutdown({ deadlineMs: 0 });
+    await db.close();
+    await dropBenchDatabase(name);
+  }
+}
+
+async function casThroughput(
+  template: string,
+  settings: TaskSettings,
+  count: number,
+): Promise<ThroughputRun> {
+  const name = await createBenchDatabase(`cas_throughput_${count}`, template);
+  const url = databaseUrl(name);
+  const workers = await startCasWorkers(url, count, settings.concurrency);
+  const db = openPostgres({ connectionString: url, maxConnections: 2, applicationName: 'cas-bench' });
+  try {
+    await sleep(500);
+    const driver = casQueueDriver(`CAS throughput, ${count} worker(s)`, db, async () => undefined);
+    const result = await measureThroughput(
+      driver,
+      settings.throughputTasks,
+      settings.throughputTimeoutSeconds * 1000,
+    );
+    await stopAll(workers);
+    const check = await checkCasRun(db);
+    assertCasCheck(`CAS throughput run (${count} workers)`, check, settings.throughputTasks, result.timedOut);
+    const deadlocks = await deadlocksIn(name);
+    return { system: 'cas', database: 'postgres', workerProcesses: count, ...result, check, deadlocks };
+  } finally {
+    await stopAll(workers);
+    await db.close();
+    await dropBenchDatabase(name);
+  }
+}
+
+async function graphileLatency(settings: TaskSettings): Promise<LatencyRun> {
+  const name = await createBenchDatabase('graphile_latency');
+  const url = databaseUrl(name);
+  await prepareGraphileDatabase(url, true);
+  const workers = await startGraphileWorkers(url, 1, settings.concurrency);
+  const driver = await graphileQueueDriver('graphile-worker latency', url);
+  try {
+    await sleep(500);
+    const result = await measureStartLatency(driver, settings.latencyTasks, settings.paceMs);
+    await stopAll(workers);
+    const deadlocks = await deadlocksIn(name);
+    return { system: 'graphile-worker', database: 'postgres', workerProcesses: 1, ...result, deadlocks };
+  } finally {
+    await stopAll(workers);
+    await driver.close();
+    await dropBenchDatabase(name);
+  }
+}
+
+async function graphileThroughput(settings: TaskSettings, count: number): Promise<ThroughputRun> {
+  const name = await createBenchDatabase(`graphile_throughput_${count}`);
+  const url = databaseUrl(name);
+  await prepareGraphileDatabase(url, false);
+  const workers = await startGraphileWorkers(url, count, settings.concurrency);
+  const driver = await graphileQueueDriver(`graphile-worker throughput, ${count} worker(s)`, url);
+  try {
+    await sleep(500);
+    const result = await measureThroughput(
+      driver,
+      settings.throughputTasks,
+      settings.throughputTimeoutSeconds * 1000,
+    );
+    await stopAll(workers);
+    const deadlocks = await deadlocksIn(name);
+    return { system: 'graphile-worker', database: 'postgres', workerProcesses: count, ...result, deadlocks };
+  } finally {
+    await stopAll(workers);
+    await driver.close();
+    await dropBenchDatabase(name);
+  }
+}
+
+interface EmbeddedResult {
+  latency: LatencyResult;
+  latencyCheck: CasCheck;
+  throughput: ThroughputResult;
+  throughputCheck: CasCheck;
+}
+
+async function embedded(settings: TaskSettings): Promise<{ latency: LatencyRun; throughput: ThroughputRun }> {
+  const child = await startChild(
+    'bench/servers/embedded-tasks.ts',
+    {
+      BENCH_LATENCY_TASKS: String(settings.latencyTasks),
+      BENCH_PACE_MS: String(settings.paceMs),
+      BENCH_THROUGHPUT_TASKS: String(settings.throughputTasks),
+      BENCH_CONCURRENCY: String(settings.concurrency),
+      BENCH_THROUGHPUT_TIMEOUT_MS: String(settings.throughputTimeoutSeconds * 1000),
+    },
+    'embedded runtime ready',
+  );
+  const result = await resultOf<EmbeddedResult>(child);
+  assertCasCheck('embedded latency run', result.latencyCheck, settings.latencyTasks);
+  assertCasCheck(
+    'embedded throughput run',
+    result.throughputCheck,
+    settings.throughputTasks,
+    result.throughput.timedOut,
+  );
+  return {
+    latency: {
+      system: 'cas',
+      database: 'pglite',
+      workerProcesses: 1,
+      ...result.latency,
+      check: result.latencyCheck,
+    },
+    throughput: {
+      system: 'cas',
+      database: 'pglite',
+      workerProcesses: 1,
+      ...result.throughput,
+      check: result.throughputCheck,
+    },
+  };
+}
+
+const describeLatency = (run: LatencyRun) =>
+  `p50 ${run.latency.p50.toFixed(2)} ms, p99 ${run.latency.p99.toFixed(2)} ms (${run.tasks} tasks)`;
+const describeThroughput = (run: ThroughputRun) =>
+  `${Math.round(run.tasksPerSecond)} tasks/s (${run.completed} of ${run.tasks} in ${run.seconds.toFixed(2)} s` +
+  `${run.timedOut ? ', TIMED OUT' : ''}${run.deadlocks ? `, ${run.deadlocks} deadlocks` : ''})`;
+
+export async function runTasks(template: string, settings: TaskSettings): Promise<TaskResults> {
+  const latency: LatencyRun[] = [];
+  const throughput: ThroughputRun[] = [];
+  const every = `${settings.latencyTasks} tasks, one every ${settings.paceMs} ms`;
+
+  progress(`tasks: CAS start latency on PostgreSQL, 1 worker process, ${every}`);
+  latency.push(await casLatency(template, settings));
+  progress(`tasks: CAS start latency: ${describeLatency(latency.at(-1)!)}`);
+
+  progress(`tasks: graphile-worker start latency, 1 worker process, ${every}`);
+  latency.push(await graphileLatency(settings));
+  progress(`tasks: graphile-worker start latency: ${describeLatency(latency.at(-1)!)}`);
+
+  for (const count of settings.workerCounts) {
+    progress(`tasks: CAS throughput, ${count} worker process(es), backlog of ${settings.throughputTasks}`);
+    throughput.push(await casThroughput(template, settings, count));
+    progress(`tasks: CAS throughput, ${count} worker(s): ${describeThroughput(throughput.at(-1)!)}`);
+    progress(`tasks: graphile-worker throughput, ${count} worker process(es)`);
+    throughput.push(await graphileThroughput(settings, count));
+    progress(
+      `tasks: graphile-worker throughput, ${count} worker(s): ${describeThroughput(throughput.at(-1)!)}`,
+    );
+  }
+
+  progress('tasks: embedded (PGlite, in-process worker): start latency and throughput');
+  const embeddedRuns = await embedded(settings);
+  latency.push(embeddedRuns.latency);
+  throughput.push(embeddedRuns.throughput);
+  progress(
+    `tasks: embedded: ${describeLatency(embeddedRuns.latency)}; ${describeThroughput(embeddedRuns.throughput)}`,
+  );
+
+  const findLatency = (system: string, database: string) =>
+    latency.find((run) => run.system === system && run.database === database);
+  const findThroughput = (system: string, database: string, workers: number) =>
+    throughput.find(
+      (run) => run.system === system && run.database === database && run.workerProcesses === workers,
+    );
+  return {
+    settings,
+    latency,
+    throughput,
+    ratios: {
+      latencyP50CasOverGraphile: ratio(
+        findLatency('cas', 'postgres')?.latency.p50,
+        findLatency('graphile-worker', 'postgres')?.latency.p50,
+      ),
+      latencyP99CasOverGraphile: ratio(
+        findLatency('cas', 'postgres')?.latency.p99,
+        findLatency('graphile-worker', 'postgres')?.latency.p99,
+      ),
+      throughputCasOverGraphile: settings.workerCounts.map((workers) => ({
+        workerProcesses: workers,
+        ratio: ratio(
+          findThroughput('cas', 'postgres', workers)?.tasksPerSecond,
+          findThroughput('graphile-worker', 'postgres', workers)?.tasksPerSecond,
+        ),
+      })),
+      embeddedOverServerThroughput: ratio(
+        findThroughput('cas', 'pglite', 1)?.tasksPerSecond,
+        findThroughput('cas', 'postgres', 1)?.tasksPerSecond,
+      ),
+      embeddedOverServerLatencyP50: ratio(
+        findLatency('cas', 'pglite')?.latency.p50,
+        findLatency('cas', 'postgres')?.latency.p50,
+      ),
+    },
+  };
+}
