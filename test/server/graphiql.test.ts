@@ -73,6 +73,26 @@ describe.skipIf(!existsSync(CHROMIUM))('GraphiQL in a browser, offline', () => {
     expect(failed).toEqual([]);
   });
 
+  it('runs a subscription over graphql-ws on the same URL', { timeout: 60_000 }, async () => {
+    const task = await server.runtime.executeTask({
+      agentId: 'qa',
+      action: 'wait',
+      input: { ms: 1500, steps: 3 },
+    });
+    const page = await browser.newPage();
+    const sockets: string[] = [];
+    page.on('websocket', (socket) => sockets.push(socket.url()));
+    const query = `subscription { taskUpdated(id: "${task.id}") { status progress } }`;
+    await page.goto(`${server.url}?query=${encodeURIComponent(query)}`, { waitUntil: 'load' });
+    await page.waitForFunction(pageTextIncludes('subscription { taskUpdated'), undefined, {
+      timeout: 30_000,
+    });
+    await page.click('.graphiql-execute-button');
+    await page.waitForFunction(pageTextIncludes('"status": "SUCCEEDED"'), undefined, { timeout: 30_000 });
+    expect(await page.evaluate<string>(PAGE_TEXT)).toContain('"progress": 1');
+    expect(sockets).toEqual([server.url.replace(/^http/, 'ws')]);
+  });
+
   it('is configured to run subscriptions over graphql-ws on the same URL', async () => {
     const html = await (await fetch(server.url, { headers: { accept: 'text/html' } })).text();
     expect(html).toContain('"subscriptionsProtocol":"WS"');
