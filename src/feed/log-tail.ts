@@ -45,7 +45,8 @@ interface Subscriber<Item, Filter> {
  */
 export class LogTail<Item, Filter> {
   private readonly subscribers = new Set<Subscriber<Item, Filter>>();
-  private headPosition: number | null = null;
+  /** Where the next read starts; null while nobody subscribes. */
+  private head: Promise<number> | null = null;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
 
@@ -84,11 +85,10 @@ export class LogTail<Item, Filter> {
       covered: 0,
     };
     this.subscribers.add(subscriber);
-    const stream = this.stream(subscriber, after ?? this.headPosition);
-    const stop = () => {
-      this.subscribers.delete(subscriber);
-      subscriber.queue.close();
-    };
+    // The tail starts reading where the first subscriber starts, so no live item falls before it.
+    this.head ??= this.fetchHead();
+    const stream = this.stream(subscriber, after === null ? this.head : Promise.resolve(after));
+    const stop = () => this.unsubscribe(subscriber);
     return {
       next: () => stream.next(),
       return: async () => {
@@ -105,10 +105,26 @@ export class LogTail<Item, Filter> {
     };
   }
 
-  private async *stream(subscriber: Subscriber<Item, Filter>, after: number | null): AsyncGenerator<Item> {
+  private fetchHead(): Promise<number> {
+    const head = this.log.head();
+    // A failed read must not stick: the next subscriber or wake-up asks again.
+    head.catch(() => {
+      if (this.head === head) this.head = null;
+    });
+    return head;
+  }
+
+  private unsubscribe(subscriber: Subscriber<Item, Filter>): void {
+    this.subscribers.delete(subscriber);
+    subscriber.queue.close();
+    // Idle: forget the position, so the next subscriber starts from the head as it is then.
+    if (this.subscribers.size === 0) this.head = null;
+  }
+
+  private async *stream(subscriber: Subscriber<Item, Filter>, start: Promise<number>): AsyncGenerator<Item> {
     const { filter } = subscriber;
     try {
-      let last = after ?? (await this.log.head());
+      let last = await start;
       for await (const item of this.read(filter, last, Number.POSITIVE_INFINITY)) {
         yield item;
         last = this.log.position(item);
@@ -131,20 +147,20 @@ export class LogTail<Item, Filter> {
         }
       }
     } finally {
-      this.subscribers.delete(subscriber);
-      subscriber.queue.close();
+      this.unsubscribe(subscriber);
     }
   }
 
   /** The newest position this tail has delivered, or the log's head when it is idle. */
-  async currentHead(): Promise<number> {
-    return this.headPosition ?? this.log.head();
+  currentHead(): Promise<number> {
+    return this.head ?? this.log.head();
   }
 
   /** Ends every subscription (shutdown). */
   closeAll(): void {
     for (const subscriber of this.subscribers) subscriber.queue.close();
     this.subscribers.clear();
+    this.head = null;
   }
 
   /** Matching items in (from, to], read in batches. */
@@ -165,19 +181,15 @@ export class LogTail<Item, Filter> {
     try {
       do {
         this.pumpAgain = false;
-        if (this.subscribers.size === 0) {
-          // Nobody listens: forget the position; the next subscriber's first batch starts anew.
-          this.headPosition = null;
-          return;
-        }
-        this.headPosition ??= await this.log.head();
         for (;;) {
-          const from = this.headPosition;
+          const head = this.head;
+          if (!head) return;
+          const from = await head;
           const items = await this.log.readAfter(from, this.options.batchSize);
-          if (items.length === 0) break;
+          if (items.length === 0 || this.head !== head) break;
           const to = this.log.position(items.at(-1)!);
+          this.head = Promise.resolve(to);
           this.deliver({ from, to, items });
-          this.headPosition = to;
           if (items.length < this.options.batchSize) break;
         }
       } while (this.pumpAgain);
