@@ -80,7 +80,8 @@ export function createYogaServer(options: {
     landingPage: false,
     // /health and /ready are served by the node:http handler, with our own semantics.
     healthCheckEndpoint: '/.yoga/health',
-    maskedErrors: { maskError },
+    // isDev false: never attach original errors to responses, whatever NODE_ENV says.
+    maskedErrors: { maskError, isDev: false },
     maxRequestBodySize: limits.maxBodyBytes,
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
