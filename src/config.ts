@@ -3,6 +3,8 @@ import { z } from 'zod';
 /** Every environment variable the service reads, validated once at start. See .env.example. */
 /** Runtime implementations CAS_RUNTIME may select. */
 export const RUNTIMES = ['custom'] as const;
+/** Where change notices come from: Postgres LISTEN, Supabase Realtime, or chosen by the mode. */
+export const FEEDS = ['auto', 'listen', 'realtime'] as const;
 
 const environmentSchema = z
   .object({
@@ -16,6 +18,7 @@ const environmentSchema = z
     SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     NEXT_PUBLIC_SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, 'looks too short to be a service role key').optional(),
+    CAS_FEED: z.enum(FEEDS, { error: `must be one of: ${FEEDS.join(', ')}` }).default('auto'),
     CAS_RUNTIME: z.enum(RUNTIMES, { error: `must be one of: ${RUNTIMES.join(', ')}` }).default('custom'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     CAS_WORKERS: z.coerce.number().int().min(0).max(64).default(1),
@@ -36,6 +39,11 @@ export interface Config {
   databaseUrl?: string;
   supabase?: { url: string; serviceRoleKey: string };
   mode: DatabaseMode;
+  /**
+   * CAS_FEED. auto: Supabase Realtime when Supabase is configured (with DATABASE_URL too, only if
+   * that database broadcasts, see docs/supabase.md), else LISTEN.
+   */
+  feed: (typeof FEEDS)[number];
   runtime: (typeof RUNTIMES)[number];
   logLevel: string;
   /** In-process worker loops; 0 for an API-only process. */
@@ -67,6 +75,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n  SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY must be set together',
     );
   }
+  if (e.CAS_FEED === 'realtime' && !e.SUPABASE_URL) {
+    throw new ConfigError(
+      'invalid configuration:\n  CAS_FEED=realtime needs SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY',
+    );
+  }
+  if (e.CAS_FEED === 'listen' && e.SUPABASE_URL && !e.DATABASE_URL) {
+    throw new ConfigError(
+      'invalid configuration:\n  CAS_FEED=listen needs DATABASE_URL (Supabase mode reaches the database over HTTP only)',
+    );
+  }
   const supabase =
     e.SUPABASE_URL && e.SUPABASE_SERVICE_ROLE_KEY
       ? { url: e.SUPABASE_URL, serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY }
@@ -79,6 +97,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     supabase,
     // A direct connection wins for data when both are set: it is faster and transactional.
     mode: e.DATABASE_URL ? 'postgres' : supabase ? 'supabase' : 'embedded',
+    feed: e.CAS_FEED,
     runtime: e.CAS_RUNTIME,
     logLevel: e.LOG_LEVEL,
     workers: e.CAS_WORKERS,

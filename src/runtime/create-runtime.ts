@@ -3,22 +3,25 @@ import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { openPglite } from '../db/pglite.js';
 import { openPostgres } from '../db/postgres.js';
-import { notImplemented } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { AgentRuntime } from './agent-runtime.js';
 import { databaseBackend, type Backend } from './backend.js';
 import { CustomRuntime } from './custom-runtime.js';
+import { feedForDatabase, supabaseBackend } from './supabase-backend.js';
 
 export interface CreateRuntimeOptions {
   config: Config;
   logger?: Logger;
   /** A database to use instead of the one the configuration names; the runtime closes it. */
   database?: Database;
-  /** A whole backend to use instead (Supabase mode in tests); the runtime closes it. */
+  /** A whole backend to use instead; the runtime closes it. */
   backend?: Backend;
 }
 
-/** Opens the database the configuration names: embedded PGlite, or Postgres at DATABASE_URL. */
+/**
+ * Opens the database the configuration names: embedded PGlite, or Postgres at DATABASE_URL.
+ * Supabase mode has no database connection (see openBackend).
+ */
 export async function openDatabase(config: Config): Promise<Database> {
   switch (config.mode) {
     case 'postgres':
@@ -29,15 +32,26 @@ export async function openDatabase(config: Config): Promise<Database> {
     case 'embedded':
       return openPglite({ dataDir: path.resolve(config.dataDir) });
     case 'supabase':
-      throw notImplemented('Supabase mode (SUPABASE_URL without DATABASE_URL)');
+      throw new Error('Supabase mode reaches the database over HTTP: use openBackend, not openDatabase');
   }
+}
+
+/**
+ * The backend the configuration names. DATABASE_URL wins for data when Supabase is configured too;
+ * the feed then comes over Supabase Realtime if that database broadcasts (CAS_FEED, docs/supabase.md).
+ */
+export async function openBackend(config: Config, logger: Logger, database?: Database): Promise<Backend> {
+  if (!database && config.mode === 'supabase') return supabaseBackend(config.supabase!, logger);
+  const db = database ?? (await openDatabase(config));
+  const backend = databaseBackend(db, logger);
+  const feed = feedForDatabase(db, config, logger);
+  return feed ? { ...backend, feed } : backend;
 }
 
 /** Creates the runtime CAS_RUNTIME selects, initialised (migrated, seeded, workers running). */
 export async function createRuntime(options: CreateRuntimeOptions): Promise<CustomRuntime & AgentRuntime> {
   const { config, logger = silentLogger() } = options;
-  const backend =
-    options.backend ?? databaseBackend(options.database ?? (await openDatabase(config)), logger);
+  const backend = options.backend ?? (await openBackend(config, logger, options.database));
   const runtime = new CustomRuntime({ config, backend, logger });
   try {
     await runtime.initialize();

@@ -1,0 +1,162 @@
+import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
+import WebSocket from 'ws';
+import { isCasError } from '../errors.js';
+import { JsonArg, toCasError, type SqlArg, type SqlArgs, type SqlFunctions } from './sql-functions.js';
+
+/**
+ * The Supabase driver: the same cas_ SQL functions, called over PostgREST with `supabase.rpc()`.
+ * Every state change and every read is one function, so there are no table reads here.
+ */
+export interface SupabaseSettings {
+  /** The project URL, https://<ref>.supabase.co (SUPABASE_URL or NEXT_PUBLIC_SUPABASE_URL). */
+  url: string;
+  /** SUPABASE_SERVICE_ROLE_KEY: the service role (secret) key; it bypasses RLS. */
+  serviceRoleKey: string;
+}
+
+/** How long one PostgREST request may take before it is abandoned. */
+export const SUPABASE_REQUEST_TIMEOUT_MS = 30_000;
+
+/**
+ * A server-side client: no session to persist or refresh (the service role key is the credential),
+ * and the `ws` package for Realtime, since Node 20 has no WebSocket of its own.
+ */
+export function createSupabaseClient(settings: SupabaseSettings): SupabaseClient {
+  return createClient(settings.url, settings.serviceRoleKey, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    db: { timeout: SUPABASE_REQUEST_TIMEOUT_MS },
+    // ws's constructor takes more argument shapes than realtime-js declares; it is the one
+    // realtime-js's own Node error message recommends.
+    realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
+  });
+}
+
+/** A PostgREST error body, or what postgrest-js makes of a failed fetch (status 0). */
+export interface PostgrestErrorBody {
+  code?: string;
+  message?: string;
+  details?: string | null;
+  hint?: string | null;
+}
+
+/** A request to Supabase that failed for a reason other than the caller's input. */
+export class SupabaseError extends Error {
+  override readonly name = 'SupabaseError';
+  constructor(
+    message: string,
+    /** HTTP status; 0 when no response arrived. */
+    readonly status: number,
+    /** SQLSTATE or PostgREST code (PGRSTxxx), when the response had one. */
+    readonly code: string | null,
+    readonly body?: PostgrestErrorBody,
+  ) {
+    super(message);
+  }
+}
+
+const ARGUMENT_NAME = /^p_[a-z_]+$/;
+const FUNCTION_NAME = /^cas_[a-z_]+$/;
+
+/** JSON arguments go as their value; dates as ISO strings; undefined arguments are left out. */
+function rpcArgument(arg: Exclude<SqlArg, undefined>): unknown {
+  if (arg instanceof JsonArg) return arg.value === undefined ? null : arg.value;
+  if (arg instanceof Date) return arg.toISOString();
+  if (Array.isArray(arg)) return arg.map((item) => rpcArgument(item as Exclude<SqlArg, undefined>));
+  return arg;
+}
+
+export function rpcBody(args: SqlArgs): Record<string, unknown> {
+  const body: Record<string, unknown> = {};
+  for (const [name, arg] of Object.entries(args)) {
+    if (arg === undefined) continue;
+    if (!ARGUMENT_NAME.test(name)) throw new Error(`not a function argument name: ${name}`);
+    body[name] = rpcArgument(arg);
+  }
+  return body;
+}
+
+/** The first "Caused by: ..." line postgrest-js puts in the details of a failed fetch. */
+function fetchCause(body: PostgrestErrorBody): string {
+  const cause = /Caused by: ([^\n]+)/.exec(body.details ?? '')?.[1];
+  return cause ?? body.message ?? 'no response';
+}
+
+/**
+ * Turns a failed call into the error the other drivers would throw: input the database refused
+ * (custom CAS SQLSTATEs, constraint violations) becomes the same CasError; the rest becomes a
+ * SupabaseError that says what to fix.
+ */
+export function supabaseFailure(url: string, fn: string, status: number, body: PostgrestErrorBody): Error {
+  const mapped = toCasError(body);
+  if (isCasError(mapped)) return mapped;
+  const code = body.code || null;
+  const said = body.message ? `: ${body.message}` : '';
+  if (status === 0) {
+    if (body.message?.startsWith('AbortError')) {
+      return new SupabaseError(
+        `SUPABASE_URL ${url} did not answer ${fn} within ${SUPABASE_REQUEST_TIMEOUT_MS / 1000} s`,
+        status,
+        code,
+        body,
+      );
+    }
+    return new SupabaseError(`cannot reach SUPABASE_URL ${url} (${fetchCause(body)})`, status, code, body);
+  }
+  if (code === '42501') {
+    return new SupabaseError(
+      `SUPABASE_SERVICE_ROLE_KEY may not call ${fn}${said}; it must be the project's service_role ` +
+        `(secret) key, not the anon (publishable) key`,
+      status,
+      code,
+      body,
+    );
+  }
+  if (status === 401 || status === 403) {
+    return new SupabaseError(
+      `SUPABASE_SERVICE_ROLE_KEY was refused by ${url} (HTTP ${status}${said})`,
+      status,
+      code,
+      body,
+    );
+  }
+  if (code === 'PGRST202') {
+    return new SupabaseError(
+      `${fn} is not in the API of ${url}: deploy the schema with \`supabase db push\` ` +
+        `(see docs/supabase.md)${said}`,
+      status,
+      code,
+      body,
+    );
+  }
+  if (!code) {
+    return new SupabaseError(
+      `SUPABASE_URL ${url} answered HTTP ${status} to ${fn}${said}; is it the project URL ` +
+        `(https://<project-ref>.supabase.co)?`,
+      status,
+      code,
+      body,
+    );
+  }
+  return new SupabaseError(`${fn} failed on ${url} (HTTP ${status}, ${code})${said}`, status, code, body);
+}
+
+/** The SqlFunctions port over PostgREST RPC. */
+export function supabaseSqlFunctions(client: SupabaseClient, url: string): SqlFunctions {
+  const call = async (fn: string, args: SqlArgs): Promise<unknown> => {
+    if (!FUNCTION_NAME.test(fn)) throw new Error(`not a cas_ function name: ${fn}`);
+    const { data, error, status } = await client.rpc(fn, rpcBody(args));
+    if (error) throw supabaseFailure(url, fn, status, error);
+    return data;
+  };
+  return {
+    async rows<Row>(fn: string, args: SqlArgs): Promise<Row[]> {
+      const data = await call(fn, args);
+      // Set-returning functions answer an array; a function returning one row answers an object.
+      if (Array.isArray(data)) return data as Row[];
+      return data == null ? [] : [data as Row];
+    },
+    async value<T>(fn: string, args: SqlArgs): Promise<T> {
+      return (await call(fn, args)) as T;
+    },
+  };
+}
