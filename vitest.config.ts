@@ -1,18 +1,77 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import type { SupabaseTestTarget } from './test/support/context.js';
 
-export default defineConfig({
-  test: {
-    include: ['test/**/*.test.ts'],
-    // Prepares the migrated database templates once per run; see test/support/databases.ts.
-    globalSetup: ['test/support/global-setup.ts'],
+/**
+ * Two projects share one pool of workers:
+ * - 'db': every test file, each describeEachDatabase suite on PGlite and (with
+ *   CAS_TEST_DATABASE_URL) the PostgreSQL server;
+ * - 'supabase': the runtime suites again, on the 'supabase' kind only: the runtime reaches its
+ *   database through supabase-js, over the PostgREST and Realtime doubles (test/doubles).
+ *
+ * `npm run test:supabase` (vitest --mode supabase-project) runs only the 'supabase' project, against
+ * the real project in SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY / CAS_TEST_SUPABASE_DB_URL; see
+ * docs/supabase.md.
+ */
+const SUPABASE_SUITES = ['test/runtime/**/*.test.ts'];
+/** Worker processes need DATABASE_URL: they stay on the PostgreSQL server. */
+const NOT_ON_SUPABASE = ['test/runtime/workers.test.ts'];
+
+function realProjectTarget(): SupabaseTestTarget {
+  const url = process.env.SUPABASE_URL || process.env.NEXT_PUBLIC_SUPABASE_URL;
+  const serviceRoleKey = process.env.SUPABASE_SERVICE_ROLE_KEY;
+  const dbUrl = process.env.CAS_TEST_SUPABASE_DB_URL;
+  if (url && serviceRoleKey && dbUrl) return { target: 'project', url, serviceRoleKey, dbUrl };
+  const reason =
+    'npm run test:supabase needs SUPABASE_URL, SUPABASE_SERVICE_ROLE_KEY and CAS_TEST_SUPABASE_DB_URL ' +
+    '(the project database, for the assertions; the run empties the cas_ tables) - skipped; see docs/supabase.md';
+  console.warn(`[cas tests] ${reason}`);
+  return { target: 'skip', reason };
+}
+
+export default defineConfig(({ mode }) => {
+  const realProject = mode === 'supabase-project';
+  const shared = {
     // Child processes: PGlite (WASM) and native sockets behave best outside worker_threads.
-    pool: 'forks',
-    // Every test file opens its own database, so files run in parallel (at least two at a time).
-    fileParallelism: true,
-    maxWorkers: Math.max(2, availableParallelism() - 1),
+    pool: 'forks' as const,
     testTimeout: 30_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
-  },
+  };
+  return {
+    test: {
+      // Prepares the migrated database templates once per run; see test/support/databases.ts.
+      globalSetup: ['test/support/global-setup.ts'],
+      // Every test file opens its own database, so files run in parallel (at least two at a time);
+      // a real Supabase project is one database, so its files run one at a time.
+      fileParallelism: !realProject,
+      maxWorkers: realProject ? 1 : Math.max(2, availableParallelism() - 1),
+      ...shared,
+      projects: [
+        {
+          test: {
+            ...shared,
+            name: 'db',
+            include: ['test/**/*.test.ts'],
+            provide: {
+              casKinds: ['pglite', 'postgres'],
+              casSupabase: { target: 'skip', reason: 'db project' },
+            },
+          },
+        },
+        {
+          test: {
+            ...shared,
+            name: 'supabase',
+            include: SUPABASE_SUITES,
+            exclude: NOT_ON_SUPABASE,
+            provide: {
+              casKinds: ['supabase'],
+              casSupabase: realProject ? realProjectTarget() : { target: 'doubles' },
+            },
+          },
+        },
+      ],
+    },
+  };
 });

@@ -8,8 +8,20 @@ export interface PostgresTestServer {
   prefix: string;
 }
 
+/**
+ * Where the 'supabase' kind runs: local doubles (PostgREST and Realtime over a per-file database),
+ * a real project (npm run test:supabase), or nowhere (that run lacks the project's settings).
+ */
+export type SupabaseTestTarget =
+  | { target: 'doubles' }
+  | { target: 'project'; url: string; serviceRoleKey: string; dbUrl: string }
+  | { target: 'skip'; reason: string };
+
 declare module 'vitest' {
   export interface ProvidedContext {
+    /** The database kinds this vitest project runs describeEachDatabase suites on (vitest.config.ts). */
+    casKinds: Array<'pglite' | 'postgres' | 'supabase'>;
+    casSupabase: SupabaseTestTarget;
     /** Path of a gzip tarball of a migrated and seeded PGlite data folder. */
     casPgliteTemplate: string;
     /** Null when the PostgreSQL-server suites are skipped. */

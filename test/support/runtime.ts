@@ -20,17 +20,31 @@ export const FAST_RUNTIME_ENV = {
   CAS_SHUTDOWN_TIMEOUT_MS: '1000',
 };
 
-/** A runtime on a fresh per-file database of `kind`, with one in-process worker unless `env` says otherwise. */
+/**
+ * A runtime on a fresh per-file database of `kind`, with one in-process worker unless `env` says
+ * otherwise. For 'supabase' the runtime is configured with the SUPABASE_URL in front of the
+ * database and reaches it through supabase-js only, as in production.
+ */
 export async function openTestRuntime(
   kind: TestDatabaseKind,
   env: Record<string, string> = {},
 ): Promise<TestRuntime> {
   const testDb = await openTestDatabase(kind);
-  const runtime = await createRuntime({
-    config: loadConfig({ ...FAST_RUNTIME_ENV, ...env }),
-    database: testDb.db,
-    logger: silentLogger(),
-  });
+  let runtime: CustomRuntime;
+  try {
+    runtime = await createRuntime(
+      testDb.env
+        ? { config: loadConfig({ ...FAST_RUNTIME_ENV, ...env, ...testDb.env }), logger: silentLogger() }
+        : {
+            config: loadConfig({ ...FAST_RUNTIME_ENV, ...env }),
+            database: testDb.db,
+            logger: silentLogger(),
+          },
+    );
+  } catch (error) {
+    await testDb.close();
+    throw error;
+  }
   return {
     runtime,
     testDb,
