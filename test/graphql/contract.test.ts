@@ -62,7 +62,12 @@ describeEachDatabase('API contract over HTTP', (kind) => {
         url,
         '{ health { ok database mode version uptimeSeconds migrationsApplied } }',
       );
-      expect(health).toMatchObject({ ok: true, database: 'ok', mode: 'embedded', migrationsApplied: true });
+      expect(health).toMatchObject({
+        ok: true,
+        database: 'ok',
+        mode: kind === 'postgres' ? 'postgres' : 'embedded',
+        migrationsApplied: true,
+      });
       expect(health.version).toMatch(/^\d+\.\d+\.\d+/);
       expect(health.uptimeSeconds).toBeGreaterThanOrEqual(0);
     });

@@ -67,6 +67,8 @@ export async function startTestServer(
   const config = loadConfig({
     ...FAST_RUNTIME_ENV,
     LOG_LEVEL: 'silent',
+    // The mode the server reports matches the database it runs on.
+    ...(testDb.url ? { DATABASE_URL: testDb.url } : {}),
     ...options.env,
     PORT: '0',
     HOST: '127.0.0.1',
