@@ -52,6 +52,8 @@ import { Worker } from './worker.js';
 export const DEFAULT_WAIT_MS = 30_000;
 /** Readers of the event log re-read at least this often when no notice arrives. */
 const EVENT_POLL_MS = 1000;
+/** Batches of events a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
+const SUBSCRIBER_CAPACITY = 1000;
 
 const throttleMsInput = z
   .number()
@@ -110,7 +112,7 @@ export class CustomRuntime implements AgentRuntime {
     this.live = new LiveStreams(
       this.feed,
       { events: this.events, logs: this.logs, tasks: this.tasks, agents: this.agents },
-      EVENT_POLL_MS,
+      { pollMs: EVENT_POLL_MS, subscriberCapacity: SUBSCRIBER_CAPACITY },
       options.logger,
     );
   }

@@ -36,7 +36,14 @@ const AGENT_STATUS_EVENT_TYPES: readonly EventType[] = [
   'task_retry_scheduled',
 ];
 
-const TAIL_OPTIONS = { batchSize: 500, subscriberCapacity: 1000 };
+export interface LiveStreamOptions {
+  /** Fallback re-read period when no notification arrives. */
+  pollMs: number;
+  /** Batches a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
+  subscriberCapacity: number;
+}
+
+const BATCH_SIZE = 500;
 
 /**
  * Live views of the event log and the logs for this process: one tail of each log, woken by the
@@ -54,7 +61,7 @@ export class LiveStreams {
   constructor(
     private readonly feed: ChangeFeed,
     stores: { events: EventStore; logs: LogStore; tasks: TaskStore; agents: AgentStore },
-    private readonly pollMs: number,
+    private readonly options: LiveStreamOptions,
     logger: Logger,
   ) {
     this.events = new LogTail(
@@ -67,7 +74,7 @@ export class LiveStreams {
           (!filter.taskId || event.taskId === filter.taskId) &&
           (!filter.types || filter.types.includes(event.type)),
       },
-      TAIL_OPTIONS,
+      { batchSize: BATCH_SIZE, subscriberCapacity: options.subscriberCapacity },
       logger,
     );
     this.logs = new LogTail(
@@ -79,7 +86,7 @@ export class LiveStreams {
           (!filter.agentId || entry.agentId === filter.agentId) &&
           (!filter.levels || filter.levels.includes(entry.level)),
       },
-      TAIL_OPTIONS,
+      { batchSize: BATCH_SIZE, subscriberCapacity: options.subscriberCapacity },
       logger,
     );
     // No cache: each wake-up must see the rows as they are now; batching still merges the loads
@@ -103,7 +110,7 @@ export class LiveStreams {
     this.poll ??= setInterval(() => {
       if (this.events.subscriberCount > 0) void this.events.wake();
       if (this.logs.subscriberCount > 0) void this.logs.wake();
-    }, this.pollMs);
+    }, this.options.pollMs);
   }
 
   stop(): void {
@@ -113,6 +120,11 @@ export class LiveStreams {
     this.poll = null;
     this.events.closeAll();
     this.logs.closeAll();
+  }
+
+  /** Reads what is new now, as a notification would (tests use it to control batching). */
+  async wakeForTests(): Promise<void> {
+    await this.events.wake();
   }
 
   /** Events matching `filter` after `afterSeq` (live only when null), until the consumer stops. */
