@@ -89,3 +89,22 @@ builder.mutationFields((t) => ({
     resolve: (_root, { id }, { runtime }) => runtime.unregisterAgent(parseAgentId(id)),
   }),
 }));
+
+builder.subscriptionField('agentStatusChanged', (t) =>
+  t.field({
+    type: AgentRef,
+    description:
+      'An agent (or, without agentId, any agent) each time its status, last activity or error may have changed.',
+    args: { agentId: t.arg.id({ required: false }) },
+    subscribe: async (_root, args, { runtime }) => {
+      const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
+      // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
+      if (agentId) await runtime.getAgentStatus(agentId);
+      return runtime.watchAgents(agentId);
+    },
+    resolve: (agent, _args, { loaders }) => {
+      loaders.clearAll();
+      return agent;
+    },
+  }),
+);

@@ -61,16 +61,48 @@ builder.subscriptionField('taskEvents', (t) =>
     args: {
       taskId: t.arg.id({ required: true }),
       after: t.arg.string({ required: false, description: 'An AgentEvent.cursor: resume after that event.' }),
+      throttleMs: t.arg.int({
+        required: false,
+        description:
+          'Coalesce task_progress events: at most one per this many ms (0..60000). Other events all arrive.',
+      }),
     },
     subscribe: async (_root, args, { runtime }) => {
       const taskId = parseTaskId(args.taskId, 'taskId');
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
       const [task] = await runtime.getTasks([taskId]);
       if (!task) throw notFound('task', taskId);
-      return runtime.streamTask(taskId, { after: cursorArg(args.after) });
+      return runtime.streamTask(taskId, { after: cursorArg(args.after), throttleMs: args.throttleMs });
     },
     resolve: (event, _args, { loaders }) => {
       // One context serves the whole subscription: forget what earlier events loaded.
+      loaders.clearAll();
+      return event;
+    },
+  }),
+);
+
+builder.subscriptionField('events', (t) =>
+  t.field({
+    type: AgentEventRef,
+    description:
+      'Events matching the filters as they are written. With `after` (an AgentEvent.cursor), first every matching event after it, then live, with none missed or repeated; without it, live only.',
+    args: {
+      agentId: t.arg.id({ required: false }),
+      types: t.arg.stringList({ required: false }),
+      after: t.arg.string({ required: false }),
+    },
+    subscribe: async (_root, args, { runtime }) => {
+      const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
+      if (agentId) await runtime.getAgentStatus(agentId);
+      return runtime.subscribeEvents({
+        agentId,
+        // Strings here; the runtime checks each against the known event types (BAD_USER_INPUT).
+        types: (args.types ?? null) as EventFilter['types'],
+        after: cursorArg(args.after),
+      });
+    },
+    resolve: (event, _args, { loaders }) => {
       loaders.clearAll();
       return event;
     },

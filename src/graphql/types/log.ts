@@ -52,3 +52,23 @@ builder.queryField('logs', (t) =>
     },
   }),
 );
+
+builder.subscriptionField('logAdded', (t) =>
+  t.field({
+    type: LogEntryRef,
+    description: 'Log entries as they are written, filtered by agent and levels.',
+    args: {
+      agentId: t.arg.id({ required: false }),
+      levels: t.arg({ type: [LogLevelEnum], required: false }),
+    },
+    subscribe: (_root, args, { runtime }) =>
+      runtime.subscribeLogs({
+        agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
+        levels: args.levels ?? null,
+      }),
+    resolve: (entry, _args, { loaders }) => {
+      loaders.clearAll();
+      return entry;
+    },
+  }),
+);

@@ -1,6 +1,5 @@
 /** Tasks: one action run on one agent, queued, retried and cancellable. */
-import { isFinal, TASK_STATUSES, taskCursor, type Task, type TaskError } from '../../domains/task/task.js';
-import type { AgentRuntime } from '../../runtime/agent-runtime.js';
+import { TASK_STATUSES, taskCursor, type Task, type TaskError } from '../../domains/task/task.js';
 import { badInput, notFound } from '../../errors.js';
 import { taskId as taskIdSchema } from '../../validation.js';
 import { builder } from '../builder.js';
@@ -172,40 +171,23 @@ builder.mutationFields((t) => ({
   }),
 }));
 
-/**
- * The task now, then again after each of its events that changed it, until it is final. Snapshots
- * are read fresh (not through the loaders) and repeated ones (same updatedAt) are skipped, so
- * replaying the task's earlier events costs reads but sends nothing twice.
- */
-async function* taskSnapshots(runtime: AgentRuntime, first: Task): AsyncGenerator<Task> {
-  const id = first.id;
-  const read = async () => {
-    const [task] = await runtime.getTasks([id]);
-    if (!task) throw notFound('task', id);
-    return task;
-  };
-  let last = first;
-  yield last;
-  if (isFinal(last.status)) return;
-  for await (const _event of runtime.streamTask(id)) {
-    const current = await read();
-    if (current.updatedAt.getTime() === last.updatedAt.getTime() && current.status === last.status) continue;
-    last = current;
-    yield current;
-    if (isFinal(current.status)) return;
-  }
-}
-
 builder.subscriptionField('taskUpdated', (t) =>
   t.field({
     type: TaskRef,
     description: 'The task now, then after each change; completes once it reaches a final status.',
-    args: { id: t.arg.id({ required: true }) },
-    subscribe: async (_root, { id }, { runtime }) => {
+    args: {
+      id: t.arg.id({ required: true }),
+      throttleMs: t.arg.int({
+        required: false,
+        description:
+          'Coalesce progress: at most one update per this many ms (0..60000). The final status always arrives.',
+      }),
+    },
+    subscribe: async (_root, { id, throttleMs }, { runtime }) => {
       const [task] = await runtime.getTasks([parseTaskId(id)]);
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
       if (!task) throw notFound('task', id);
-      return taskSnapshots(runtime, task);
+      return runtime.watchTask(task.id, { throttleMs });
     },
     resolve: (task, _args, { loaders }) => {
       loaders.clearAll();

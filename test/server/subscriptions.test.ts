@@ -1,0 +1,285 @@
+/**
+ * The live subscriptions of the api-contract over graphql-ws and SSE: progress streams, resume
+ * after a disconnect, server-side filters, and many subscribers on one process.
+ */
+import { createClient, type Client } from 'graphql-ws';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { describeEachDatabase } from '../support/databases.js';
+import { data, startTestServer, type AnyData, type TestServer } from './harness.js';
+
+const wsClient = (server: TestServer) =>
+  createClient({
+    url: server.url.replace(/^http/, 'ws'),
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    lazy: true,
+  });
+
+/** Subscribes and collects `data[field]` of each result until `enough` says stop; then unsubscribes. */
+function subscribe(
+  client: Client,
+  query: string,
+  variables: Record<string, unknown>,
+  field: string,
+  enough: (items: AnyData[]) => boolean = () => false,
+) {
+  const items: AnyData[] = [];
+  let ready!: () => void;
+  let unsubscribe = () => undefined as void;
+  const done = new Promise<AnyData[]>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out with ${items.length} items`)), 25_000);
+    ready = () => {
+      clearTimeout(timer);
+      unsubscribe();
+      resolve(items);
+    };
+    unsubscribe = client.subscribe<AnyData>(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors)
+            return reject(Object.assign(new Error('subscription error'), { errors: result.errors }));
+          items.push(result.data![field]);
+          if (enough(items)) ready();
+        },
+        error: (error) =>
+          reject(error instanceof Error ? error : Object.assign(new Error('refused'), { errors: error })),
+        complete: () => ready(),
+      },
+    );
+  });
+  return done;
+}
+
+const EVENTS =
+  'subscription($agentId: ID, $types: [String!], $after: String) { events(agentId: $agentId, types: $types, after: $after) { id cursor type agentId payload } }';
+
+describeEachDatabase('subscriptions', (kind) => {
+  let server: TestServer;
+  let client: Client;
+
+  beforeAll(async () => {
+    server = await startTestServer(kind);
+    client = wsClient(server);
+  });
+  afterAll(async () => {
+    await client?.dispose();
+    await server?.close();
+  });
+
+  it('taskUpdated over graphql-ws shows increasing progress and the final status', async () => {
+    const { executeTask } = await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "analyst", action: "wait", input: { ms: 600, steps: 6 } }) { id } }',
+    );
+    const snapshots = await subscribe(
+      client,
+      'subscription($id: ID!) { taskUpdated(id: $id) { status progress } }',
+      { id: executeTask.id },
+      'taskUpdated',
+    );
+    const progress = snapshots.map((snapshot) => snapshot.progress ?? 0);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(new Set(progress).size).toBeGreaterThanOrEqual(3);
+    expect(snapshots.at(-1)).toEqual({ status: 'SUCCEEDED', progress: 1 });
+  });
+
+  it('taskUpdated over SSE shows the same', async () => {
+    const { executeTask } = await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "analyst", action: "wait", input: { ms: 400, steps: 4 } }) { id } }',
+    );
+    const response = await fetch(server.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        query: 'subscription($id: ID!) { taskUpdated(id: $id) { status progress } }',
+        variables: { id: executeTask.id },
+      }),
+    });
+    expect(response.headers.get('content-type')).toContain('text/event-stream');
+    const text = await response.text();
+    const snapshots = [...text.matchAll(/^data: (\{.*\})$/gm)]
+      .map((match) => JSON.parse(match[1]!) as AnyData)
+      .filter((payload) => payload.data)
+      .map((payload) => payload.data.taskUpdated);
+    expect(snapshots.at(-1)).toEqual({ status: 'SUCCEEDED', progress: 1 });
+    const progress = snapshots.map((snapshot) => snapshot.progress ?? 0);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(text).toContain('event: complete');
+  });
+
+  it('resumes taskEvents after a disconnect with exactly the events not yet seen', async () => {
+    const { executeTask } = await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "planner", action: "wait", input: { ms: 800, steps: 8 } }) { id } }',
+    );
+    const QUERY =
+      'subscription($id: ID!, $after: String) { taskEvents(taskId: $id, after: $after) { id cursor type } }';
+    const first = wsClient(server);
+    const firstThree = await subscribe(
+      first,
+      QUERY,
+      { id: executeTask.id },
+      'taskEvents',
+      (items) => items.length === 3,
+    );
+    await first.dispose();
+    const second = wsClient(server);
+    const rest = await subscribe(
+      second,
+      QUERY,
+      { id: executeTask.id, after: firstThree[2].cursor },
+      'taskEvents',
+    );
+    await second.dispose();
+    const all = await subscribe(client, QUERY, { id: executeTask.id }, 'taskEvents');
+    expect([...firstThree, ...rest].map((event) => event.id)).toEqual(all.map((event) => event.id));
+    expect(all.at(-1).type).toBe('task_completed');
+  });
+
+  it('events with a cursor replay then go live; filters apply on the server', async () => {
+    await data(
+      server.url,
+      'mutation { updateAgentState(agentId: "developer", data: { step: 1 }) { version } }',
+    );
+    const { events } = await data(
+      server.url,
+      '{ events(agentId: "developer", types: ["state_updated"]) { edges { cursor } } }',
+    );
+    const cursor = events.edges.at(-1).cursor;
+    const collecting = subscribe(
+      client,
+      EVENTS,
+      { agentId: 'developer', types: ['state_updated', 'state_reset'], after: cursor },
+      'events',
+      (items) => items.length === 3,
+    );
+    await data(
+      server.url,
+      'mutation { updateAgentState(agentId: "developer", data: { step: 2 }) { version } }',
+    );
+    await data(server.url, 'mutation { updateAgentState(agentId: "qa", data: { other: true }) { version } }');
+    await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "developer", action: "ping", wait: true }) { id } }',
+    );
+    await data(server.url, 'mutation { resetAgentState(agentId: "developer") }');
+    await data(
+      server.url,
+      'mutation { updateAgentState(agentId: "developer", data: { step: 3 }) { version } }',
+    );
+    const seen = await collecting;
+    expect(seen.map((event) => [event.type, event.agentId, event.payload.version ?? null])).toEqual([
+      ['state_updated', 'developer', 2],
+      ['state_reset', 'developer', 2],
+      ['state_updated', 'developer', 3],
+    ]);
+  });
+
+  it('agentStatusChanged follows an agent from busy to idle', async () => {
+    const collecting = subscribe(
+      client,
+      'subscription { agentStatusChanged(agentId: "tester") { id status runningTasks } }',
+      {},
+      'agentStatusChanged',
+      (items) =>
+        items.some(
+          (agent, index) => agent.status === 'IDLE' && items.slice(0, index).some((a) => a.status === 'BUSY'),
+        ),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "tester", action: "wait", input: { ms: 200 }, wait: true }) { id } }',
+    );
+    const seen = await collecting;
+    expect(seen.every((agent) => agent.id === 'tester')).toBe(true);
+    expect(seen.map((agent) => agent.status)).toContain('BUSY');
+  });
+
+  it('logAdded delivers the entries of the chosen agent and levels', async () => {
+    const collecting = subscribe(
+      client,
+      'subscription { logAdded(agentId: "security", levels: [ERROR]) { level message agentId } }',
+      {},
+      'logAdded',
+      (items) => items.length === 1,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await data(
+      server.url,
+      'mutation { executeTask(input: { agentId: "security", action: "fail", input: { message: "audit failed", times: 1 }, wait: true }) { status } }',
+    );
+    const [entry] = await collecting;
+    expect(entry).toEqual({ level: 'ERROR', message: 'attempt 1 failed: audit failed', agentId: 'security' });
+  });
+
+  it('refuses bad subscription arguments with coded errors', async () => {
+    await expect(subscribe(client, EVENTS, { types: ['not_a_type'] }, 'events')).rejects.toMatchObject({
+      errors: [{ extensions: { code: 'BAD_USER_INPUT' } }],
+    });
+    await expect(subscribe(client, EVENTS, { after: 'garbage' }, 'events')).rejects.toMatchObject({
+      errors: [{ extensions: { code: 'BAD_USER_INPUT' } }],
+    });
+    await expect(
+      subscribe(
+        client,
+        'subscription { agentStatusChanged(agentId: "nobody") { id } }',
+        {},
+        'agentStatusChanged',
+      ),
+    ).rejects.toMatchObject({ errors: [{ extensions: { code: 'NOT_FOUND' } }] });
+    await expect(
+      subscribe(
+        client,
+        'subscription { taskUpdated(id: "00000000-0000-4000-8000-000000000000", throttleMs: -1) { id } }',
+        {},
+        'taskUpdated',
+      ),
+    ).rejects.toMatchObject({
+      errors: [{ extensions: { code: expect.stringMatching(/NOT_FOUND|BAD_USER_INPUT/) } }],
+    });
+  });
+
+  it(
+    '1,000 concurrent subscriptions on one process each receive a burst of events, all and in order',
+    { timeout: 90_000 },
+    async () => {
+      await data(
+        server.url,
+        'mutation { registerAgent(input: { id: "burst", name: "Burst", role: "qa" }) { id } }',
+      );
+      const clients = Array.from({ length: 10 }, () => wsClient(server));
+      const BURST = 30;
+      const subscriptions = clients.flatMap((each) =>
+        Array.from({ length: 100 }, () =>
+          subscribe(
+            each,
+            EVENTS,
+            { agentId: 'burst', types: ['state_updated'] },
+            'events',
+            (items) => items.length === BURST,
+          ),
+        ),
+      );
+      // Every subscription is registered once the server acknowledges it; give the sockets a moment.
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      for (let n = 1; n <= BURST; n += 1) {
+        await data(
+          server.url,
+          `mutation { updateAgentState(agentId: "burst", data: { n: ${n} }) { version } }`,
+        );
+      }
+      const results = await Promise.all(subscriptions);
+      await Promise.all(clients.map((each) => each.dispose()));
+      expect(results).toHaveLength(1000);
+      for (const seen of results) {
+        expect(seen.map((event) => event.payload.version)).toEqual(
+          Array.from({ length: BURST }, (_, index) => index + 1),
+        );
+      }
+    },
+  );
+});
