@@ -15,6 +15,12 @@ import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
 /** Sent to clients when the server shuts down (RFC 6455 "going away"). */
 export const GOING_AWAY = 1001;
 
+/** A socket that does not send connection_init within this time is closed (4408). */
+export const CONNECTION_INIT_TIMEOUT_MS = 3_000;
+
+/** Interval of WebSocket pings; a client that misses a pong in this time is dropped. */
+export const KEEP_ALIVE_MS = 12_000;
+
 export interface GraphQLWebSocketServer {
   /** Closes every socket with GOING_AWAY and stops accepting new ones. */
   close(): Promise<void>;
@@ -37,6 +43,7 @@ export function attachGraphQLWebSocket(options: {
 
   const disposable = useServer(
     {
+      connectionInitWaitTimeout: CONNECTION_INIT_TIMEOUT_MS,
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
@@ -67,6 +74,7 @@ export function attachGraphQLWebSocket(options: {
       },
     },
     wss,
+    KEEP_ALIVE_MS,
   );
 
   return {
