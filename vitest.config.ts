@@ -53,10 +53,8 @@ export default defineConfig(({ mode }) => {
             ...shared,
             name: 'db',
             include: ['test/**/*.test.ts'],
-            provide: {
-              casKinds: ['pglite', 'postgres'],
-              casSupabase: { target: 'skip', reason: 'db project' },
-            },
+            // test/supabase runs the Supabase doubles over each of these kinds.
+            provide: { casKinds: ['pglite', 'postgres'], casSupabase: { target: 'doubles' } },
           },
         },
         {

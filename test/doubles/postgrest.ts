@@ -196,8 +196,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
 export interface PostgrestDouble {
   /** Handles /rest/v1/...; answers false for other paths. */
   handle(req: IncomingMessage, res: ServerResponse): Promise<boolean>;
-  /** Every call, in order: function name and HTTP status. */
-  readonly calls: Array<{ fn: string; status: number }>;
+  /** Every call, in order: function name, HTTP status, request headers and body. */
+  readonly calls: Array<{ fn: string; status: number; headers: IncomingMessage['headers']; body: string }>;
   /** While set, every request is answered with this status and body (an outage, a gateway error). */
   failWith: { status: number; body: unknown } | null;
 }
@@ -265,13 +265,20 @@ export function postgrestDouble(options: PostgrestDoubleOptions): PostgrestDoubl
         return true;
       }
       const fn = decodeURIComponent(match[1]!);
-      const status = await call(fn, req, res, role);
-      double.calls.push({ fn, status });
+      const text = await readBody(req);
+      const status = await call(fn, req, text, res, role);
+      double.calls.push({ fn, status, headers: req.headers, body: text });
       return true;
     },
   };
 
-  async function call(fn: string, req: IncomingMessage, res: ServerResponse, role: string): Promise<number> {
+  async function call(
+    fn: string,
+    req: IncomingMessage,
+    text: string,
+    res: ServerResponse,
+    role: string,
+  ): Promise<number> {
     const reply = (status: number, body: unknown, headers?: Record<string, string>) => {
       send(res, status, body, headers);
       return status;
@@ -298,7 +305,6 @@ export function postgrestDouble(options: PostgrestDoubleOptions): PostgrestDoubl
         pgrstError('PGRST107', `The request's Content-Type '${contentType}' is not supported`),
       );
     }
-    const text = await readBody(req);
     let body: unknown;
     try {
       body = text.trim() === '' ? {} : JSON.parse(text);

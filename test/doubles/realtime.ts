@@ -63,6 +63,8 @@ export interface RealtimeDouble {
   stop(): Promise<void>;
   /** Closes every connection abruptly, as a restart of Realtime would (clients reconnect). */
   dropConnections(): void;
+  /** While true, new connections are refused (503), as during an outage. */
+  refuseConnections: boolean;
   /** Frames received from clients, in order (decoded). */
   readonly received: Frame[];
   /** Broadcast frames sent to clients. */
@@ -222,13 +224,18 @@ export function realtimeDouble(options: { db: Database; keys: SupabaseKeys }): R
     }
   }
 
-  return {
+  const double: RealtimeDouble = {
+    refuseConnections: false,
     received,
     delivered,
     connections: () => clients.size,
     handleUpgrade(req, socket, head) {
       const url = new URL(req.url ?? '/', 'http://double');
       if (url.pathname !== '/realtime/v1/websocket') return false;
+      if (double.refuseConnections) {
+        socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return true;
+      }
       const apikey = url.searchParams.get('apikey') ?? '';
       const vsn = (url.searchParams.get('vsn') ?? '1.0.0') as Vsn;
       // Realtime's socket refuses unknown keys and serializers before upgrading.
@@ -265,4 +272,5 @@ export function realtimeDouble(options: { db: Database; keys: SupabaseKeys }): R
       clients.clear();
     },
   };
+  return double;
 }
