@@ -243,6 +243,23 @@ describeEachDatabase('subscriptions', (kind) => {
     });
   });
 
+  it('closes a socket that never sends connection_init (4408) and one without the graphql-ws subprotocol (4406)', async () => {
+    const silent = new WebSocket(server.url.replace(/^http/, 'ws'), 'graphql-transport-ws');
+    const started = Date.now();
+    const code = await new Promise<number>((resolve) =>
+      silent.once('close', (closeCode) => resolve(closeCode)),
+    );
+    expect(code).toBe(4408);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2500);
+    // No graphql-transport-ws subprotocol: graphql-ws refuses the socket (4406).
+    const wrong = new WebSocket(server.url.replace(/^http/, 'ws'));
+    wrong.on('error', () => undefined);
+    const wrongCode = await new Promise<number>((resolve) =>
+      wrong.once('close', (closeCode) => resolve(closeCode)),
+    );
+    expect(wrongCode).toBe(4406);
+  });
+
   it(
     '1,000 concurrent subscriptions on one process each receive a burst of events, all and in order',
     { timeout: 90_000 },
@@ -251,14 +268,16 @@ describeEachDatabase('subscriptions', (kind) => {
         server.url,
         'mutation { registerAgent(input: { id: "burst", name: "Burst", role: "qa" }) { id } }',
       );
+      const { events } = await data(server.url, '{ events(agentId: "burst") { pageInfo { endCursor } } }');
       const clients = Array.from({ length: 10 }, () => wsClient(server));
       const BURST = 30;
+      // From the cursor, so a subscription still being set up when the burst starts misses nothing.
       const subscriptions = clients.flatMap((each) =>
         Array.from({ length: 100 }, () =>
           subscribe(
             each,
             EVENTS,
-            { agentId: 'burst', types: ['state_updated'] },
+            { agentId: 'burst', types: ['state_updated'], after: events.pageInfo.endCursor },
             'events',
             (items) => items.length === BURST,
           ),
