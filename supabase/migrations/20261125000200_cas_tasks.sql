@@ -180,22 +180,67 @@ begin
   return v_task;
 end $$;
 
+-- Ends a task that was running in a final status, with its event: one shape for every ending.
+create or replace function cas_finish_task(
+  p_task cas_tasks,
+  p_status text,
+  p_duration double precision,
+  p_result jsonb,
+  p_error jsonb,
+  p_payload jsonb
+) returns cas_tasks
+language plpgsql as $$
+declare
+  v_task cas_tasks;
+begin
+  update cas_tasks
+    set status = p_status, result = p_result, error = p_error,
+        progress = case when p_status = 'succeeded' then 1 else progress end,
+        finished_at = clock_timestamp(), duration_ms = p_duration, worker_id = null,
+        lease_expires_at = null, updated_at = now()
+    where id = p_task.id
+    returning * into v_task;
+  perform cas_append_event(
+    case p_status when 'succeeded' then 'task_completed' when 'failed' then 'task_failed' else 'task_cancelled' end,
+    v_task.agent_id, v_task.id,
+    jsonb_build_object('attempt', v_task.attempts, 'durationMs', p_duration) || coalesce(p_payload, '{}'::jsonb),
+    null);
+  return v_task;
+end $$;
+
+-- Puts a task that was running back in the queue to run after p_delay_ms, with its event.
+-- p_attempts is its attempt count from now on (a released attempt does not count).
+create or replace function cas_requeue_task(
+  p_task cas_tasks,
+  p_delay_ms double precision,
+  p_attempts int,
+  p_error jsonb,
+  p_payload jsonb
+) returns cas_tasks
+language plpgsql as $$
+declare
+  v_task cas_tasks;
+begin
+  update cas_tasks
+    set status = 'queued', attempts = p_attempts, error = coalesce(p_error, error), worker_id = null,
+        lease_expires_at = null, run_at = clock_timestamp() + make_interval(secs => p_delay_ms / 1000.0),
+        updated_at = now()
+    where id = p_task.id
+    returning * into v_task;
+  perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
+    jsonb_build_object('attempt', p_task.attempts, 'delayMs', round(p_delay_ms), 'nextRunAt', v_task.run_at)
+      || coalesce(p_payload, '{}'::jsonb),
+    null);
+  return v_task;
+end $$;
+
 create or replace function cas_complete_task(p_task_id uuid, p_worker_id text, p_result jsonb default null)
 returns setof cas_tasks
 language plpgsql as $$
 declare
   v_task cas_tasks := cas_lock_running_task(p_task_id, p_worker_id);
-  v_duration double precision := cas_end_attempt(v_task);
 begin
-  update cas_tasks
-    set status = 'succeeded', result = p_result, error = null, progress = 1,
-        finished_at = clock_timestamp(), duration_ms = v_duration, worker_id = null,
-        lease_expires_at = null, updated_at = now()
-    where id = p_task_id
-    returning * into v_task;
-  perform cas_append_event('task_completed', v_task.agent_id, v_task.id,
-    jsonb_build_object('attempt', v_task.attempts, 'durationMs', v_duration), null);
-  return next v_task;
+  return next cas_finish_task(v_task, 'succeeded', cas_end_attempt(v_task), p_result, null, null);
 end $$;
 
 -- Fails the current attempt. Retryable errors with attempts left go back to the queue after an
@@ -210,30 +255,15 @@ language plpgsql as $$
 declare
   v_task cas_tasks := cas_lock_running_task(p_task_id, p_worker_id);
   v_duration double precision := cas_end_attempt(v_task);
-  v_delay_ms double precision;
   v_error jsonb := coalesce(p_error, '{}'::jsonb) || jsonb_build_object('retryable', p_retryable);
 begin
   if p_retryable and v_task.attempts < v_task.max_attempts and v_task.cancel_requested_at is null then
-    v_delay_ms := least(v_task.retry_delay_ms * power(2, v_task.attempts - 1), 3600000)
-                  * (0.5 + random() / 2);
-    update cas_tasks
-      set status = 'queued', error = v_error, worker_id = null, lease_expires_at = null,
-          run_at = clock_timestamp() + make_interval(secs => v_delay_ms / 1000.0), updated_at = now()
-      where id = p_task_id
-      returning * into v_task;
-    perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
-      jsonb_build_object('attempt', v_task.attempts, 'error', v_error, 'delayMs', round(v_delay_ms),
-                         'nextRunAt', v_task.run_at), null);
+    return next cas_requeue_task(v_task,
+      least(v_task.retry_delay_ms * power(2, v_task.attempts - 1), 3600000) * (0.5 + random() / 2),
+      v_task.attempts, v_error, jsonb_build_object('error', v_error));
   else
-    update cas_tasks
-      set status = 'failed', error = v_error, finished_at = clock_timestamp(), duration_ms = v_duration,
-          worker_id = null, lease_expires_at = null, updated_at = now()
-      where id = p_task_id
-      returning * into v_task;
-    perform cas_append_event('task_failed', v_task.agent_id, v_task.id,
-      jsonb_build_object('attempt', v_task.attempts, 'error', v_error, 'durationMs', v_duration), null);
+    return next cas_finish_task(v_task, 'failed', v_duration, null, v_error, jsonb_build_object('error', v_error));
   end if;
-  return next v_task;
 end $$;
 
 -- A worker acknowledges a cancellation request: the running attempt ends cancelled.
@@ -242,17 +272,10 @@ returns setof cas_tasks
 language plpgsql as $$
 declare
   v_task cas_tasks := cas_lock_running_task(p_task_id, p_worker_id);
-  v_duration double precision := cas_end_attempt(v_task);
 begin
-  update cas_tasks
-    set status = 'cancelled', finished_at = clock_timestamp(), duration_ms = v_duration,
-        worker_id = null, lease_expires_at = null, updated_at = now()
-    where id = p_task_id
-    returning * into v_task;
-  perform cas_append_event('task_cancelled', v_task.agent_id, v_task.id,
-    jsonb_build_object('attempt', v_task.attempts, 'durationMs', v_duration), null);
-  return next v_task;
+  return next cas_finish_task(v_task, 'cancelled', cas_end_attempt(v_task), null, v_task.error, null);
 end $$;
+
 
 -- Queued tasks are cancelled at once; running ones get a request their worker acts on.
 create or replace function cas_cancel_task(p_task_id uuid, p_user_id text default null)
@@ -309,15 +332,8 @@ declare
   v_task cas_tasks := cas_lock_running_task(p_task_id, p_worker_id);
 begin
   perform cas_end_attempt(v_task);
-  update cas_tasks
-    set status = 'queued', attempts = attempts - 1, worker_id = null, lease_expires_at = null,
-        run_at = now(), updated_at = now()
-    where id = p_task_id
-    returning * into v_task;
-  perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
-    jsonb_build_object('attempt', v_task.attempts + 1, 'reason', 'released', 'workerId', p_worker_id,
-                       'delayMs', 0, 'nextRunAt', v_task.run_at), null);
-  return next v_task;
+  return next cas_requeue_task(v_task, 0, v_task.attempts - 1, null,
+    jsonb_build_object('reason', 'released', 'workerId', p_worker_id));
 end $$;
 
 -- Running tasks whose lease ran out belong to a worker that died. Each gets a new attempt if it has
@@ -326,6 +342,7 @@ create or replace function cas_expire_leases(p_limit int default 100) returns se
 language plpgsql as $$
 declare
   v_task cas_tasks;
+  v_duration double precision;
   v_error jsonb;
 begin
   for v_task in
@@ -335,32 +352,21 @@ begin
     limit greatest(p_limit, 0)
     for update skip locked
   loop
-    perform cas_end_attempt(v_task);
+    v_duration := cas_end_attempt(v_task);
     v_error := jsonb_build_object('message', format('worker "%s" stopped renewing its lease', v_task.worker_id),
                                   'code', 'LEASE_EXPIRED', 'retryable', true);
     if v_task.cancel_requested_at is not null then
-      update cas_tasks set status = 'cancelled', finished_at = clock_timestamp(), worker_id = null,
-                           lease_expires_at = null, updated_at = now()
-        where id = v_task.id returning * into v_task;
-      perform cas_append_event('task_cancelled', v_task.agent_id, v_task.id,
-        jsonb_build_object('attempt', v_task.attempts, 'reason', 'lease_expired'), null);
+      return next cas_finish_task(v_task, 'cancelled', v_duration, null, v_task.error,
+        jsonb_build_object('reason', 'lease_expired'));
     elsif v_task.attempts < v_task.max_attempts then
-      update cas_tasks set status = 'queued', error = v_error, worker_id = null, lease_expires_at = null,
-                           run_at = now(), updated_at = now()
-        where id = v_task.id returning * into v_task;
-      perform cas_append_event('task_retry_scheduled', v_task.agent_id, v_task.id,
-        jsonb_build_object('attempt', v_task.attempts, 'reason', 'lease_expired', 'error', v_error,
-                           'delayMs', 0, 'nextRunAt', v_task.run_at), null);
+      return next cas_requeue_task(v_task, 0, v_task.attempts, v_error,
+        jsonb_build_object('reason', 'lease_expired', 'error', v_error));
     else
-      update cas_tasks set status = 'failed', error = v_error, finished_at = clock_timestamp(),
-                           worker_id = null, lease_expires_at = null, updated_at = now()
-        where id = v_task.id returning * into v_task;
-      perform cas_append_event('task_failed', v_task.agent_id, v_task.id,
-        jsonb_build_object('attempt', v_task.attempts, 'error', v_error), null);
+      return next cas_finish_task(v_task, 'failed', v_duration, null, v_error, jsonb_build_object('error', v_error));
     end if;
-    return next v_task;
   end loop;
 end $$;
+
 
 create or replace function cas_extend_lease(p_task_ids uuid[], p_worker_id text, p_lease_ms int)
 returns setof cas_tasks
