@@ -1,5 +1,6 @@
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
+import { BUILT_IN_AGENT_IDS } from '../domains/agent/agent.js';
 import { readMigrations } from '../db/migrate.js';
 import {
   createSupabaseClient,
@@ -22,6 +23,7 @@ import type { Backend } from './backend.js';
 export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Backend {
   const client = createSupabaseClient(settings);
   const feed = supabaseRealtimeFeed(client, logger);
+  const sql = supabaseSqlFunctions(client, settings.url);
   let closed = false;
 
   const schemaState = async () => {
@@ -45,7 +47,7 @@ export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Bac
 
   return {
     kind: 'supabase',
-    sql: supabaseSqlFunctions(client, settings.url),
+    sql,
     feed,
     async prepare() {
       const { missing, deployed } = await schemaState();
@@ -58,6 +60,16 @@ export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Bac
         );
       }
       logger.info({ url: settings.url, migrations: deployed }, 'Supabase schema is deployed');
+      // supabase/seed.sql goes with `supabase db push --include-seed`; without it the built-in
+      // agents are missing (the other modes apply the seed at every start).
+      const agents = await sql.rows<{ id: string }>('cas_list_agents', { p_ids: [...BUILT_IN_AGENT_IDS] });
+      const unseeded = BUILT_IN_AGENT_IDS.filter((id) => !agents.some((agent) => agent.id === id));
+      if (unseeded.length > 0) {
+        logger.warn(
+          { missing: unseeded },
+          'built-in agents are missing: seed the project with `supabase db push --include-seed` (docs/supabase.md)',
+        );
+      }
     },
     migrationsApplied: async () => (await schemaState()).missing.length === 0,
     async close() {

@@ -6,6 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { json, type SqlFunctions } from '../../src/db/sql-functions.js';
@@ -150,6 +152,28 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
         last!.statements,
       ]);
     }
+  });
+
+  it('warns at start when the project was not seeded with the built-in agents', async () => {
+    await t.db.exec(`delete from cas_agent_status where agent_id = 'security'; delete from cas_agents where id = 'security'`);
+    const lines: Array<{ level: number; msg: string; missing?: string[] }> = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+          done();
+        },
+      }),
+    );
+    const seeded = await createRuntime({
+      config: loadConfig({ ...FAST_RUNTIME_ENV, CAS_WORKERS: '0', ...t.env! }),
+      logger,
+    });
+    await seeded.shutdown();
+    expect(lines).toContainEqual(
+      expect.objectContaining({ missing: ['security'], msg: expect.stringMatching(/supabase db push --include-seed/) }),
+    );
   });
 
   describe('fails at start with a message that says what to fix', () => {
