@@ -3,7 +3,9 @@
  * the notices are those NOTIFY cas_feed carries, what the driver sends to join, recovery after
  * Realtime drops, the polling fallback during an outage, and which feed each configuration gets.
  */
+import { createClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { ConfigError, loadConfig } from '../../src/config.js';
 import { createSupabaseClient } from '../../src/db/supabase.js';
 import type { ChangeFeed, FeedNotice } from '../../src/feed/change-feed.js';
@@ -62,6 +64,32 @@ describeEachDatabase('Supabase Realtime feed over the Realtime double', (kind) =
         access_token: t.supabase!.keys.serviceRole,
         config: { private: true, postgres_changes: [], broadcast: { self: false, ack: false } },
       });
+    }
+  });
+
+  it('answers realtime-js heartbeats, so a connection stays up', async () => {
+    const beats: string[] = [];
+    const client = createClient(t.supabase!.url, t.supabase!.keys.serviceRole, {
+      auth: { persistSession: false, autoRefreshToken: false },
+      realtime: {
+        transport: WebSocket as unknown as WebSocketLikeConstructor,
+        heartbeatIntervalMs: 30,
+        heartbeatCallback: (status) => beats.push(status),
+      },
+    });
+    const channel = client.channel('heartbeat-check', { config: { private: true } });
+    try {
+      await new Promise<void>((resolve, reject) =>
+        channel.subscribe((status, error) =>
+          status === 'SUBSCRIBED' ? resolve() : status !== 'CLOSED' && reject(error ?? new Error(status)),
+        ),
+      );
+      await until(() => beats.filter((beat) => beat === 'ok').length >= 3, 5_000, 'three answered heartbeats');
+      expect(beats).not.toContain('timeout');
+      const heartbeats = t.supabase!.realtime.received.filter((frame) => frame.topic === 'phoenix');
+      expect(heartbeats.every((frame) => frame.event === 'heartbeat')).toBe(true);
+    } finally {
+      await client.removeAllChannels();
     }
   });
 
