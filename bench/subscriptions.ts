@@ -1,10 +1,25 @@
 /**
- * Subscriptions: commit-to-client latency with 1, 100 and 1,000 graphql-ws subscribers, and RSS
- * per idle subscription between two connection counts. Measured only when the schema has
- * subscription fields; otherwise the section says "not measured yet".
+ * Subscriptions over graphql-ws against the real server process (src/server/main.ts, API only):
+ * - commit-to-client latency: N clients (1, 100, 1,000; one WebSocket each) subscribed to
+ *   `events(types: ["state_updated"])`; the benchmark writes agent state versions one at a time
+ *   through a runtime of its own (one transaction each: the state row, its event, the NOTIFY) and
+ *   measures from the moment the write's commit returned to the moment each client got the event;
+ * - memory per idle subscription: the server's RSS with 1,000 and with 5,000 idle subscribed
+ *   connections, divided by the difference (connection and subscription together).
+ * The clients run in the benchmark process: with 1,000 of them, the last one's latency includes
+ * the time this one process takes to read the 999 messages before it.
  */
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { loadConfig } from '../src/config.js';
 import { schema } from '../src/graphql/schema.js';
-import { progress } from './lib/progress.js';
+import { silentLogger } from '../src/logger.js';
+import { createRuntime } from '../src/runtime/create-runtime.js';
+import { readFile } from 'node:fs/promises';
+import { startChild, type Child } from './lib/child.js';
+import { freePort } from './lib/net.js';
+import { progress, sleep } from './lib/progress.js';
+import { summarize, type LatencySummary } from './lib/stats.js';
 
 export interface SubscriptionSettings {
   subscriberCounts: number[];
@@ -12,23 +27,264 @@ export interface SubscriptionSettings {
   idleConnections: number[];
 }
 
+export interface SubscriptionLatencyRun {
+  subscribers: number;
+  events: number;
+  latency: LatencySummary;
+  /** Deliveries that did not arrive within the per-event time limit. */
+  missing: number;
+}
+
+export interface SubscriptionMemory {
+  connections: number[];
+  rssMiB: number[];
+  /** (RSS at the larger count - RSS at the smaller) / difference in connections. */
+  perSubscriptionKiB: number;
+  /** One event fanned out to every idle subscriber at the larger count: when the last got it. */
+  fanOutToAllMs: number;
+}
+
 export interface SubscriptionResults {
   measured: boolean;
   note: string;
   fields: string[];
+  query?: string;
+  latency?: SubscriptionLatencyRun[];
+  memory?: SubscriptionMemory;
+}
+
+const SUBSCRIPTION = 'subscription { events(types: ["state_updated"]) { cursor type payload } }';
+const EVENT_TIMEOUT_MS = 15_000;
+
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
+}
+
+interface EventMessage {
+  events: { payload: { version: number } | null };
+}
+
+/** Subscribers that record when each event (a state version) arrived, by performance.now(). */
+class Subscribers {
+  readonly clients: Client[] = [];
+  /** Arrival times of each state version, across clients. */
+  readonly arrivals = new Map<number, number[]>();
+  /** Clients that have received at least one event: those are live. */
+  private live = 0;
+  private readonly waiters = new Map<number, () => void>();
+  errors = 0;
+
+  constructor(private readonly url: string) {}
+
+  get size() {
+    return this.clients.length;
+  }
+
+  get liveCount() {
+    return this.live;
+  }
+
+  /** Opens `count` more clients, `batch` at a time, each with one subscription. */
+  async open(count: number, batch = 100): Promise<void> {
+    for (let done = 0; done < count; done += batch) {
+      const opened = Array.from({ length: Math.min(batch, count - done) }, () => this.openOne());
+      await Promise.all(opened);
+    }
+  }
+
+  private async openOne(): Promise<void> {
+    let seenAny = false;
+    await new Promise<void>((resolve, reject) => {
+      const client = createClient({
+        url: this.url,
+        webSocketImpl: WebSocket,
+        retryAttempts: 0,
+        lazy: false,
+        on: { connected: () => resolve(), error: reject },
+      });
+      this.clients.push(client);
+      client.subscribe<EventMessage>(
+        { query: SUBSCRIPTION },
+        {
+          next: (result) => {
+            const now = performance.now();
+            if (!seenAny) {
+              seenAny = true;
+              this.live++;
+            }
+            const version = result.data?.events.payload?.version;
+            if (version === undefined) return;
+            const times = this.arrivals.get(version) ?? [];
+            times.push(now);
+            this.arrivals.set(version, times);
+            if (times.length === this.clients.length) this.waiters.get(version)?.();
+          },
+          error: () => {
+            this.errors++;
+          },
+          complete: () => undefined,
+        },
+      );
+    });
+  }
+
+  /** Resolves once every client has state version `version`, or false after the time limit. */
+  waitForAll(version: number, timeoutMs = EVENT_TIMEOUT_MS): Promise<boolean> {
+    if ((this.arrivals.get(version)?.length ?? 0) >= this.clients.length) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(version);
+        resolve(false);
+      }, timeoutMs);
+      this.waiters.set(version, () => {
+        clearTimeout(timer);
+        this.waiters.delete(version);
+        resolve(true);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.clients.map((client) => client.dispose()));
+    this.clients.length = 0;
+  }
+}
+
+/**
+ * Writes until every client has received an event: a subscription is live only once the server
+ * has set it up, which the protocol does not acknowledge.
+ */
+async function untilLive(group: Subscribers, write: () => Promise<{ version: number }>, timeoutMs = 60_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (group.liveCount < group.size) {
+    if (performance.now() > deadline) {
+      throw new Error(`only ${group.liveCount} of ${group.size} subscribers went live`);
+    }
+    await write();
+    await sleep(200);
+  }
 }
 
 export async function runSubscriptions(
-  _databaseUrl: string,
-  _settings: SubscriptionSettings,
+  databaseUrl: string,
+  settings: SubscriptionSettings,
 ): Promise<SubscriptionResults> {
   const fields = Object.keys(schema.getSubscriptionType()?.getFields() ?? {});
-  if (fields.length === 0) {
-    const note = 'not measured yet: the schema has no Subscription fields in this commit';
+  if (!fields.includes('events')) {
+    const note = `not measured yet: the schema has no \`events\` subscription (fields: ${fields.join(', ') || 'none'})`;
     progress(`subscriptions: ${note}`);
     return { measured: false, note, fields };
   }
-  const note = `not measured yet: Subscription fields exist (${fields.join(', ')}) but the benchmark does not drive them yet`;
-  progress(`subscriptions: ${note}`);
-  return { measured: false, note, fields };
+
+  const port = await freePort();
+  let server: Child | undefined;
+  const runtime = await createRuntime({
+    config: loadConfig({ DATABASE_URL: databaseUrl, CAS_WORKERS: '0', LOG_LEVEL: 'silent' }),
+    logger: silentLogger(),
+  });
+  /** One state write; resolves with its version and the time its commit returned. */
+  const write = async () => {
+    const state = await runtime.updateAgentState('marketer', { at: Date.now() });
+    return { version: state.version, committedAt: performance.now() };
+  };
+
+  const subscribers: Subscribers[] = [];
+  try {
+    server = await startChild(
+      'src/server/main.ts',
+      {
+        DATABASE_URL: databaseUrl,
+        CAS_WORKERS: '0',
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+      },
+      'CAS Runtime API ready',
+    );
+    const url = `ws://127.0.0.1:${port}/graphql`;
+
+    const latency: SubscriptionLatencyRun[] = [];
+    for (const count of settings.subscriberCounts) {
+      progress(`subscriptions: ${count} subscriber(s), ${settings.events} events`);
+      const group = new Subscribers(url);
+      subscribers.push(group);
+      await group.open(count);
+      await untilLive(group, write);
+      const committed: { version: number; committedAt: number }[] = [];
+      let missing = 0;
+      for (let k = 0; k < settings.events; k++) {
+        const sent = await write();
+        committed.push(sent);
+        if (!(await group.waitForAll(sent.version))) {
+          missing += count - (group.arrivals.get(sent.version)?.length ?? 0);
+        }
+        await sleep(10);
+      }
+      const samples = committed.flatMap(({ version, committedAt }) =>
+        (group.arrivals.get(version) ?? []).map((time) => Math.max(0, time - committedAt)),
+      );
+      latency.push({ subscribers: count, events: settings.events, latency: summarize(samples), missing });
+      const run = latency.at(-1)!;
+      progress(
+        `subscriptions: ${count} subscriber(s): commit-to-client p50 ${run.latency.p50.toFixed(2)} ms, ` +
+          `p99 ${run.latency.p99.toFixed(2)} ms${missing ? `, ${missing} missing` : ''}`,
+      );
+      await group.close();
+      subscribers.pop();
+    }
+
+    // Idle memory.
+    const [fewer, more] = settings.idleConnections as [number, number];
+    const idle = new Subscribers(url);
+    subscribers.push(idle);
+    const settledRss = async () => {
+      await sleep(3_000);
+      const samples: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        samples.push(await rssMiB(server!.pid));
+        await sleep(500);
+      }
+      return summarize(samples).p50;
+    };
+    progress(`subscriptions: ${fewer} idle subscribed connections`);
+    await idle.open(fewer, 200);
+    await untilLive(idle, write);
+    const rssFewer = await settledRss();
+    progress(
+      `subscriptions: ${more} idle subscribed connections (RSS at ${fewer}: ${rssFewer.toFixed(1)} MiB)`,
+    );
+    await idle.open(more - fewer, 200);
+    await untilLive(idle, write);
+    const rssMore = await settledRss();
+    // One event to all of them.
+    const sent = await write();
+    if (!(await idle.waitForAll(sent.version, 60_000))) {
+      const got = idle.arrivals.get(sent.version)?.length ?? 0;
+      throw new Error(`only ${got} of ${more} idle subscribers got the event`);
+    }
+    const fanOutToAllMs = Math.max(...idle.arrivals.get(sent.version)!) - sent.committedAt;
+    const perSubscriptionKiB = ((rssMore - rssFewer) * 1024) / (more - fewer);
+    progress(
+      `subscriptions: RSS ${rssFewer.toFixed(1)} → ${rssMore.toFixed(1)} MiB: ${perSubscriptionKiB.toFixed(1)} KiB ` +
+        `per idle subscription; one event reached all ${more} in ${fanOutToAllMs.toFixed(0)} ms`,
+    );
+    return {
+      measured: true,
+      note: 'measured',
+      fields,
+      query: SUBSCRIPTION,
+      latency,
+      memory: {
+        connections: [fewer, more],
+        rssMiB: [rssFewer, rssMore],
+        perSubscriptionKiB,
+        fanOutToAllMs,
+      },
+    };
+  } finally {
+    for (const group of subscribers) await group.close().catch(() => undefined);
+    await server?.stop();
+    await runtime.shutdown({ deadlineMs: 0 });
+  }
 }
