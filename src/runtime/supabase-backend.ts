@@ -24,6 +24,8 @@ export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Bac
   const client = createSupabaseClient(settings);
   const feed = supabaseRealtimeFeed(client, logger);
   const sql = supabaseSqlFunctions(client, settings.url);
+  /** The migrations this code expects; read once (the files do not change under a running process). */
+  let expected: ReturnType<typeof readMigrations> | null = null;
   let closed = false;
 
   const schemaState = async () => {
@@ -41,7 +43,8 @@ export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Bac
       throw supabaseFailure(settings.url, 'cas_applied_migrations', status, error);
     }
     const deployed = new Set((data as unknown[] | null)?.map(String) ?? []);
-    const missing = (await readMigrations()).filter((m) => !deployed.has(m.version));
+    expected ??= readMigrations();
+    const missing = (await expected).filter((m) => !deployed.has(m.version));
     return { missing, deployed: deployed.size };
   };
 
