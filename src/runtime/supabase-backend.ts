@@ -73,6 +73,13 @@ export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Bac
           'built-in agents are missing: seed the project with `supabase db push --include-seed` (docs/supabase.md)',
         );
       }
+      if (!(await sql.value<boolean>('cas_broadcasts_notices', {}))) {
+        logger.warn(
+          'this project does not send change notices to Supabase Realtime (the realtime schema did not ' +
+            'exist when the migrations ran): changes are picked up by polling only. Run ' +
+            'supabase/migrations/20261126000000_cas_supabase_realtime.sql again (docs/supabase.md)',
+        );
+      }
     },
     migrationsApplied: async () => (await schemaState()).missing.length === 0,
     async close() {
@@ -95,9 +102,7 @@ export function realtimeFeedOverDatabase(
   options: { require?: boolean } = {},
 ): ChangeFeed {
   return deferredFeed(logger, async () => {
-    const [row] = await db.query<{ broadcasts: boolean }>(
-      `select exists (select 1 from pg_trigger where tgname = 'cas_broadcast_event_notice') as broadcasts`,
-    );
+    const [row] = await db.query<{ broadcasts: boolean }>('select cas_broadcasts_notices() as broadcasts');
     if (row?.broadcasts) {
       logger.info('notices over Supabase Realtime (data over DATABASE_URL)');
       return supabaseRealtimeFeed(createSupabaseClient(settings), logger);

@@ -16,6 +16,7 @@ import { CasError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';
 import { createRuntime } from '../../src/runtime/create-runtime.js';
 import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
+import { installRealtimeSchema } from '../doubles/supabase.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../support/databases.js';
 import { FAST_RUNTIME_ENV } from '../support/runtime.js';
 
@@ -154,8 +155,11 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
     }
   });
 
-  it('warns at start when the project was not seeded with the built-in agents', async () => {
-    await t.db.exec(`delete from cas_agent_status where agent_id = 'security'; delete from cas_agents where id = 'security'`);
+  it('warns at start when the project was not seeded, or does not broadcast to Realtime', async () => {
+    await t.db.exec(`
+      delete from cas_agent_status where agent_id = 'security';
+      delete from cas_agents where id = 'security';
+      drop trigger cas_broadcast_event_notice on cas_agent_events;`);
     const lines: Array<{ level: number; msg: string; missing?: string[] }> = [];
     const logger = pino(
       { level: 'warn' },
@@ -171,9 +175,14 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
       logger,
     });
     await seeded.shutdown();
+    await installRealtimeSchema(t.db); // puts the trigger back
     expect(lines).toContainEqual(
       expect.objectContaining({ missing: ['security'], msg: expect.stringMatching(/supabase db push --include-seed/) }),
     );
+    expect(lines).toContainEqual(
+      expect.objectContaining({ msg: expect.stringMatching(/^this project does not send change notices to Supabase Realtime/) }),
+    );
+    expect(lines).toHaveLength(2);
   });
 
   describe('fails at start with a message that says what to fix', () => {

@@ -153,6 +153,9 @@ describeEachDatabase('Supabase Realtime feed over the Realtime double', (kind) =
       expect(realtime.connections()).toBe(0);
     } finally {
       realtime.refuseConnections = false;
+      // Both feeds come back (realtime-js retries after 1 s, then 2 s, 5 s, ...).
+      const before = joins().length;
+      await until(() => joins().length >= before + 2, 15_000, 'both feeds to rejoin after the outage');
     }
   });
 
