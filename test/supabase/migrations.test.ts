@@ -29,6 +29,8 @@ describeEachDatabase('migrations without Supabase', (kind) => {
     expect(realtime!.exists).toBe(false);
     const versions = await t.db.query<{ cas_applied_migrations: string }>('select * from cas_applied_migrations()');
     expect(versions.map((row) => row.cas_applied_migrations)).toContain('20261126000000');
+    const [probe] = await t.db.query<{ broadcasts: boolean }>('select cas_broadcasts_notices() as broadcasts');
+    expect(probe!.broadcasts).toBe(false);
   });
 });
 
@@ -53,6 +55,8 @@ describe('migrations on a database with Supabase roles and the realtime schema [
       { name: 'cas_broadcast_event_notice', table: 'cas_agent_events' },
       { name: 'cas_broadcast_log_notice', table: 'cas_agent_logs' },
     ]);
+    const [probe] = await t.db.query<{ broadcasts: boolean }>('select cas_broadcasts_notices() as broadcasts');
+    expect(probe!.broadcasts).toBe(true);
   });
 
   it('let signed-in users receive cas:feed and nobody else anything through the policy', async () => {
@@ -72,9 +76,10 @@ describe('migrations on a database with Supabase roles and the realtime schema [
              has_function_privilege('authenticated', p.oid, 'execute') as authenticated,
              has_function_privilege('service_role', p.oid, 'execute') as service
       from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-      where n.nspname = 'public' and p.proname in ('cas_applied_migrations', 'cas_list_events', 'cas_enqueue_task')
+      where n.nspname = 'public'
+        and p.proname in ('cas_applied_migrations', 'cas_broadcasts_notices', 'cas_list_events', 'cas_enqueue_task')
       order by 1`);
-    expect(rows).toHaveLength(3);
+    expect(rows).toHaveLength(4);
     for (const row of rows) expect(row).toMatchObject({ anon: false, authenticated: false, service: true });
   });
 
