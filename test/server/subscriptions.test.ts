@@ -189,11 +189,16 @@ describeEachDatabase('subscriptions', (kind) => {
           (agent, index) => agent.status === 'IDLE' && items.slice(0, index).some((a) => a.status === 'BUSY'),
         ),
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await data(
-      server.url,
-      'mutation { executeTask(input: { agentId: "tester", action: "wait", input: { ms: 200 }, wait: true }) { id } }',
-    );
+    // Live only: a subscription still being set up misses what happens meanwhile, so work until
+    // it has seen a whole busy-to-idle cycle (a handful of tasks at most, even on a loaded machine).
+    let settled = false;
+    void collecting.finally(() => (settled = true)).catch(() => undefined);
+    for (let round = 0; round < 10 && !settled; round += 1) {
+      await data(
+        server.url,
+        'mutation { executeTask(input: { agentId: "tester", action: "wait", input: { ms: 300 }, wait: true }) { id } }',
+      );
+    }
     const seen = await collecting;
     expect(seen.every((agent) => agent.id === 'tester')).toBe(true);
     expect(seen.map((agent) => agent.status)).toContain('BUSY');
