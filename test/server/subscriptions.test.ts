@@ -25,11 +25,14 @@ function subscribe(
   enough: (items: AnyData[]) => boolean = () => false,
 ) {
   const items: AnyData[] = [];
+  let finished = false;
   let ready!: () => void;
   let unsubscribe = () => undefined as void;
   const done = new Promise<AnyData[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out with ${items.length} items`)), 25_000);
     ready = () => {
+      // Results already on their way after this are not part of what was asked for.
+      finished = true;
       clearTimeout(timer);
       unsubscribe();
       resolve(items);
@@ -38,6 +41,7 @@ function subscribe(
       { query, variables },
       {
         next: (result) => {
+          if (finished) return;
           if (result.errors)
             return reject(Object.assign(new Error('subscription error'), { errors: result.errors }));
           items.push(result.data![field]);
