@@ -2,8 +2,9 @@
 import type { BenchResults } from './run.js';
 import { fmt } from './lib/stats.js';
 
+/** A ratio, with enough digits to tell small ones apart. */
 const x = (value: number | undefined) =>
-  value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, 2)}×`;
+  value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, value < 0.1 ? 3 : 2)}×`;
 const ms = (value: number | undefined) =>
   value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, 2)} ms`;
 const int = (value: number | undefined) => fmt(value, 0);
@@ -59,7 +60,7 @@ export function writeReport(results: BenchResults): string {
     for (const r of http.ratios) {
       headline.push(
         `- GraphQL \`${r.query}\` query vs bare node:http answering the same bytes, ${r.processes} process(es): ` +
-          `**${x(r.graphqlOverBareRps)}** the requests/s (p50 latency ${x(r.graphqlOverBareP50)}).`,
+          `**${x(r.graphqlOverBareRps)}** the requests/s (mean latency ${x(r.graphqlOverBareMeanLatency)}).`,
       );
     }
   }
@@ -139,7 +140,8 @@ export function writeReport(results: BenchResults): string {
         'GraphQL server answered for it. Both run under node:cluster (`bench/servers/cluster.ts`) with 1 or 2 ' +
         'workers sharing one port: the primary hands each new connection to a worker in turn, and that ' +
         'worker serves every request of the connection. With 2 cores, 2 server processes compete with ' +
-        'autocannon and PostgreSQL for the CPU.',
+        'autocannon and PostgreSQL for the CPU. autocannon reports latency in whole milliseconds, so the ' +
+        'ratios use the mean latency.',
       '',
       '- `health`: `{ health { ok } }` (one database round trip: the migrations check).',
       '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
@@ -165,8 +167,13 @@ export function writeReport(results: BenchResults): string {
     );
     push(
       table(
-        ['query', 'processes', 'GraphQL / bare requests/s', 'GraphQL / bare p50'],
-        http.ratios.map((r) => [r.query, r.processes, x(r.graphqlOverBareRps), x(r.graphqlOverBareP50)]),
+        ['query', 'processes', 'GraphQL / bare requests/s', 'GraphQL / bare mean latency'],
+        http.ratios.map((r) => [
+          r.query,
+          r.processes,
+          x(r.graphqlOverBareRps),
+          x(r.graphqlOverBareMeanLatency),
+        ]),
       ),
       '',
     );
@@ -224,7 +231,8 @@ export function writeReport(results: BenchResults): string {
         'agent status twice and a duration metric. After each CAS run the benchmark checks that every task ' +
         'succeeded once, has exactly one final event, and that event seq has no gap.',
       '- **Embedded**: the same two measurements on PGlite (in memory) with the in-process worker, in a ' +
-        'child process (`bench/servers/embedded-tasks.ts`), tasks enqueued through the runtime as `npm start` does.',
+        'child process (`bench/servers/embedded-tasks.ts`), tasks enqueued through the runtime as `npm start` does. ' +
+        "PGlite's timestamps come in whole milliseconds, so its latencies do too.",
       '',
     );
     push(

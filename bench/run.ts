@@ -4,12 +4,13 @@
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
  *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, subscriptions)
+ *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
  * postgres://postgres@127.0.0.1:5432/test. Creates cas_bench_<pid>_* databases and drops them.
  * Progress goes to stderr. Every loop is bounded; everything runs on loopback.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { addHistory, createTemplate } from './fixtures.js';
@@ -143,6 +144,27 @@ async function main() {
     );
     process.exitCode = 1;
   }
+}
+
+/** `--report-only`: rewrites REPORT.md from results.json (after a change to the report's layout). */
+async function reportOnly() {
+  const results = JSON.parse(await readFile(`${outputDir}/results.json`, 'utf8')) as BenchResults;
+  for (const ratio of results.http?.ratios ?? []) {
+    // Results written before the mean-latency ratio existed.
+    const find = (server: string) =>
+      results.http!.runs.find(
+        (r) => r.server === server && r.query === ratio.query && r.processes === ratio.processes,
+      );
+    ratio.graphqlOverBareMeanLatency ??=
+      (find('graphql')?.latencyMeanMs ?? NaN) / (find('bare')?.latencyMeanMs ?? NaN);
+  }
+  await writeFile(`${outputDir}/REPORT.md`, writeReport(results));
+  progress(`rewrote ${outputDir}REPORT.md from results.json`);
+}
+
+if (args.includes('--report-only')) {
+  await reportOnly();
+  process.exit(0);
 }
 
 try {
