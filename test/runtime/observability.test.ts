@@ -35,7 +35,8 @@ describeEachDatabase('metrics, logs and events', (kind) => {
       });
       // The mean of ~100 ms, ~300 ms and a fast failure: far from the old 0.00 ms.
       expect(metrics.avgDurationMs).toBeGreaterThan(125);
-      expect(metrics.avgDurationMs).toBeLessThan(400);
+      // An upper bound loose enough for a loaded CI machine.
+      expect(metrics.avgDurationMs).toBeLessThan(1500);
       expect(metrics.uptimeSeconds).toBeGreaterThan(0.3);
     });
 

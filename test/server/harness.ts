@@ -67,14 +67,20 @@ export async function startTestServer(
   const config = loadConfig({
     ...FAST_RUNTIME_ENV,
     LOG_LEVEL: 'silent',
-    // The mode the server reports matches the database it runs on.
-    ...(testDb.url ? { DATABASE_URL: testDb.url } : {}),
+    // The mode the server reports matches the database it runs on; the Supabase kind reaches its
+    // database only through SUPABASE_URL (the doubles), so it gets no DATABASE_URL.
+    ...(testDb.env ?? (testDb.url ? { DATABASE_URL: testDb.url } : {})),
     ...options.env,
     PORT: '0',
     HOST: '127.0.0.1',
   });
   const logger = options.logger ?? silentLogger();
-  const runtime = await createRuntime({ config, logger, database: countingDatabase(testDb.db, queries) });
+  const runtime = await createRuntime({
+    config,
+    logger,
+    // Round trips are counted on the databases the runtime reaches directly.
+    database: testDb.env ? undefined : countingDatabase(testDb.db, queries),
+  });
   const app = buildApp({ config, runtime, logger, limits: options.limits });
   const { url } = await app.start();
   return {
