@@ -46,3 +46,7 @@ export const agentId = z
 export const taskId = z.uuid('must be a UUID');
 
 export const userId = z.string().min(1).max(200).optional();
+
+/** Batch reads take at most this many ids. */
+export const agentIds = z.array(agentId).max(10_000);
+export const taskIds = z.array(taskId).max(10_000);

@@ -10,12 +10,19 @@ import {
 } from '../domains/agent/agent.js';
 import {
   eventFilter,
+  eventSubscriptionFilter,
   eventSeqFromCursor,
   eventStore,
   type AgentEvent,
   type EventFilter,
 } from '../domains/event/event.js';
-import { LOG_LEVELS, logFilter, logStore, type LogEntry, type LogFilter } from '../domains/log/log.js';
+import {
+  logFilter,
+  logStore,
+  logSubscriptionFilter,
+  type LogEntry,
+  type LogFilter,
+} from '../domains/log/log.js';
 import { metricStore, timeRange, type AgentMetrics, type TimeRange } from '../domains/metric/metric.js';
 import { pageSize, type Page } from '../domains/pagination.js';
 import { stateStore, updateStateInput, type AgentState } from '../domains/state/state.js';
@@ -24,6 +31,7 @@ import {
   isFinal,
   taskListFilter,
   taskStore,
+  throttleMsInput,
   type ExecuteTaskInput,
   type Task,
   type TaskListFilter,
@@ -36,7 +44,7 @@ import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import type { Backend } from './backend.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
-import { agentId, parseInput, taskId, userId } from '../validation.js';
+import { agentId, agentIds, parseInput, taskId, taskIds, userId } from '../validation.js';
 import type {
   Actor,
   AgentRuntime,
@@ -55,28 +63,11 @@ const EVENT_POLL_MS = 1000;
 /** Batches of events a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
 const SUBSCRIBER_CAPACITY = 1000;
 
-const throttleMsInput = z
-  .number()
-  .int()
-  .min(0)
-  .max(60_000)
-  .nullish()
-  .transform((value) => value ?? undefined);
-
-const eventSubscriptionFilter = eventFilter.pick({ agentId: true, taskId: true, types: true, after: true });
-const logSubscriptionFilter = z.object({
-  agentId: agentId.nullish(),
-  levels: z.array(z.enum(LOG_LEVELS)).max(LOG_LEVELS.length).nullish(),
-});
-
 export interface CustomRuntimeOptions {
   config: Config;
   backend: Backend;
   logger: Logger;
 }
-
-const agentIds = z.array(agentId).max(10_000);
-const taskIds = z.array(taskId).max(10_000);
 
 /**
  * The runtime on the SQL functions in supabase/migrations: every state change is one function call

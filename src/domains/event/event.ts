@@ -45,6 +45,14 @@ export const eventFilter = z.object({
 });
 export type EventFilter = z.input<typeof eventFilter>;
 
+/** A live event stream: `after` replays from a cursor first; without it, live only. */
+export const eventSubscriptionFilter = eventFilter.pick({
+  agentId: true,
+  taskId: true,
+  types: true,
+  after: true,
+});
+
 interface EventRow {
   id: string;
   seq: unknown;

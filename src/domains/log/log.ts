@@ -44,6 +44,11 @@ export const logFilter = z
   });
 export type LogFilter = z.input<typeof logFilter>;
 
+export const logSubscriptionFilter = z.object({
+  agentId: agentId.nullish(),
+  levels: z.array(z.enum(LOG_LEVELS)).max(LOG_LEVELS.length).nullish(),
+});
+
 const CURSOR_KIND = 'log';
 export const logCursor = (entry: Pick<LogEntry, 'id'>) => encodeCursor(CURSOR_KIND, entry.id);
 

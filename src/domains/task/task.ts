@@ -62,6 +62,15 @@ export const executeTaskInput = z.object({
 });
 export type ExecuteTaskInput = z.input<typeof executeTaskInput>;
 
+/** How far a task stream may coalesce progress (ms); absent means no coalescing. */
+export const throttleMsInput = z
+  .number()
+  .int()
+  .min(0)
+  .max(60_000)
+  .nullish()
+  .transform((value) => value ?? undefined);
+
 export const taskListFilter = z.object({
   agentId: agentId.nullish(),
   statuses: z.array(z.enum(TASK_STATUSES)).max(TASK_STATUSES.length).nullish(),
