@@ -76,16 +76,24 @@ export async function migrate(db: Database, options: { seed?: boolean } = {}): P
   });
 }
 
-/** True when every migration in supabase/migrations is recorded as applied. */
+let migrationVersions: Promise<string[]> | null = null;
+
+/**
+ * True when every migration in supabase/migrations is recorded as applied. One query; the list of
+ * files is read once per process (health checks call this often).
+ */
 export async function migrationsApplied(db: Database): Promise<boolean> {
-  const migrations = await readMigrations();
-  const [table] = await db.query<{ exists: boolean }>(
-    `select to_regclass('supabase_migrations.schema_migrations') is not null as exists`,
-  );
-  if (!table?.exists) return false;
-  const rows = await db.query<{ n: number }>(
-    `select count(*)::int as n from supabase_migrations.schema_migrations where version = any ($1)`,
-    [migrations.map((m) => m.version)],
-  );
-  return rows[0]?.n === migrations.length;
+  migrationVersions ??= readMigrations().then((migrations) => migrations.map((m) => m.version));
+  const versions = await migrationVersions;
+  try {
+    const rows = await db.query<{ n: number }>(
+      `select count(*)::int as n from supabase_migrations.schema_migrations where version = any ($1)`,
+      [versions],
+    );
+    return rows[0]?.n === versions.length;
+  } catch (error) {
+    // No migration was ever applied here: the table does not exist yet (undefined_table).
+    if ((error as { code?: string }).code === '42P01') return false;
+    throw error;
+  }
 }

@@ -4,7 +4,13 @@
  * @graphql-yoga/render-graphiql, so it works without internet).
  */
 import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
-import { createYoga, type YogaLogger, type YogaServerInstance } from 'graphql-yoga';
+import {
+  createGraphQLError,
+  createYoga,
+  type Plugin,
+  type YogaLogger,
+  type YogaServerInstance,
+} from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
 import { createContext, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
@@ -59,6 +65,28 @@ function yogaLogger(logger: Logger): YogaLogger {
 
 const headerValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
+/**
+ * GET requests carry `variables` and `extensions` as JSON in the query string; yoga 5.24 answers
+ * malformed JSON there with a 500. This answers 400 BAD_REQUEST before yoga parses the request.
+ */
+function useQueryStringJsonCheck(): Plugin {
+  return {
+    onRequestParse({ url }) {
+      for (const name of ['variables', 'extensions']) {
+        const value = url.searchParams.get(name);
+        if (value === null) continue;
+        try {
+          JSON.parse(value);
+        } catch {
+          throw createGraphQLError(`"${name}" in the query string is not valid JSON`, {
+            extensions: { http: { status: 400 }, code: 'BAD_REQUEST' },
+          });
+        }
+      }
+    },
+  };
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
@@ -85,6 +113,6 @@ export function createYogaServer(options: {
     maxRequestBodySize: limits.maxBodyBytes,
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
-    plugins: [...armorPlugins(limits), useErrorMapping(logger)],
+    plugins: [useQueryStringJsonCheck(), ...armorPlugins(limits), useErrorMapping(logger)],
   });
 }

@@ -73,6 +73,8 @@ begin
   if not found then
     perform cas_raise_not_found('agent', p_id);
   end if;
+  -- Lock order (see cas_lock_agent_status): the agent's queued tasks before its status row.
+  perform 1 from cas_tasks where agent_id = p_id and status = 'queued' order by id for update;
   update cas_agent_status
     set status = 'stopped', started_at = null, last_activity_at = now(), updated_at = now()
     where agent_id = p_id and status <> 'stopped';

@@ -123,6 +123,18 @@ begin
   return v_task;
 end $$;
 
+-- Lock order, in every function: task rows, then agent status rows (by agent id), then the event
+-- sequence row, which cas_append_event takes last and holds to commit. A function that writes
+-- several events therefore locks every row it will touch before its first event.
+create or replace function cas_lock_agent_status(p_task_ids uuid[]) returns void
+language plpgsql as $$
+begin
+  perform 1 from cas_agent_status
+    where agent_id in (select agent_id from cas_tasks where id = any (p_task_ids))
+    order by agent_id
+    for update;
+end $$;
+
 -- Claims up to p_limit due tasks, highest priority first, skipping rows other workers hold.
 create or replace function cas_claim_tasks(
   p_worker_id text,
@@ -132,16 +144,23 @@ create or replace function cas_claim_tasks(
 ) returns setof cas_tasks
 language plpgsql as $$
 declare
+  v_ids uuid[];
   v_id uuid;
 begin
-  for v_id in
-    select t.id from cas_tasks t
+  select array_agg(picked.id order by picked.priority desc, picked.run_at, picked.seq) into v_ids
+  from (
+    select t.id, t.priority, t.run_at, t.seq from cas_tasks t
     where t.status = 'queued' and t.run_at <= now()
       and (p_agent_ids is null or t.agent_id = any (p_agent_ids))
     order by t.priority desc, t.run_at, t.seq
     limit greatest(p_limit, 0)
     for update skip locked
-  loop
+  ) picked;
+  if v_ids is null then
+    return;
+  end if;
+  perform cas_lock_agent_status(v_ids);
+  foreach v_id in array v_ids loop
     return next cas_begin_attempt(v_id, p_worker_id, p_lease_ms);
   end loop;
 end $$;
@@ -341,17 +360,26 @@ end $$;
 create or replace function cas_expire_leases(p_limit int default 100) returns setof cas_tasks
 language plpgsql as $$
 declare
+  v_ids uuid[];
+  v_id uuid;
   v_task cas_tasks;
   v_duration double precision;
   v_error jsonb;
 begin
-  for v_task in
-    select * from cas_tasks
+  select array_agg(expired.id order by expired.lease_expires_at) into v_ids
+  from (
+    select id, lease_expires_at from cas_tasks
     where status = 'running' and lease_expires_at < now()
     order by lease_expires_at
     limit greatest(p_limit, 0)
     for update skip locked
-  loop
+  ) expired;
+  if v_ids is null then
+    return;
+  end if;
+  perform cas_lock_agent_status(v_ids);
+  foreach v_id in array v_ids loop
+    select * into v_task from cas_tasks where id = v_id;
     v_duration := cas_end_attempt(v_task);
     v_error := jsonb_build_object('message', format('worker "%s" stopped renewing its lease', v_task.worker_id),
                                   'code', 'LEASE_EXPIRED', 'retryable', true);
@@ -366,7 +394,6 @@ begin
     end if;
   end loop;
 end $$;
-
 
 create or replace function cas_extend_lease(p_task_ids uuid[], p_worker_id text, p_lease_ms int)
 returns setof cas_tasks

@@ -2,7 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { Database } from '../../src/db/database.js';
 import { testDatabaseKinds } from '../support/databases.js';
-import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { loadConfig } from '../../src/config.js';
+import { silentLogger } from '../../src/logger.js';
+import { createRuntime } from '../../src/runtime/create-runtime.js';
+import { FAST_RUNTIME_ENV, openTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
 
 const WORKER_ENV = {
@@ -190,4 +193,56 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))('database connection lo
       expect(Date.now() - started).toBeLessThan(2000);
     },
   );
+});
+
+describe.skipIf(!testDatabaseKinds.includes('postgres'))('claiming a backlog [postgres]', () => {
+  let producer: TestRuntime;
+  beforeAll(async () => {
+    producer = await openTestRuntime('postgres', { CAS_WORKERS: '0' });
+  });
+  afterAll(() => producer.close());
+
+  it('workers claiming in batches while others complete never deadlock', { timeout: 60_000 }, async () => {
+    const agents = ['marketer', 'analyst', 'planner', 'developer', 'tester', 'qa'];
+    const tasks = await Promise.all(
+      Array.from({ length: 300 }, (_, index) =>
+        producer.runtime.executeTask({ agentId: agents[index % agents.length]!, action: 'ping' }),
+      ),
+    );
+    const deadlocks = async () => {
+      // Statistics reach pg_stat_database shortly after each transaction ends.
+      await new Promise((resolve) => setTimeout(resolve, 1200));
+      const [row] = await producer.db.query<{ n: number }>(
+        'select deadlocks::int as n from pg_stat_database where datname = current_database()',
+      );
+      return row!.n;
+    };
+    const before = await deadlocks();
+    const consumers = await Promise.all(
+      [1, 2, 3].map(() =>
+        createRuntime({
+          config: loadConfig({
+            ...FAST_RUNTIME_ENV,
+            DATABASE_URL: producer.testDb.url!,
+            CAS_WORKER_CONCURRENCY: '20',
+          }),
+          logger: silentLogger(),
+        }),
+      ),
+    );
+    try {
+      await waitUntil(
+        async () => ((await countByStatus(producer.db)).succeeded ?? 0) === tasks.length,
+        45_000,
+        'the backlog to drain',
+      );
+    } finally {
+      await Promise.all(consumers.map((consumer) => consumer.shutdown()));
+    }
+    expect(await deadlocks()).toBe(before);
+    const [gaps] = await producer.db.query<{ n: number; max: number }>(
+      'select count(*)::int as n, max(seq)::int as max from cas_agent_events',
+    );
+    expect(gaps!.n).toBe(gaps!.max);
+  });
 });

@@ -73,6 +73,20 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       }
     });
 
+    it('GET with malformed JSON in variables or extensions is a 400, not a 500', async () => {
+      const query = encodeURIComponent('{ health { ok } }');
+      for (const parameter of ['variables', 'extensions']) {
+        const response = await raw(`${url}?query=${query}&${parameter}=${encodeURIComponent('{not-json')}`, {
+          headers: { accept: GRAPHQL_RESPONSE },
+        });
+        expect(response.status).toBe(400);
+        expect(JSON.parse(response.text).errors[0]).toMatchObject({
+          message: `"${parameter}" in the query string is not valid JSON`,
+          extensions: { code: 'BAD_REQUEST' },
+        });
+      }
+    });
+
     it('GET refuses mutations with 405 and changes nothing', async () => {
       const query = encodeURIComponent('mutation { resetAgentState(agentId: "qa") }');
       const response = await raw(`${url}?query=${query}`, { headers: { accept: GRAPHQL_RESPONSE } });
