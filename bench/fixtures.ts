@@ -4,22 +4,14 @@
  * query has something to load.
  */
 import { loadConfig } from '../src/config.js';
+import { BUILT_IN_AGENT_IDS } from '../src/domains/agent/agent.js';
 import { migrate } from '../src/db/migrate.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
 import { createBenchDatabase, databaseUrl } from './lib/postgres.js';
 
-export const BUILT_IN_AGENTS = [
-  'marketer',
-  'analyst',
-  'planner',
-  'developer',
-  'tester',
-  'qa',
-  'engineer',
-  'security',
-] as const;
+export const BUILT_IN_AGENTS = BUILT_IN_AGENT_IDS;
 
 /** Creates the migrated, seeded template database and returns its name. */
 export async function createTemplate(): Promise<string> {

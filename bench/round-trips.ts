@@ -4,7 +4,6 @@
  * uses for the DataLoader test), and the query goes through the real yoga instance.
  */
 import { loadConfig } from '../src/config.js';
-import type { Database, Queryable } from '../src/db/database.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
@@ -13,6 +12,7 @@ import { BUILT_IN_AGENTS } from './fixtures.js';
 import { QUERIES } from './http.js';
 import { progress } from './lib/progress.js';
 import { summarize } from './lib/stats.js';
+import { countingDatabase, type RoundTripCounter } from '../src/db/counting-database.js';
 
 export interface RoundTripRun {
   agents: number;
@@ -27,34 +27,8 @@ export interface RoundTripResults {
   runs: RoundTripRun[];
 }
 
-interface Counter {
-  count: number;
-}
-
-/** The database with every statement counted (same as countingDatabase in test/server/harness.ts). */
-function countingDatabase(db: Database, counter: Counter): Database {
-  const countQueries = <Q extends Queryable>(target: Q): Q =>
-    new Proxy(target, {
-      get(object, property, receiver) {
-        const value = Reflect.get(object, property, receiver);
-        if (property === 'query' || property === 'exec') {
-          return (...args: unknown[]) => {
-            counter.count++;
-            return (value as (...a: unknown[]) => unknown).apply(object, args);
-          };
-        }
-        if (property === 'transaction') {
-          return (work: (tx: Queryable) => Promise<unknown>) =>
-            (value as Database['transaction']).call(object, (tx) => work(countQueries(tx)));
-        }
-        return typeof value === 'function' ? value.bind(object) : value;
-      },
-    });
-  return countQueries(db);
-}
-
 export async function runRoundTrips(databaseUrl: string, samples: number): Promise<RoundTripResults> {
-  const counter: Counter = { count: 0 };
+  const counter: RoundTripCounter = { count: 0 };
   const config = loadConfig({ DATABASE_URL: databaseUrl, CAS_WORKERS: '0', LOG_LEVEL: 'silent', PORT: '0' });
   const logger = silentLogger();
   const database = countingDatabase(openPostgres({ connectionString: databaseUrl }), counter);

@@ -3,6 +3,11 @@
  * later run can drop what a crashed run left behind (its pid is gone). All are dropped at the end.
  */
 import pg from 'pg';
+import {
+  databaseUrl as databaseUrlAt,
+  processIsAlive,
+  withAdmin as withAdminAt,
+} from '../../test/support/postgres-admin.js';
 
 /** The server to benchmark against; any database on it works as the admin connection. */
 export const ADMIN_URL =
@@ -14,26 +19,10 @@ const PREFIX = 'cas_bench_';
 const OWN_PREFIX = `${PREFIX}${process.pid}_`;
 const NAME = /^cas_bench_(\d+)_[a-z0-9_]+$/;
 
-export function databaseUrl(name: string, adminUrl = ADMIN_URL): string {
-  const url = new URL(adminUrl);
-  url.pathname = `/${encodeURIComponent(name)}`;
-  return url.toString();
-}
+export const databaseUrl = (name: string, adminUrl = ADMIN_URL) => databaseUrlAt(adminUrl, name);
 
-export async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({
-    connectionString: ADMIN_URL,
-    connectionTimeoutMillis: 5_000,
-    application_name: 'cas-bench-admin',
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
+export const withAdmin = <T>(work: (client: pg.Client) => Promise<T>) =>
+  withAdminAt(ADMIN_URL, work, 'cas-bench-admin');
 
 export async function serverVersion(): Promise<string> {
   return withAdmin(async (client) => {
@@ -68,15 +57,6 @@ export async function dropBenchDatabase(name: string): Promise<void> {
   await withAdmin((client) =>
     client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`),
   );
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Drops this run's databases, and those of earlier runs whose process is gone. */

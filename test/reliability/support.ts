@@ -12,6 +12,11 @@ import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { openPostgres } from '../../src/db/postgres.js';
 import type { Queryable } from '../../src/db/database.js';
+import {
+  databaseUrl as databaseUrlAt,
+  processIsAlive,
+  withAdmin as withAdminAt,
+} from '../support/postgres-admin.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
 
 const run = promisify(execFile);
@@ -21,35 +26,10 @@ export const ADMIN_URL =
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export function databaseUrl(name: string): string {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${encodeURIComponent(name)}`;
-  return url.toString();
-}
+export const databaseUrl = (name: string) => databaseUrlAt(ADMIN_URL, name);
 
-export async function withAdmin<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({
-    connectionString: ADMIN_URL,
-    connectionTimeoutMillis: 5_000,
-    application_name: 'cas-reliability-admin',
-  });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end().catch(() => undefined);
-  }
-}
-
-function processIsAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+export const withAdmin = <T>(work: (client: pg.Client) => Promise<T>) =>
+  withAdminAt(ADMIN_URL, work, 'cas-reliability-admin');
 
 export interface ReliabilityDatabase {
   name: string;

@@ -4,7 +4,6 @@
  * (every `query`, `exec` and statement inside a transaction), for the DataLoader test.
  */
 import { loadConfig } from '../../src/config.js';
-import type { Database, Queryable } from '../../src/db/database.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { AgentRuntime } from '../../src/runtime/agent-runtime.js';
 import { createRuntime } from '../../src/runtime/create-runtime.js';
@@ -12,32 +11,7 @@ import { buildApp, type App } from '../../src/server/app.js';
 import type { ApiLimits } from '../../src/server/limits.js';
 import { openTestDatabase, type TestDatabase, type TestDatabaseKind } from '../support/databases.js';
 import { FAST_RUNTIME_ENV } from '../support/runtime.js';
-
-export interface RoundTripCounter {
-  count: number;
-}
-
-/** The database with every statement counted; everything else passes through unchanged. */
-export function countingDatabase(db: Database, counter: RoundTripCounter): Database {
-  const countQueries = <Q extends Queryable>(target: Q): Q =>
-    new Proxy(target, {
-      get(object, property, receiver) {
-        const value = Reflect.get(object, property, receiver);
-        if (property === 'query' || property === 'exec') {
-          return (...args: unknown[]) => {
-            counter.count++;
-            return (value as (...a: unknown[]) => unknown).apply(object, args);
-          };
-        }
-        if (property === 'transaction') {
-          return (work: (tx: Queryable) => Promise<unknown>) =>
-            (value as Database['transaction']).call(object, (tx) => work(countQueries(tx)));
-        }
-        return typeof value === 'function' ? value.bind(object) : value;
-      },
-    });
-  return countQueries(db);
-}
+import { countingDatabase, type RoundTripCounter } from '../../src/db/counting-database.js';
 
 export interface TestServer {
   /** http://127.0.0.1:<port>/graphql */

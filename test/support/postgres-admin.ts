@@ -21,11 +21,16 @@ export function databaseUrl(adminUrl: string, database: string): string {
   return url.toString();
 }
 
-export async function withAdmin<T>(adminUrl: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `work` on a connection of its own to `adminUrl`, closed afterwards. */
+export async function withAdmin<T>(
+  adminUrl: string,
+  work: (client: pg.Client) => Promise<T>,
+  applicationName = 'cas-test-admin',
+): Promise<T> {
   const client = new pg.Client({
     connectionString: adminUrl,
     connectionTimeoutMillis: 5_000,
-    application_name: 'cas-test-admin',
+    application_name: applicationName,
   });
   client.on('error', () => undefined);
   await client.connect();
@@ -72,7 +77,8 @@ function isLocalServer(adminUrl: string): boolean {
   return ['', 'localhost', '127.0.0.1', '::1'].includes(host);
 }
 
-function processIsAlive(pid: number): boolean {
+/** Whether a process with this pid runs on this machine (leftover databases name their creator's pid). */
+export function processIsAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
