@@ -63,7 +63,8 @@ create or replace function cas_enqueue_task(
   p_run_at timestamptz default null,
   p_retry_delay_ms int default 1000,
   p_idempotency_key text default null,
-  p_user_id text default null
+  p_user_id text default null,
+  p_idempotency_window_ms bigint default 86400000
 ) returns setof cas_tasks
 language plpgsql as $$
 declare
@@ -75,6 +76,14 @@ begin
     perform cas_raise_not_found('agent', p_agent_id);
   elsif v_status = 'stopped' then
     perform cas_raise_conflict(format('agent "%s" is stopped and does not accept tasks', p_agent_id));
+  end if;
+
+  -- A key is remembered for the window (24 hours by default); after it, the key is free again and
+  -- the old task no longer carries it.
+  if p_idempotency_key is not null then
+    update cas_tasks set idempotency_key = null, updated_at = now()
+      where idempotency_key = p_idempotency_key
+        and created_at < now() - make_interval(secs => p_idempotency_window_ms / 1000.0);
   end if;
 
   insert into cas_tasks (agent_id, action, input, max_attempts, timeout_ms, priority, run_at,

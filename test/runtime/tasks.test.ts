@@ -116,6 +116,34 @@ describeEachDatabase('tasks', (kind) => {
       expect(row?.n).toBe(1);
     });
 
+    it('an idempotency key is remembered for 24 hours, then free for a new task', async () => {
+      const first = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        idempotencyKey: 'daily-report',
+      });
+      await t.db.query(`update cas_tasks set created_at = now() - interval '23 hours' where id = $1`, [
+        first.id,
+      ]);
+      const within = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        idempotencyKey: 'daily-report',
+      });
+      expect(within.id).toBe(first.id);
+      await t.db.query(`update cas_tasks set created_at = now() - interval '25 hours' where id = $1`, [
+        first.id,
+      ]);
+      const after = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        idempotencyKey: 'daily-report',
+      });
+      expect(after.id).not.toBe(first.id);
+      expect(after.idempotencyKey).toBe('daily-report');
+      expect((await t.runtime.getTasks([first.id]))[0]?.idempotencyKey).toBeNull();
+    });
+
     it('higher priority tasks are claimed first', async () => {
       await t.runtime.registerAgent({ id: 'prio', name: 'Prio', role: 'qa' });
       // No worker claims before all three are queued: they are queued to run a moment later.
