@@ -12,7 +12,7 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
-import { createContext, type GraphQLContext } from '../graphql/context.js';
+import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
@@ -87,12 +87,29 @@ function useQueryStringJsonCheck(): Plugin {
   };
 }
 
+/**
+ * Every HTTP answer carries the request id its log lines and masked errors carry: the client's own
+ * `x-request-id` when well formed, else a generated one.
+ */
+function useRequestIdHeader(requestIds: WeakMap<Request, string>): Plugin {
+  return {
+    onRequest({ request }) {
+      requestIds.set(request, requestIdFrom(request.headers.get('x-request-id')));
+    },
+    onResponse({ request, response }) {
+      const requestId = requestIds.get(request);
+      if (requestId) response.headers.set('x-request-id', requestId);
+    },
+  };
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
   limits: ApiLimits;
 }): CasYoga {
   const { runtime, logger, limits } = options;
+  const requestIds = new WeakMap<Request, string>();
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
@@ -100,7 +117,10 @@ export function createYogaServer(options: {
       createContext({
         runtime,
         logger,
-        requestId: request?.headers.get('x-request-id') ?? headerValue(req?.headers['x-request-id']),
+        requestId:
+          (request && requestIds.get(request)) ??
+          request?.headers.get('x-request-id') ??
+          headerValue(req?.headers['x-request-id']),
       }),
     graphiql: { title: 'CAS Runtime API', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
     renderGraphiQL,
@@ -113,6 +133,11 @@ export function createYogaServer(options: {
     maxRequestBodySize: limits.maxBodyBytes,
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
-    plugins: [useQueryStringJsonCheck(), ...armorPlugins(limits), useErrorMapping(logger)],
+    plugins: [
+      useRequestIdHeader(requestIds),
+      useQueryStringJsonCheck(),
+      ...armorPlugins(limits),
+      useErrorMapping(logger),
+    ],
   });
 }

@@ -73,6 +73,21 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       }
     });
 
+    it('answers with the x-request-id the client sent, or a generated one', async () => {
+      const send = (headers: Record<string, string>) =>
+        raw(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE, ...headers },
+          body: JSON.stringify({ query: '{ health { ok } }' }),
+        });
+      expect((await send({ 'x-request-id': 'trace-42' })).headers.get('x-request-id')).toBe('trace-42');
+      const generated = (await send({})).headers.get('x-request-id');
+      expect(generated).toMatch(/^[0-9a-f-]{36}$/);
+      // Ids that are not short printable tokens are replaced, so they never reach the logs.
+      const replaced = (await send({ 'x-request-id': 'bad id with spaces' })).headers.get('x-request-id');
+      expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
+    });
+
     it('GET with malformed JSON in variables or extensions is a 400, not a 500', async () => {
       const query = encodeURIComponent('{ health { ok } }');
       for (const parameter of ['variables', 'extensions']) {
