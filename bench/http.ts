@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { startChild, type Child } from './lib/child.js';
-import { freePort } from './lib/net.js';
+import { freePort } from '../test/support/net.js';
 import { progress } from './lib/progress.js';
 import { ratio } from './lib/stats.js';
 

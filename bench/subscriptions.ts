@@ -17,7 +17,7 @@ import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
 import { readFile } from 'node:fs/promises';
 import { startChild, type Child } from './lib/child.js';
-import { freePort } from './lib/net.js';
+import { freePort } from '../test/support/net.js';
 import { progress, sleep } from './lib/progress.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 

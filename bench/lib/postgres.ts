@@ -5,6 +5,7 @@
 import pg from 'pg';
 import {
   databaseUrl as databaseUrlAt,
+  dropDatabase,
   processIsAlive,
   withAdmin as withAdminAt,
 } from '../../test/support/postgres-admin.js';
@@ -53,11 +54,7 @@ export async function createBenchDatabase(label: string, template?: string): Pro
   return name;
 }
 
-export async function dropBenchDatabase(name: string): Promise<void> {
-  await withAdmin((client) =>
-    client.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`),
-  );
-}
+export const dropBenchDatabase = (name: string) => dropDatabase(ADMIN_URL, name);
 
 /** Drops this run's databases, and those of earlier runs whose process is gone. */
 export async function dropBenchDatabases(): Promise<string[]> {

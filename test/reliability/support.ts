@@ -6,7 +6,6 @@
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
@@ -17,6 +16,7 @@ import {
   processIsAlive,
   withAdmin as withAdminAt,
 } from '../support/postgres-admin.js';
+import { freePort } from '../support/net.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
 
 const run = promisify(execFile);
@@ -70,17 +70,6 @@ export async function createReliabilityDatabase(label: string): Promise<Reliabil
         ).catch(() => undefined);
       })()),
   };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ServerProcess extends ServiceProcess {
