@@ -66,7 +66,7 @@ begin
   end if;
   insert into cas_task_counts as c (agent_id, status, tasks) values (new.agent_id, new.status, 1)
     on conflict (agent_id, status) do update set tasks = c.tasks + 1;
-  if tg_op = 'UPDATE' and old.finished_at is null and new.finished_at is not null then
+  if new.finished_at is not null and (tg_op = 'INSERT' or old.finished_at is null) then
     insert into cas_task_rollups as r (agent_id, hour, succeeded, failed, cancelled, duration_ms_sum, duration_count)
     values (new.agent_id, cas_hour_of(new.finished_at),
             (new.status = 'succeeded')::int, (new.status = 'failed')::int, (new.status = 'cancelled')::int,
