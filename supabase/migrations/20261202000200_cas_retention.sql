@@ -105,21 +105,25 @@ create trigger cas_count_deleted_tasks after delete on cas_tasks
   referencing old table as deleted_tasks
   for each statement execute function cas_count_deleted_tasks();
 
--- Counters for the history that exists when this migration runs.
-lock table cas_tasks in share row exclusive mode;
-delete from cas_task_counts;
-insert into cas_task_counts (agent_id, status, tasks)
-  select agent_id, status, count(*) from cas_tasks group by agent_id, status;
-delete from cas_task_rollups;
-insert into cas_task_rollups (agent_id, hour, succeeded, failed, cancelled, duration_ms_sum, duration_count)
-  select agent_id, cas_hour_of(finished_at),
-         count(*) filter (where status = 'succeeded'),
-         count(*) filter (where status = 'failed'),
-         count(*) filter (where status = 'cancelled'),
-         coalesce(sum(duration_ms) filter (where status in ('succeeded', 'failed')), 0),
-         count(duration_ms) filter (where status in ('succeeded', 'failed'))
-  from cas_tasks where finished_at is not null
-  group by agent_id, cas_hour_of(finished_at);
+-- Counters for the history that exists when this migration runs, recomputed under a lock that
+-- keeps task writers out meanwhile (in a DO block, so it also holds where statements autocommit).
+do $$
+begin
+  lock table cas_tasks in share row exclusive mode;
+  delete from cas_task_counts;
+  insert into cas_task_counts (agent_id, status, tasks)
+    select agent_id, status, count(*) from cas_tasks group by agent_id, status;
+  delete from cas_task_rollups;
+  insert into cas_task_rollups (agent_id, hour, succeeded, failed, cancelled, duration_ms_sum, duration_count)
+    select agent_id, cas_hour_of(finished_at),
+           count(*) filter (where status = 'succeeded'),
+           count(*) filter (where status = 'failed'),
+           count(*) filter (where status = 'cancelled'),
+           coalesce(sum(duration_ms) filter (where status in ('succeeded', 'failed')), 0),
+           count(duration_ms) filter (where status in ('succeeded', 'failed'))
+    from cas_tasks where finished_at is not null
+    group by agent_id, cas_hour_of(finished_at);
+end $$;
 
 -- Indexes: each one serves a query below or in the queue functions; these served none.
 drop index if exists cas_agent_events_agent_created_idx;   -- events are read by seq, never by time
