@@ -8,7 +8,8 @@
 --   cas_retention records how far each log was pruned: a cursor before that point gets CASCE
 --   (CURSOR_EXPIRED) instead of silently skipping what was deleted.
 --
--- Counters (kept by triggers on cas_tasks, so every function that changes a task keeps them right):
+-- Counters (kept by statement triggers on cas_tasks, so every function that changes a task keeps
+-- them right, and a statement changing many tasks updates each counter row once):
 --   * cas_task_counts: tasks per agent and status, for totalCount;
 --   * cas_task_rollups: finished tasks per agent and UTC hour, for metrics. Rollups are never
 --     pruned, so all-time metrics survive retention.
@@ -56,50 +57,105 @@ language sql immutable set search_path = public, pg_temp as $$
   select date_bin('1 hour', p_at, timestamptz '2000-01-01 00:00:00+00')
 $$;
 
-create or replace function cas_count_task_row() returns trigger
+-- Applies one statement's changes to the counters: the tasks it removed (p_old) and added (p_new),
+-- as JSON arrays of cas_tasks rows. Per statement, not per row, so a statement that changes many
+-- tasks (retention, unregistering an agent) updates each counter row once.
+create or replace function cas_count_task_changes(p_old jsonb, p_new jsonb) returns void
 language plpgsql set search_path = public, pg_temp as $$
 begin
-  -- Lock order: the agent row before any counter row (see the header of this file).
-  perform 1 from cas_agent_status where agent_id = new.agent_id for no key update;
-  if tg_op = 'UPDATE' then
-    update cas_task_counts set tasks = tasks - 1 where agent_id = old.agent_id and status = old.status;
-  end if;
-  insert into cas_task_counts as c (agent_id, status, tasks) values (new.agent_id, new.status, 1)
-    on conflict (agent_id, status) do update set tasks = c.tasks + 1;
-  if new.finished_at is not null and (tg_op = 'INSERT' or old.finished_at is null) then
-    insert into cas_task_rollups as r (agent_id, hour, succeeded, failed, cancelled, duration_ms_sum, duration_count)
-    values (new.agent_id, cas_hour_of(new.finished_at),
-            (new.status = 'succeeded')::int, (new.status = 'failed')::int, (new.status = 'cancelled')::int,
-            case when new.status in ('succeeded', 'failed') then coalesce(new.duration_ms, 0) else 0 end,
-            (new.status in ('succeeded', 'failed') and new.duration_ms is not null)::int)
-    on conflict (agent_id, hour) do update
-      set succeeded = r.succeeded + excluded.succeeded,
-          failed = r.failed + excluded.failed,
-          cancelled = r.cancelled + excluded.cancelled,
-          duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum,
-          duration_count = r.duration_count + excluded.duration_count;
+  -- Lock order: the agents' rows, by id, before any counter row (see the header of this file).
+  perform 1 from cas_agent_status
+    where agent_id in (select r.agent_id from jsonb_to_recordset(p_old || p_new) as r(agent_id text))
+    order by agent_id for no key update;
+  with deltas as (
+    select agent_id, status, sum(delta) as delta from (
+      select r.agent_id, r.status, -1 as delta from jsonb_to_recordset(p_old) as r(agent_id text, status text)
+      union all
+      select r.agent_id, r.status, 1 from jsonb_to_recordset(p_new) as r(agent_id text, status text)
+    ) d
+    group by agent_id, status
+    having sum(delta) <> 0
+  ),
+  updated as (
+    update cas_task_counts c set tasks = c.tasks + d.delta
+    from deltas d where c.agent_id = d.agent_id and c.status = d.status
+    returning c.agent_id, c.status
+  )
+  -- A first task of an agent in a status: the agent's row lock keeps others from racing here.
+  insert into cas_task_counts (agent_id, status, tasks)
+    select d.agent_id, d.status, d.delta from deltas d
+    where not exists (select 1 from updated u where u.agent_id = d.agent_id and u.status = d.status);
+  -- Tasks that became final in this statement.
+  insert into cas_task_rollups as r (agent_id, hour, succeeded, failed, cancelled, duration_ms_sum, duration_count)
+    select n.agent_id, cas_hour_of(n.finished_at),
+           count(*) filter (where n.status = 'succeeded'),
+           count(*) filter (where n.status = 'failed'),
+           count(*) filter (where n.status = 'cancelled'),
+           coalesce(sum(n.duration_ms) filter (where n.status in ('succeeded', 'failed')), 0),
+           count(n.duration_ms) filter (where n.status in ('succeeded', 'failed'))
+    from jsonb_to_recordset(p_new) as n(id uuid, agent_id text, status text, finished_at timestamptz, duration_ms double precision)
+    where n.finished_at is not null
+      and not exists (
+        select 1 from jsonb_to_recordset(p_old) as o(id uuid, finished_at timestamptz)
+        where o.id = n.id and o.finished_at is not null)
+    group by n.agent_id, cas_hour_of(n.finished_at)
+    order by n.agent_id
+  on conflict (agent_id, hour) do update
+    set succeeded = r.succeeded + excluded.succeeded,
+        failed = r.failed + excluded.failed,
+        cancelled = r.cancelled + excluded.cancelled,
+        duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum,
+        duration_count = r.duration_count + excluded.duration_count;
+end $$;
+
+-- The rows a statement changed, as cas_count_task_changes wants them. Only the columns counted are
+-- kept; an update that changes no status and finishes nothing (progress, leases) costs one scan.
+create or replace function cas_count_inserted_tasks() returns trigger
+language plpgsql set search_path = public, pg_temp as $$
+begin
+  perform cas_count_task_changes('[]'::jsonb,
+    (select coalesce(jsonb_agg(jsonb_build_object('id', id, 'agent_id', agent_id, 'status', status,
+       'finished_at', finished_at, 'duration_ms', duration_ms)), '[]'::jsonb) from new_tasks));
+  return null;
+end $$;
+
+create or replace function cas_count_updated_tasks() returns trigger
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_old jsonb;
+  v_new jsonb;
+begin
+  select coalesce(jsonb_agg(jsonb_build_object('id', o.id, 'agent_id', o.agent_id, 'status', o.status,
+           'finished_at', o.finished_at)), '[]'::jsonb),
+         coalesce(jsonb_agg(jsonb_build_object('id', n.id, 'agent_id', n.agent_id, 'status', n.status,
+           'finished_at', n.finished_at, 'duration_ms', n.duration_ms)), '[]'::jsonb)
+    into v_old, v_new
+    from old_tasks o join new_tasks n on n.id = o.id
+    where o.status is distinct from n.status or o.agent_id is distinct from n.agent_id;
+  if v_new <> '[]'::jsonb then
+    perform cas_count_task_changes(v_old, v_new);
   end if;
   return null;
 end $$;
 
--- Deletes come from retention, in batches: one update per agent and status, agents in id order.
 create or replace function cas_count_deleted_tasks() returns trigger
 language plpgsql set search_path = public, pg_temp as $$
 begin
-  perform 1 from cas_agent_status where agent_id in (select agent_id from deleted_tasks)
-    order by agent_id for no key update;
-  update cas_task_counts c set tasks = c.tasks - d.n
-    from (select agent_id, status, count(*) as n from deleted_tasks group by agent_id, status) d
-    where c.agent_id = d.agent_id and c.status = d.status;
+  perform cas_count_task_changes(
+    (select coalesce(jsonb_agg(jsonb_build_object('id', id, 'agent_id', agent_id, 'status', status,
+       'finished_at', finished_at)), '[]'::jsonb) from deleted_tasks),
+    '[]'::jsonb);
   return null;
 end $$;
 
-drop trigger if exists cas_count_inserted_task on cas_tasks;
-create trigger cas_count_inserted_task after insert on cas_tasks
-  for each row execute function cas_count_task_row();
-drop trigger if exists cas_count_updated_task on cas_tasks;
-create trigger cas_count_updated_task after update of status on cas_tasks
-  for each row when (old.status is distinct from new.status) execute function cas_count_task_row();
+drop trigger if exists cas_count_inserted_tasks on cas_tasks;
+create trigger cas_count_inserted_tasks after insert on cas_tasks
+  referencing new table as new_tasks
+  for each statement execute function cas_count_inserted_tasks();
+drop trigger if exists cas_count_updated_tasks on cas_tasks;
+create trigger cas_count_updated_tasks after update on cas_tasks
+  referencing old table as old_tasks new table as new_tasks
+  for each statement execute function cas_count_updated_tasks();
 drop trigger if exists cas_count_deleted_tasks on cas_tasks;
 create trigger cas_count_deleted_tasks after delete on cas_tasks
   referencing old table as deleted_tasks
@@ -455,7 +511,8 @@ begin
     select p.oid::regprocedure from pg_proc p
     join pg_namespace n on n.oid = p.pronamespace
     where n.nspname = current_schema()
-      and p.proname in ('cas_hour_of', 'cas_count_task_row', 'cas_count_deleted_tasks', 'cas_check_cursor',
+      and p.proname in ('cas_hour_of', 'cas_count_task_changes', 'cas_count_inserted_tasks',
+                        'cas_count_updated_tasks', 'cas_count_deleted_tasks', 'cas_check_cursor',
                         'cas_old_prefix_end', 'cas_prune_history')
   loop
     execute format('revoke execute on function %s from public', v_fn);
