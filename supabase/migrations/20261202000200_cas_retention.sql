@@ -343,7 +343,9 @@ language sql stable set search_path = public, pg_temp as $$
            case when t.status in ('succeeded', 'failed') then coalesce(t.duration_ms, 0) else 0 end,
            (t.status in ('succeeded', 'failed') and t.duration_ms is not null)::int
     from cas_tasks t, bounds b
-    where t.agent_id = any (p_agent_ids) and t.finished_at is not null
+    -- Param-only first: an open range becomes a one-time filter that skips this scan entirely.
+    where (p_from is not null or p_to is not null)
+      and t.agent_id = any (p_agent_ids) and t.finished_at is not null
       and ((p_from is not null and t.finished_at >= p_from
             and t.finished_at < least(b.whole_from, coalesce(p_to, 'infinity'::timestamptz)))
         or (p_to is not null and t.finished_at < p_to
