@@ -15,7 +15,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export function writeReport(results: BenchResults): string {
-  const { machine, http, roundTrips, tasks, subscriptions } = results;
+  const { machine, http, roundTrips, tasks, subscriptions, history } = results;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
 
@@ -205,6 +205,24 @@ export function writeReport(results: BenchResults): string {
           ms(r.latencyP99Ms),
           r.responseBytes,
         ]),
+      ),
+      '',
+    );
+  }
+
+  if (history) {
+    push('## Reads with long history', '');
+    push(
+      `${history.size.events.toLocaleString('en')} events, ${history.size.logs.toLocaleString('en')} log entries and ` +
+        `${history.size.tasks.toLocaleString('en')} finished tasks (seeded with generate_series in ` +
+        `${history.seedSeconds.toFixed(0)} s), queries through the real yoga instance in process, sequentially, ` +
+        'PostgreSQL server. Pages start half-way through the history. Target: p50 ≤ 10 ms.',
+      '',
+    );
+    push(
+      table(
+        ['query', 'p50', 'p99'],
+        history.runs.map((r) => [r.query, ms(r.latencyP50Ms), ms(r.latencyP99Ms)]),
       ),
       '',
     );

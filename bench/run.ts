@@ -3,7 +3,7 @@
  *
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
- *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, subscriptions)
+ *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, subscriptions, history)
  *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
@@ -14,6 +14,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { addHistory, createTemplate } from './fixtures.js';
+import { runHistory, type HistoryResults } from './history.js';
 import { runHttp, type HttpResults } from './http.js';
 import { stopAllChildren } from './lib/child.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
@@ -24,7 +25,7 @@ import { runRoundTrips, type RoundTripResults } from './round-trips.js';
 import { runSubscriptions, type SubscriptionResults } from './subscriptions.js';
 import { runTasks, type TaskResults } from './tasks.js';
 
-const SECTIONS = ['http', 'roundtrips', 'tasks', 'subscriptions'] as const;
+const SECTIONS = ['http', 'roundtrips', 'tasks', 'subscriptions', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 export interface BenchResults {
@@ -38,6 +39,7 @@ export interface BenchResults {
   roundTrips?: RoundTripResults;
   tasks?: TaskResults;
   subscriptions?: SubscriptionResults;
+  history?: HistoryResults;
   failures: { section: Section; error: string }[];
 }
 
@@ -72,6 +74,12 @@ const settings = {
     subscriberCounts: [1, 100, 1000],
     events: quick ? 30 : 100,
     idleConnections: quick ? [200, 1000] : [1000, 5000],
+  },
+  history: {
+    size: quick
+      ? { tasks: 10_000, events: 100_000, logs: 100_000 }
+      : { tasks: 100_000, events: 1_000_000, logs: 1_000_000 },
+    samples: quick ? 20 : 100,
   },
 };
 
@@ -128,6 +136,12 @@ async function main() {
     section('Subscriptions');
     const name = await createBenchDatabase('subscriptions', template);
     results.subscriptions = await runSubscriptions(databaseUrl(name), settings.subscriptions);
+  });
+
+  await attempt('history', async () => {
+    section('Reads with long history');
+    const name = await createBenchDatabase('history', template);
+    results.history = await runHistory(databaseUrl(name), settings.history.size, settings.history.samples);
   });
 
   results.finishedAt = new Date().toISOString();

@@ -65,6 +65,7 @@ const SQLSTATE_CODES: Record<string, ErrorCode> = {
   CASNF: ErrorCode.NOT_FOUND,
   CASCF: ErrorCode.CONFLICT,
   CASBI: ErrorCode.BAD_USER_INPUT,
+  CASCE: ErrorCode.CURSOR_EXPIRED,
   '23505': ErrorCode.CONFLICT, // unique_violation
   '23503': ErrorCode.BAD_USER_INPUT, // foreign_key_violation
   '23514': ErrorCode.BAD_USER_INPUT, // check_violation

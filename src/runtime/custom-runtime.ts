@@ -55,6 +55,8 @@ import type {
 } from './agent-runtime.js';
 import type { AgentActions } from './handlers.js';
 import { Worker } from './worker.js';
+import { RetentionJob } from './retention.js';
+import { retentionStore, type PruneBatch } from '../domains/retention/retention.js';
 
 /** How long `executeTask({ wait: true })` waits when the request names no timeout. */
 export const DEFAULT_WAIT_MS = 30_000;
@@ -86,6 +88,8 @@ export class CustomRuntime implements AgentRuntime {
   private readonly live: LiveStreams;
   private readonly registry = new ActionRegistry();
   private readonly workers: Worker[] = [];
+  /** Started by processes that run workers (API-only processes leave history alone). */
+  private readonly retention: RetentionJob;
   private readonly startedAt = Date.now();
   private initialized: Promise<void> | null = null;
   private shutDown: Promise<void> | null = null;
@@ -100,6 +104,7 @@ export class CustomRuntime implements AgentRuntime {
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
     this.feed = options.backend.feed;
+    this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
     this.live = new LiveStreams(
       this.feed,
       { events: this.events, logs: this.logs, tasks: this.tasks, agents: this.agents },
@@ -145,6 +150,7 @@ export class CustomRuntime implements AgentRuntime {
       worker.start();
       this.workers.push(worker);
     }
+    if (config.workers > 0) this.retention.start();
   }
 
   shutdown(options: { deadlineMs?: number } = {}): Promise<void> {
@@ -152,6 +158,7 @@ export class CustomRuntime implements AgentRuntime {
       await this.initialized?.catch(() => undefined);
       const deadline = options.deadlineMs ?? this.options.config.shutdownTimeoutMs;
       await Promise.all(this.workers.map((worker) => worker.stop(deadline)));
+      await this.retention.stop();
       this.live.stop();
       await this.feed.stop();
       await this.backend.close();
@@ -392,6 +399,16 @@ export class CustomRuntime implements AgentRuntime {
 
   async getEventHistory(filter: EventFilter = {}) {
     return this.events.page(parseInput(eventFilter, filter));
+  }
+
+  /**
+   * Deletes history older than CAS_RETENTION_DAYS now, in batches of `batchSize` rows per kind, as
+   * the workers' hourly run does (nothing when CAS_RETENTION_DAYS is 0).
+   */
+  async pruneHistory(batchSize?: number): Promise<PruneBatch> {
+    if (this.options.config.retentionDays === 0)
+      return { skipped: false, tasks: 0, events: 0, logs: 0, metricPoints: 0 };
+    return this.retention.runOnce(batchSize);
   }
 
   // Workflows

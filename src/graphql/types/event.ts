@@ -1,6 +1,7 @@
 /** Events: the ordered audit log of every state change. */
 import { eventCursor, type AgentEvent, type EventFilter } from '../../domains/event/event.js';
 import { notFound } from '../../errors.js';
+import type { AgentRuntime } from '../../runtime/agent-runtime.js';
 import { builder } from '../builder.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
 import { parseAgentId } from './agent.js';
@@ -23,6 +24,15 @@ export const AgentEventRef = builder.objectRef<AgentEvent>('AgentEvent').impleme
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
+
+/**
+ * A subscription resuming from a cursor retention has passed is refused up front with
+ * CURSOR_EXPIRED (and a malformed cursor with BAD_USER_INPUT), not as an error mid-stream: reading
+ * one event after the cursor makes the database check it.
+ */
+async function refuseExpiredCursor(runtime: AgentRuntime, after: string | null): Promise<void> {
+  if (after) await runtime.getEventHistory({ after, first: 1 });
+}
 
 const AgentEventConnection = builder.connectionObject(
   { type: AgentEventRef, name: 'AgentEventConnection' },
@@ -72,7 +82,9 @@ builder.subscriptionField('taskEvents', (t) =>
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
       const [task] = await runtime.getTasks([taskId]);
       if (!task) throw notFound('task', taskId);
-      return runtime.streamTask(taskId, { after: cursorArg(args.after), throttleMs: args.throttleMs });
+      const after = cursorArg(args.after);
+      await refuseExpiredCursor(runtime, after);
+      return runtime.streamTask(taskId, { after, throttleMs: args.throttleMs });
     },
     resolve: (event, _args, { loaders }) => {
       // One context serves the whole subscription: forget what earlier events loaded.
@@ -95,11 +107,13 @@ builder.subscriptionField('events', (t) =>
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
       if (agentId) await runtime.getAgentStatus(agentId);
+      const after = cursorArg(args.after);
+      await refuseExpiredCursor(runtime, after);
       return runtime.subscribeEvents({
         agentId,
         // Strings here; the runtime checks each against the known event types (BAD_USER_INPUT).
         types: (args.types ?? null) as EventFilter['types'],
-        after: cursorArg(args.after),
+        after,
       });
     },
     resolve: (event, _args, { loaders }) => {
