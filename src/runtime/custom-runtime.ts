@@ -54,7 +54,7 @@ import type {
   StreamOptions,
 } from './agent-runtime.js';
 import type { AgentActions } from './handlers.js';
-import { Worker } from './worker.js';
+import { Worker, type RunningAttempts } from './worker.js';
 
 /** How long `executeTask({ wait: true })` waits when the request names no timeout. */
 export const DEFAULT_WAIT_MS = 30_000;
@@ -118,6 +118,7 @@ export class CustomRuntime implements AgentRuntime {
     await this.backend.prepare();
     await this.feed.start();
     this.live.start();
+    const running: RunningAttempts = new Map();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
         {
@@ -125,6 +126,7 @@ export class CustomRuntime implements AgentRuntime {
           concurrency: config.workerConcurrency,
           leaseMs: config.taskLeaseMs,
           pollIntervalMs: config.workerPollMs,
+          running,
         },
         this.feed,
         this.tasks,
