@@ -132,7 +132,11 @@ export class TaskRun {
       case 'cancelled':
         return tasks.finishCancelled(lease);
       case 'timeout':
-        return tasks.fail(lease, { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' }, true);
+        return tasks.fail(
+          lease,
+          { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' },
+          true,
+        );
     }
     if (outcome.ok) {
       const failure = checkResult(outcome.value);
