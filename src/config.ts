@@ -27,6 +27,7 @@ const environmentSchema = z
     CAS_WORKER_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
     CAS_ABORT_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
     CAS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -55,6 +56,12 @@ export interface Config {
   abortGraceMs: number;
   /** How long shutdown waits for running tasks before handing them back to the queue. */
   shutdownTimeoutMs: number;
+  /**
+   * Most tasks of one caller (the task's user id; tasks without one are one anonymous caller)
+   * running at once, counted over every worker and enforced by this process's claims; null for no
+   * limit (CAS_MAX_RUNNING_PER_CALLER=0).
+   */
+  maxRunningPerCaller: number | null;
 }
 
 export class ConfigError extends Error {
@@ -106,5 +113,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerPollMs: e.CAS_WORKER_POLL_MS,
     abortGraceMs: e.CAS_ABORT_GRACE_MS,
     shutdownTimeoutMs: e.CAS_SHUTDOWN_TIMEOUT_MS,
+    maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
   };
 }

@@ -126,6 +126,7 @@ export class CustomRuntime implements AgentRuntime {
           concurrency: config.workerConcurrency,
           leaseMs: config.taskLeaseMs,
           pollIntervalMs: config.workerPollMs,
+          maxRunningPerCaller: config.maxRunningPerCaller,
           running,
         },
         this.feed,

@@ -13,6 +13,8 @@ export interface WorkerOptions {
   pollIntervalMs: number;
   /** Only claim tasks of these agents (all when undefined). */
   agentIds?: readonly string[];
+  /** Most running tasks per caller, counted over all workers (no limit when null or undefined). */
+  maxRunningPerCaller?: number | null;
   /**
    * The attempts running in this process, by task id, shared by its workers so that a task never
    * runs twice here (a new worker's map when absent).
@@ -112,20 +114,22 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    const { id, concurrency, leaseMs, pollIntervalMs, agentIds } = this.options;
+    const { id, concurrency, leaseMs, pollIntervalMs, agentIds, maxRunningPerCaller } = this.options;
     while (!this.stopping.signal.aborted) {
       const free = concurrency - this.runs.size;
       if (free > 0) {
         let claimed: ClaimedTask[];
         try {
-          claimed = await this.tasks.claim(id, free, leaseMs, agentIds);
+          claimed = await this.tasks.claim(id, free, leaseMs, { agentIds, maxRunningPerCaller });
         } catch (error) {
           this.logger.warn({ err: error, workerId: id }, 'claiming tasks failed; retrying');
           await sleep(CLAIM_ERROR_BACKOFF_MS, this.stopping.signal);
           continue;
         }
         for (const task of claimed) this.launch(task);
-        if (claimed.length === free) continue;
+        // Fewer than asked for may still leave due tasks: a claim passes over tasks of an agent or
+        // caller that reached its limit within it. Only an empty claim means nothing is due.
+        if (claimed.length > 0) continue;
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }

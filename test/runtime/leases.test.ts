@@ -58,11 +58,11 @@ describeEachDatabase('leases', (kind) => {
     it('every write of an attempt whose lease was swept is a CONFLICT and changes nothing', async () => {
       const store = taskStore(sqlFunctionsOver(t.db));
       const task = await t.runtime.executeTask({ agentId: 'leased', action: 'ping', maxAttempts: 3 });
-      const [first] = await store.claim('worker-1', 1, 60_000, ['leased']);
+      const [first] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
       expect(first).toMatchObject({ id: task.id, attempts: 1, status: 'running' });
       await sweepNow(t, task.id);
       // The same worker claims it again: only the lease token tells the attempts apart.
-      const [second] = await store.claim('worker-1', 1, 60_000, ['leased']);
+      const [second] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
       expect(second).toMatchObject({ id: task.id, attempts: 2, workerId: 'worker-1' });
       expect(second!.leaseToken).not.toBe(first!.leaseToken);
 

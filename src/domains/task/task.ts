@@ -156,6 +156,13 @@ export type ClaimedTask = Task & { leaseToken: string };
 /** The attempt a write is for: a task and the lease token of its claim. */
 export type Lease = Pick<ClaimedTask, 'id' | 'leaseToken'>;
 
+export interface ClaimFilter {
+  /** Only tasks of these agents (all when undefined). */
+  agentIds?: readonly string[];
+  /** Skip tasks whose caller has this many running already (no limit when null or undefined). */
+  maxRunningPerCaller?: number | null;
+}
+
 export function taskStore(sql: SqlFunctions) {
   const many = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
     (await sql.rows<TaskRow>(fn, args)).map(taskFromRow);
@@ -182,13 +189,17 @@ export function taskStore(sql: SqlFunctions) {
       });
       return task!;
     },
-    /** Claims up to `limit` due tasks, skipping those other workers hold; each with a new lease token. */
-    claim: async (workerId: string, limit: number, leaseMs: number, agentIds?: readonly string[]) =>
+    /**
+     * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
+     * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
+     */
+    claim: async (workerId: string, limit: number, leaseMs: number, filter: ClaimFilter = {}) =>
       (await many('cas_claim_tasks', {
         p_worker_id: workerId,
         p_limit: limit,
         p_lease_ms: leaseMs,
-        p_agent_ids: agentIds ? [...agentIds] : null,
+        p_agent_ids: filter.agentIds ? [...filter.agentIds] : null,
+        p_max_running_per_caller: filter.maxRunningPerCaller ?? null,
       })) as ClaimedTask[],
     // The writes of a running attempt: each is a CONFLICT unless `lease` is the task's current claim.
     complete: async (lease: Lease, result: unknown) =>
