@@ -28,6 +28,7 @@ const environmentSchema = z
     CAS_ABORT_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
     CAS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     CAS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
+    CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -61,6 +62,12 @@ export interface Config {
    * workers (src/runtime/retention.ts). 0 keeps everything.
    */
   retentionDays: number;
+  /**
+   * Most tasks of one caller (the task's user id; tasks without one are one anonymous caller)
+   * running at once, counted over every worker and enforced by this process's claims; null for no
+   * limit (CAS_MAX_RUNNING_PER_CALLER=0).
+   */
+  maxRunningPerCaller: number | null;
 }
 
 export class ConfigError extends Error {
@@ -113,5 +120,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     abortGraceMs: e.CAS_ABORT_GRACE_MS,
     shutdownTimeoutMs: e.CAS_SHUTDOWN_TIMEOUT_MS,
     retentionDays: e.CAS_RETENTION_DAYS,
+    maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
   };
 }

@@ -54,9 +54,9 @@ import type {
   StreamOptions,
 } from './agent-runtime.js';
 import type { AgentActions } from './handlers.js';
-import { Worker } from './worker.js';
 import { RetentionJob } from './retention.js';
 import { retentionStore, type PruneBatch } from '../domains/retention/retention.js';
+import { Worker, type RunningAttempts } from './worker.js';
 
 /** How long `executeTask({ wait: true })` waits when the request names no timeout. */
 export const DEFAULT_WAIT_MS = 30_000;
@@ -123,6 +123,7 @@ export class CustomRuntime implements AgentRuntime {
     await this.backend.prepare();
     await this.feed.start();
     this.live.start();
+    const running: RunningAttempts = new Map();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
         {
@@ -130,6 +131,8 @@ export class CustomRuntime implements AgentRuntime {
           concurrency: config.workerConcurrency,
           leaseMs: config.taskLeaseMs,
           pollIntervalMs: config.workerPollMs,
+          maxRunningPerCaller: config.maxRunningPerCaller,
+          running,
         },
         this.feed,
         this.tasks,

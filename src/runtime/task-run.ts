@@ -1,7 +1,7 @@
 import { isCasError, ErrorCode } from '../errors.js';
 import type { LogLevel, LogStore, NewLogEntry } from '../domains/log/log.js';
 import type { AgentState } from '../domains/state/state.js';
-import type { Task, TaskStore } from '../domains/task/task.js';
+import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Logger } from '../logger.js';
 import { MAX_JSON_BYTES } from '../validation.js';
@@ -48,7 +48,7 @@ export class TaskRun {
   private settled = false;
 
   constructor(
-    readonly task: Task,
+    readonly task: ClaimedTask,
     private readonly deps: TaskRunDeps,
   ) {}
 
@@ -108,11 +108,11 @@ export class TaskRun {
     try {
       return await retryWhileUnreachable(() => this.writeOutcome(outcome));
     } catch (error) {
-      if (isCasError(error) && error.code === ErrorCode.CONFLICT) {
-        // Another worker reclaimed the task after our lease expired, or a retried write had
+      if (isLeaseLost(error)) {
+        // The task was claimed again after this attempt's lease expired, or a retried write had
         // already landed: the recorded outcome stands.
         this.deps.logger.warn(
-          { taskId: this.task.id, workerId: this.deps.workerId },
+          { taskId: this.task.id, attempt: this.task.attempts, workerId: this.deps.workerId },
           'lease lost; outcome discarded',
         );
         return null;
@@ -122,30 +122,29 @@ export class TaskRun {
   }
 
   private async writeOutcome(outcome: Outcome): Promise<Task | null> {
-    const { tasks, workerId } = this.deps;
-    const { id } = this.task;
+    const { tasks } = this.deps;
+    const lease = this.task;
     switch (this.stopReason) {
       case 'lease_lost':
         return null;
       case 'shutdown':
-        return tasks.release(id, workerId);
+        return tasks.release(lease);
       case 'cancelled':
-        return tasks.finishCancelled(id, workerId);
+        return tasks.finishCancelled(lease);
       case 'timeout':
         return tasks.fail(
-          id,
-          workerId,
+          lease,
           { message: `timed out after ${this.task.timeoutMs} ms`, code: 'TIMEOUT' },
           true,
         );
     }
     if (outcome.ok) {
       const failure = checkResult(outcome.value);
-      if (!failure) return tasks.complete(id, workerId, outcome.value ?? null);
-      return tasks.fail(id, workerId, failure, false);
+      if (!failure) return tasks.complete(lease, outcome.value ?? null);
+      return tasks.fail(lease, failure, false);
     }
     const { message, code, retryable } = describeError(outcome.error);
-    return tasks.fail(id, workerId, { message, code }, retryable);
+    return tasks.fail(lease, { message, code }, retryable);
   }
 
   private context(): TaskContext {
@@ -193,10 +192,12 @@ export class TaskRun {
     if (!pending) return;
     this.lastProgressAt = Date.now();
     await this.deps.tasks
-      .reportProgress(this.task.id, this.deps.workerId, pending.fraction, pending.message)
-      .catch((error: unknown) =>
-        this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written'),
-      );
+      .reportProgress(this.task, pending.fraction, pending.message)
+      .catch((error: unknown) => {
+        // The lease was swept and the task claimed again: this attempt must stop writing.
+        if (isLeaseLost(error)) this.stop('lease_lost');
+        this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written');
+      });
   }
 
   private log(level: LogLevel, message: string, context?: Record<string, unknown>): void {
@@ -261,6 +262,9 @@ async function retryWhileUnreachable<T>(write: () => Promise<T>): Promise<T> {
     }
   }
 }
+
+/** A write refused because this attempt no longer holds the task's lease. */
+const isLeaseLost = (error: unknown) => isCasError(error) && error.code === ErrorCode.CONFLICT;
 
 function describeError(error: unknown): { message: string; code: string; retryable: boolean } {
   if (error instanceof TaskFailure)

@@ -1,5 +1,5 @@
 import { Doorbell, isEventNotice, sleep, type ChangeFeed } from '../feed/change-feed.js';
-import type { Task, TaskStore } from '../domains/task/task.js';
+import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { Logger } from '../logger.js';
 import { TaskRun, type TaskRunDeps } from './task-run.js';
 
@@ -13,7 +13,21 @@ export interface WorkerOptions {
   pollIntervalMs: number;
   /** Only claim tasks of these agents (all when undefined). */
   agentIds?: readonly string[];
+  /** Most running tasks per caller, counted over all workers (no limit when null or undefined). */
+  maxRunningPerCaller?: number | null;
+  /**
+   * The attempts running in this process, by task id, shared by its workers so that a task never
+   * runs twice here (a new worker's map when absent).
+   */
+  running?: RunningAttempts;
 }
+
+/** One attempt running in this process and when it has settled (never rejects). */
+export interface RunningAttempt {
+  run: TaskRun;
+  done: Promise<void>;
+}
+export type RunningAttempts = Map<string, RunningAttempt>;
 
 const CLAIM_ERROR_BACKOFF_MS = 1000;
 const EXPIRED_LEASES_PER_SWEEP = 100;
@@ -24,7 +38,9 @@ const EXPIRED_LEASES_PER_SWEEP = 100;
  * are swept back into the queue. Many workers in many processes may share one database.
  */
 export class Worker {
-  private readonly runs = new Map<string, { run: TaskRun; done: Promise<unknown> }>();
+  /** This worker's attempts by task id: what it heartbeats and counts against its concurrency. */
+  private readonly runs = new Map<string, RunningAttempt>();
+  private readonly processRuns: RunningAttempts;
   private readonly stopping = new AbortController();
   private readonly doorbell: Doorbell;
   private readonly unsubscribeCancels: () => void;
@@ -38,6 +54,7 @@ export class Worker {
     private readonly runDeps: Omit<TaskRunDeps, 'workerId' | 'tasks'>,
     private readonly logger: Logger,
   ) {
+    this.processRuns = options.running ?? new Map();
     this.doorbell = new Doorbell(
       feed,
       (notice) =>
@@ -97,38 +114,59 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    const { id, concurrency, leaseMs, pollIntervalMs, agentIds } = this.options;
+    const { id, concurrency, leaseMs, pollIntervalMs, agentIds, maxRunningPerCaller } = this.options;
     while (!this.stopping.signal.aborted) {
       const free = concurrency - this.runs.size;
       if (free > 0) {
-        let claimed: Task[];
+        let claimed: ClaimedTask[];
         try {
-          claimed = await this.tasks.claim(id, free, leaseMs, agentIds);
+          claimed = await this.tasks.claim(id, free, leaseMs, { agentIds, maxRunningPerCaller });
         } catch (error) {
           this.logger.warn({ err: error, workerId: id }, 'claiming tasks failed; retrying');
           await sleep(CLAIM_ERROR_BACKOFF_MS, this.stopping.signal);
           continue;
         }
         for (const task of claimed) this.launch(task);
-        if (claimed.length === free) continue;
+        // Fewer than asked for may still leave due tasks: a claim passes over tasks of an agent or
+        // caller that reached its limit within it. Only an empty claim means nothing is due.
+        if (claimed.length > 0) continue;
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }
   }
 
-  private launch(task: Task): void {
+  /**
+   * Runs a claimed attempt. If this process still runs an earlier attempt of the task (its lease
+   * was swept while it ran, say the heartbeat could not get through, and the task was claimed
+   * again), that attempt has lost its lease: it is stopped, and the new one starts once it has
+   * settled, so one task never runs twice here and the stale attempt's writes are refused.
+   */
+  private launch(task: ClaimedTask): void {
+    const previous = this.processRuns.get(task.id);
+    if (previous) {
+      this.logger.warn(
+        { taskId: task.id, attempt: task.attempts, workerId: this.options.id },
+        'task claimed again while its earlier attempt still runs here; stopping that attempt first',
+      );
+      previous.run.stop('lease_lost');
+    }
     const run = new TaskRun(task, { ...this.runDeps, tasks: this.tasks, workerId: this.options.id });
-    const done = run
-      .run()
-      .then((written) => this.wakeForRetry(written))
-      .catch((error: unknown) =>
-        this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
-      )
-      .finally(() => {
-        this.runs.delete(task.id);
-        this.doorbell.ring();
-      });
-    this.runs.set(task.id, { run, done });
+    const entry: RunningAttempt = {
+      run,
+      done: (previous?.done ?? Promise.resolve())
+        .then(() => run.run())
+        .then((written) => this.wakeForRetry(written))
+        .catch((error: unknown) =>
+          this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
+        )
+        .finally(() => {
+          if (this.runs.get(task.id) === entry) this.runs.delete(task.id);
+          if (this.processRuns.get(task.id) === entry) this.processRuns.delete(task.id);
+          this.doorbell.ring();
+        }),
+    };
+    this.runs.set(task.id, entry);
+    this.processRuns.set(task.id, entry);
   }
 
   /** A retry this worker scheduled comes due before the next poll: wake up for it. */
@@ -140,14 +178,14 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    const ids = [...this.runs.keys()];
-    if (ids.length === 0) return;
+    const leases = [...this.runs.values()].map(({ run }) => run.task);
+    if (leases.length === 0) return;
     try {
-      const held = await this.tasks.extendLeases(ids, this.options.id, this.options.leaseMs);
-      const heldIds = new Set(held.map((task) => task.id));
-      for (const id of ids) {
-        const entry = this.runs.get(id);
-        if (!heldIds.has(id)) entry?.run.stop('lease_lost');
+      const held = await this.tasks.extendLeases(leases, this.options.leaseMs);
+      const heldTokens = new Set(held.map((task) => task.leaseToken));
+      for (const lease of leases) {
+        const entry = this.runs.get(lease.id);
+        if (!heldTokens.has(lease.leaseToken) && entry?.run.task === lease) entry.run.stop('lease_lost');
       }
       // A cancellation whose notice was missed is still seen here.
       for (const task of held) if (task.cancelRequestedAt) this.runs.get(task.id)?.run.stop('cancelled');

@@ -462,6 +462,21 @@ describeEachDatabase('API contract over HTTP', (kind) => {
       expect(errorCodes(unknown)).toEqual(['NOT_FOUND']);
     });
 
+    it('registerAgent takes maxConcurrency (1-10000) and the agent shows it', async () => {
+      const { registerAgent } = await data(
+        url,
+        'mutation { registerAgent(input: { id: "capped", name: "Capped", role: "qa", maxConcurrency: 2 }) { id maxConcurrency } }',
+      );
+      expect(registerAgent).toEqual({ id: 'capped', maxConcurrency: 2 });
+      const refused = await gql(
+        url,
+        'mutation { registerAgent(input: { id: "capped", name: "Capped", role: "qa", maxConcurrency: 0 }) { id } }',
+      );
+      expect(errorCodes(refused)).toEqual(['BAD_USER_INPUT']);
+      const { agent } = await data(url, '{ agent(id: "capped") { maxConcurrency } }');
+      expect(agent).toEqual({ maxConcurrency: 2 });
+    });
+
     it('updateAgentState versions the data with optimistic concurrency; resetAgentState clears it', async () => {
       const UPDATE = /* GraphQL */ `
         mutation ($data: JSON!, $expected: Int) {

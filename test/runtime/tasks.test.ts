@@ -116,6 +116,52 @@ describeEachDatabase('tasks', (kind) => {
       expect(row?.n).toBe(1);
     });
 
+    it('the same idempotency key with a different input or options is a CONFLICT, not the earlier task', async () => {
+      const request = {
+        agentId: 'qa',
+        action: 'wait',
+        input: { ms: 1, steps: 1 },
+        idempotencyKey: 'report-7',
+        maxAttempts: 2,
+      };
+      const first = await t.runtime.executeTask(request);
+      // The same request again, its input's keys in another order: the same task.
+      const again = await t.runtime.executeTask({ ...request, input: { steps: 1, ms: 1 } });
+      expect(again.id).toBe(first.id);
+      const variants = [
+        { input: { ms: 2, steps: 1 } },
+        { input: { ms: 1 } },
+        { input: undefined },
+        { maxAttempts: 3 },
+        { priority: 5 },
+        { timeoutMs: 60_000 },
+        { retryDelayMs: 5 },
+      ];
+      for (const variant of variants) {
+        await expect(t.runtime.executeTask({ ...request, ...variant })).rejects.toMatchObject({
+          code: 'CONFLICT',
+          message: expect.stringContaining(first.id),
+        });
+      }
+      const [row] = await t.db.query<{ n: number }>(
+        `select count(*)::int as n from cas_tasks where idempotency_key = 'report-7'`,
+      );
+      expect(row?.n).toBe(1);
+    });
+
+    it('idempotency keys are scoped per caller; callers without an id share one scope', async () => {
+      const request = { agentId: 'qa', action: 'ping', idempotencyKey: 'nightly' };
+      const alice = await t.runtime.executeTask({ ...request, userId: 'alice' });
+      const bob = await t.runtime.executeTask({ ...request, userId: 'bob' });
+      const anonymous = await t.runtime.executeTask(request);
+      expect(new Set([alice.id, bob.id, anonymous.id]).size).toBe(3);
+      expect((await t.runtime.executeTask({ ...request, userId: 'alice' })).id).toBe(alice.id);
+      expect((await t.runtime.executeTask(request)).id).toBe(anonymous.id);
+      // Another caller's key says nothing about this caller's request.
+      const carol = await t.runtime.executeTask({ ...request, action: 'wait', userId: 'carol' });
+      expect(carol.id).not.toBe(alice.id);
+    });
+
     it('an idempotency key is remembered for 24 hours, then free for a new task', async () => {
       const first = await t.runtime.executeTask({
         agentId: 'qa',

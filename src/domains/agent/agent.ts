@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { SqlFunctions } from '../../db/sql-functions.js';
-import { toDate, toDateOrNull, toNumber } from '../../db/rows.js';
+import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
 import { agentId } from '../../validation.js';
 
 export const AGENT_STATUSES = ['idle', 'busy', 'stopped', 'error'] as const;
@@ -30,13 +30,19 @@ export interface Agent {
   lastActivityAt: Date | null;
   errorMessage: string | null;
   runningTasks: number;
+  /** Most tasks of this agent running at once over all workers; null for no limit. */
+  maxConcurrency: number | null;
 }
+
+/** The highest maxConcurrency an agent may have (the column's check). */
+export const MAX_AGENT_CONCURRENCY = 10_000;
 
 export const registerAgentInput = z.object({
   id: agentId,
   name: z.string().trim().min(1).max(200),
   role: z.string().trim().min(1).max(100),
   description: z.string().max(2000).nullish(),
+  maxConcurrency: z.number().int().min(1).max(MAX_AGENT_CONCURRENCY).nullish(),
 });
 export type RegisterAgentInput = z.input<typeof registerAgentInput>;
 
@@ -52,6 +58,7 @@ interface AgentRow {
   last_activity_at: unknown;
   error_message: string | null;
   running_tasks: unknown;
+  max_concurrency: unknown;
 }
 
 const agentFromRow = (row: AgentRow): Agent => ({
@@ -66,6 +73,7 @@ const agentFromRow = (row: AgentRow): Agent => ({
   lastActivityAt: toDateOrNull(row.last_activity_at),
   errorMessage: row.error_message,
   runningTasks: toNumber(row.running_tasks),
+  maxConcurrency: toNumberOrNull(row.max_concurrency),
 });
 
 export function agentStore(sql: SqlFunctions) {
@@ -77,6 +85,7 @@ export function agentStore(sql: SqlFunctions) {
         p_role: input.role,
         p_description: input.description ?? null,
         p_user_id: userId ?? null,
+        p_max_concurrency: input.maxConcurrency ?? null,
       });
       return agentFromRow(row!);
     },

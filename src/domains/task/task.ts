@@ -34,6 +34,8 @@ export interface Task {
   error: TaskError | null;
   idempotencyKey: string | null;
   workerId: string | null;
+  /** Identifies the running attempt's claim; every write of that attempt presents it. */
+  leaseToken: string | null;
   leaseExpiresAt: Date | null;
   cancelRequestedAt: Date | null;
   userId: string | null;
@@ -101,6 +103,7 @@ interface TaskRow {
   error: { message?: string; code?: string; retryable?: boolean } | null;
   idempotency_key: string | null;
   worker_id: string | null;
+  lease_token: string | null;
   lease_expires_at: unknown;
   cancel_requested_at: unknown;
   user_id: string | null;
@@ -136,6 +139,7 @@ const taskFromRow = (row: TaskRow): Task => ({
     : null,
   idempotencyKey: row.idempotency_key,
   workerId: row.worker_id,
+  leaseToken: row.lease_token,
   leaseExpiresAt: toDateOrNull(row.lease_expires_at),
   cancelRequestedAt: toDateOrNull(row.cancel_requested_at),
   userId: row.user_id,
@@ -146,6 +150,19 @@ const taskFromRow = (row: TaskRow): Task => ({
   updatedAt: toDate(row.updated_at),
 });
 
+/** A task as a claim returns it: running under a lease this worker holds. */
+export type ClaimedTask = Task & { leaseToken: string };
+
+/** The attempt a write is for: a task and the lease token of its claim. */
+export type Lease = Pick<ClaimedTask, 'id' | 'leaseToken'>;
+
+export interface ClaimFilter {
+  /** Only tasks of these agents (all when undefined). */
+  agentIds?: readonly string[];
+  /** Skip tasks whose caller has this many running already (no limit when null or undefined). */
+  maxRunningPerCaller?: number | null;
+}
+
 export function taskStore(sql: SqlFunctions) {
   const many = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
     (await sql.rows<TaskRow>(fn, args)).map(taskFromRow);
@@ -153,7 +170,10 @@ export function taskStore(sql: SqlFunctions) {
     (await many(fn, args))[0] ?? null;
 
   return {
-    /** Queues a task; with an idempotency key used before, returns that task instead. */
+    /**
+     * Queues a task. With an idempotency key this caller used before for the same request, returns
+     * that task instead; for a different request, a CONFLICT.
+     */
     async enqueue(input: z.output<typeof executeTaskInput>): Promise<Task> {
       const task = await one('cas_enqueue_task', {
         p_agent_id: input.agentId,
@@ -169,44 +189,54 @@ export function taskStore(sql: SqlFunctions) {
       });
       return task!;
     },
-    /** Claims up to `limit` due tasks, skipping those other workers hold. */
-    claim: (workerId: string, limit: number, leaseMs: number, agentIds?: readonly string[]) =>
-      many('cas_claim_tasks', {
+    /**
+     * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
+     * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
+     */
+    claim: async (workerId: string, limit: number, leaseMs: number, filter: ClaimFilter = {}) =>
+      (await many('cas_claim_tasks', {
         p_worker_id: workerId,
         p_limit: limit,
         p_lease_ms: leaseMs,
-        p_agent_ids: agentIds ? [...agentIds] : null,
-      }),
-    complete: async (id: string, workerId: string, result: unknown) =>
+        p_agent_ids: filter.agentIds ? [...filter.agentIds] : null,
+        p_max_running_per_caller: filter.maxRunningPerCaller ?? null,
+      })) as ClaimedTask[],
+    // The writes of a running attempt: each is a CONFLICT unless `lease` is the task's current claim.
+    complete: async (lease: Lease, result: unknown) =>
       (await one('cas_complete_task', {
-        p_task_id: id,
-        p_worker_id: workerId,
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
         p_result: json(result ?? null),
       }))!,
-    fail: async (id: string, workerId: string, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
+    fail: async (lease: Lease, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
       (await one('cas_fail_task', {
-        p_task_id: id,
-        p_worker_id: workerId,
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
         p_error: json(error),
         p_retryable: retryable,
       }))!,
-    finishCancelled: async (id: string, workerId: string) =>
-      (await one('cas_finish_cancelled_task', { p_task_id: id, p_worker_id: workerId }))!,
+    finishCancelled: async (lease: Lease) =>
+      (await one('cas_finish_cancelled_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,
     cancel: async (id: string, userId?: string) =>
       (await one('cas_cancel_task', { p_task_id: id, p_user_id: userId ?? null }))!,
-    reportProgress: async (id: string, workerId: string, progress: number, message: string | null) =>
+    reportProgress: async (lease: Lease, progress: number, message: string | null) =>
       (await one('cas_report_progress', {
-        p_task_id: id,
-        p_worker_id: workerId,
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
         p_progress: progress,
         p_message: message,
       }))!,
-    release: async (id: string, workerId: string) =>
-      (await one('cas_release_task', { p_task_id: id, p_worker_id: workerId }))!,
+    release: async (lease: Lease) =>
+      (await one('cas_release_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
-    extendLeases: (ids: readonly string[], workerId: string, leaseMs: number) =>
-      many('cas_extend_lease', { p_task_ids: [...ids], p_worker_id: workerId, p_lease_ms: leaseMs }),
+    /** Renews these leases; a task missing from the answer lost its lease. */
+    extendLeases: (leases: readonly Lease[], leaseMs: number) =>
+      many('cas_extend_lease', {
+        p_task_ids: leases.map((lease) => lease.id),
+        p_lease_tokens: leases.map((lease) => lease.leaseToken),
+        p_lease_ms: leaseMs,
+      }),
     get: (ids: readonly string[]) => many('cas_get_tasks', { p_ids: [...ids] }),
     async page(filter: z.output<typeof taskListFilter>): Promise<Page<Task>> {
       const rows = await many('cas_list_tasks', {

@@ -1,5 +1,5 @@
 /** Agents: the registry of who can run tasks, and their live status. */
-import { AGENT_STATUSES, type Agent } from '../../domains/agent/agent.js';
+import { AGENT_STATUSES, MAX_AGENT_CONCURRENCY, type Agent } from '../../domains/agent/agent.js';
 import { badInput } from '../../errors.js';
 import { agentId as agentIdSchema } from '../../validation.js';
 import { builder } from '../builder.js';
@@ -39,6 +39,10 @@ AgentRef.implement({
       description: 'When the agent last became available; null while stopped.',
     }),
     runningTasks: t.exposeInt('runningTasks', { description: 'Tasks running on this agent now.' }),
+    maxConcurrency: t.exposeInt('maxConcurrency', {
+      nullable: true,
+      description: 'Most tasks of this agent running at once over all workers; null for no limit.',
+    }),
     actions: t.stringList({
       description:
         'The actions this agent accepts in executeTask (the diagnostics ping, wait, fail and its own).',
@@ -72,6 +76,10 @@ const RegisterAgentInput = builder.inputType('RegisterAgentInput', {
     name: t.string({ required: true }),
     role: t.string({ required: true }),
     description: t.string({ required: false }),
+    maxConcurrency: t.int({
+      required: false,
+      description: `Most tasks of this agent running at once over all workers (1-${MAX_AGENT_CONCURRENCY}); others wait queued. Omitted or null: no limit.`,
+    }),
   }),
 });
 

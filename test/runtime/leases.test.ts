@@ -1,0 +1,328 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { sqlFunctionsOver } from '../../src/db/sql-functions.js';
+import { taskStore, type ClaimedTask, type Task } from '../../src/domains/task/task.js';
+import {
+  describeEachDatabase,
+  openTestDatabase,
+  testDatabaseKinds,
+  type TestDatabase,
+} from '../support/databases.js';
+import { databaseSnapshot, openTestRuntime, type TestRuntime } from '../support/runtime.js';
+
+/** Polls `check` until it returns a value other than undefined; a generous deadline, not a margin. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const taskWhere = (t: TestRuntime, id: string, ok: (task: Task) => boolean) =>
+  waitFor(`task ${id}`, async () => {
+    const [task] = await t.runtime.getTasks([id]);
+    return task && ok(task) ? task : undefined;
+  });
+
+const isFinal = (task: Task) => ['succeeded', 'failed', 'cancelled'].includes(task.status);
+
+const eventTypes = async (t: TestRuntime, taskId: string) =>
+  (await t.runtime.getEventHistory({ taskId, first: 100 })).items.map((event) => event.type);
+
+const aborted = (signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+
+/** Makes a running task's lease look expired and sweeps it, in one transaction (no heartbeat between). */
+const sweepNow = (t: TestRuntime, taskId: string) =>
+  t.db.exec(
+    `update cas_tasks set lease_expires_at = now() - interval '1 second' where id = '${taskId}';
+     select cas_expire_leases(100);`,
+  );
+
+describeEachDatabase('leases', (kind) => {
+  describe('lease tokens', () => {
+    let t: TestRuntime;
+    beforeAll(async () => {
+      // No worker: the test claims and writes as one.
+      t = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+      await t.runtime.registerAgent({ id: 'leased', name: 'Leased', role: 'qa' });
+    });
+    afterAll(() => t.close());
+
+    it('every write of an attempt whose lease was swept is a CONFLICT and changes nothing', async () => {
+      const store = taskStore(sqlFunctionsOver(t.db));
+      const task = await t.runtime.executeTask({ agentId: 'leased', action: 'ping', maxAttempts: 3 });
+      const [first] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
+      expect(first).toMatchObject({ id: task.id, attempts: 1, status: 'running' });
+      await sweepNow(t, task.id);
+      // The same worker claims it again: only the lease token tells the attempts apart.
+      const [second] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
+      expect(second).toMatchObject({ id: task.id, attempts: 2, workerId: 'worker-1' });
+      expect(second!.leaseToken).not.toBe(first!.leaseToken);
+
+      const stale: ClaimedTask = first!;
+      const before = await databaseSnapshot(t.db);
+      const conflict = { code: 'CONFLICT' };
+      await expect(store.complete(stale, { attempt: 1 })).rejects.toMatchObject(conflict);
+      await expect(store.fail(stale, { message: 'late', code: 'X' }, true)).rejects.toMatchObject(conflict);
+      await expect(store.finishCancelled(stale)).rejects.toMatchObject(conflict);
+      await expect(store.release(stale)).rejects.toMatchObject(conflict);
+      await expect(store.reportProgress(stale, 0.5, 'late')).rejects.toMatchObject(conflict);
+      expect(await store.extendLeases([stale], 60_000)).toEqual([]);
+      expect(await databaseSnapshot(t.db)).toBe(before);
+
+      expect((await store.extendLeases([second!], 60_000)).map((held) => held.id)).toEqual([task.id]);
+      const done = await store.complete(second!, { attempt: 2 });
+      expect(done).toMatchObject({ status: 'succeeded', result: { attempt: 2 }, leaseToken: null });
+    });
+  });
+
+  describe('a worker whose lease was swept', () => {
+    let t: TestRuntime;
+    beforeAll(async () => {
+      t = await openTestRuntime(kind);
+    });
+    afterAll(() => t.close());
+
+    it('claimed again by the same worker: attempt 1 stops first, its late result never lands', async () => {
+      let releaseFirst!: () => void;
+      const firstReleased = new Promise<void>((resolve) => (releaseFirst = resolve));
+      let releaseSecond!: () => void;
+      const secondReleased = new Promise<void>((resolve) => (releaseSecond = resolve));
+      const started: number[] = [];
+      let active = 0;
+      let mostActive = 0;
+      await t.runtime.registerAgent(
+        { id: 'reclaimed', name: 'Reclaimed', role: 'qa' },
+        {
+          actions: {
+            hold: async (_input, ctx) => {
+              started.push(ctx.attempt);
+              active += 1;
+              mostActive = Math.max(mostActive, active);
+              try {
+                if (ctx.attempt === 1) await Promise.race([firstReleased, aborted(ctx.signal)]);
+                else await secondReleased;
+                // Returned even after an abort: a late result the worker must not record.
+                return { attempt: ctx.attempt };
+              } finally {
+                active -= 1;
+              }
+            },
+          },
+        },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'reclaimed', action: 'hold', maxAttempts: 3 });
+      await taskWhere(t, task.id, (row) => row.status === 'running' && row.attempts === 1);
+      await waitFor('attempt 1 to start', async () => (started.length === 1 ? true : undefined));
+      // As if the heartbeat had not got through in time: any worker's sweep requeues the task.
+      await sweepNow(t, task.id);
+      await taskWhere(t, task.id, (row) => row.status === 'running' && row.attempts === 2);
+      await waitFor('attempt 2 to start', async () => (started.length === 2 ? true : undefined));
+      releaseFirst();
+      releaseSecond();
+      const final = await taskWhere(t, task.id, isFinal);
+      expect(final).toMatchObject({ status: 'succeeded', attempts: 2, result: { attempt: 2 } });
+      expect(started).toEqual([1, 2]);
+      expect(mostActive).toBe(1);
+      expect(await eventTypes(t, task.id)).toEqual([
+        'task_queued',
+        'task_started',
+        'task_retry_scheduled',
+        'task_started',
+        'task_completed',
+      ]);
+    });
+
+    it('a task queued for an agent that is stopped by then is cancelled at claim, never started', async () => {
+      await t.runtime.registerAgent({ id: 'ghost', name: 'Ghost', role: 'qa' });
+      await t.runtime.unregisterAgent('ghost');
+      // As if it had been queued while the agent was being unregistered.
+      const [row] = await t.db.query<{ id: string }>(
+        `insert into cas_tasks (agent_id, action) values ('ghost', 'ping') returning id`,
+      );
+      const final = await taskWhere(t, row!.id, isFinal);
+      expect(final).toMatchObject({ status: 'cancelled', error: { code: 'AGENT_UNREGISTERED' } });
+      expect(await eventTypes(t, row!.id)).toEqual(['task_cancelled']);
+    });
+  });
+});
+
+const onServer = testDatabaseKinds.includes('postgres');
+
+describe.skipIf(!onServer)('unregistering while tasks are queued [postgres]', () => {
+  let t: TestRuntime;
+  let other: pg.Client;
+  beforeAll(async () => {
+    t = await openTestRuntime('postgres');
+    other = new pg.Client({ connectionString: t.testDb.url });
+    await other.connect();
+  });
+  afterAll(async () => {
+    await other.end();
+    await t.close();
+  });
+
+  const waitersOnLocks = async () => {
+    const [row] = await t.db.query<{ n: number }>(
+      `select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+       where not l.granted and a.datname = current_database()`,
+    );
+    return row!.n > 0 ? true : undefined;
+  };
+
+  it('a task queued while its agent is being unregistered is refused and never runs', async () => {
+    await t.runtime.registerAgent({ id: 'leaving', name: 'Leaving', role: 'qa' });
+    await other.query('begin');
+    await other.query(`select * from cas_unregister_agent('leaving')`);
+    const queueing = t.runtime.executeTask({ agentId: 'leaving', action: 'ping' }).then(
+      (task) => ({ task }),
+      (error: unknown) => ({ error }),
+    );
+    await waitFor('the enqueue to wait for the unregistering', waitersOnLocks);
+    await other.query('commit');
+    expect(await queueing).toMatchObject({ error: { code: 'CONFLICT' } });
+    expect(await t.db.query(`select id from cas_tasks where agent_id = 'leaving'`)).toEqual([]);
+  });
+
+  it('an agent unregistered while a task is being queued cancels that task', async () => {
+    await t.runtime.registerAgent({ id: 'leaving-later', name: 'Leaving later', role: 'qa' });
+    await other.query('begin');
+    const {
+      rows: [queued],
+    } = await other.query<{ id: string }>(
+      `select id from cas_enqueue_task(p_agent_id => 'leaving-later', p_action => 'ping')`,
+    );
+    const unregistering = t.runtime.unregisterAgent('leaving-later');
+    await waitFor('the unregistering to wait for the enqueue', waitersOnLocks);
+    await other.query('commit');
+    expect(await unregistering).toMatchObject({ status: 'stopped' });
+    const final = await taskWhere(t, queued!.id, isFinal);
+    expect(final).toMatchObject({ status: 'cancelled', error: { code: 'AGENT_UNREGISTERED' } });
+    expect(await eventTypes(t, queued!.id)).toEqual(['task_queued', 'task_cancelled']);
+  });
+});
+
+/** How long the lock-order stress runs; it stops by itself. */
+const STRESS_MS = 20_000;
+const STRESS_AGENTS = ['marketer', 'analyst', 'planner'];
+
+describe.skipIf(!onServer)('lock order under load [postgres]', () => {
+  let testDb: TestDatabase;
+  beforeAll(async () => {
+    testDb = await openTestDatabase('postgres');
+  });
+  afterAll(() => testDb.close());
+
+  /** pg_stat_database.deadlocks of this database, without a cached snapshot. */
+  const deadlocks = async () => {
+    const [row] = await testDb.db.transaction(async (tx) => {
+      await tx.query('select pg_stat_clear_snapshot()');
+      return tx.query<{ n: number }>(
+        'select deadlocks::int as n from pg_stat_database where datname = current_database()',
+      );
+    });
+    return row!.n;
+  };
+
+  it(
+    'sweeps, claims, completions, progress and state writes from many connections never deadlock',
+    { timeout: STRESS_MS + 60_000 },
+    async () => {
+      const before = await deadlocks();
+      const until = Date.now() + STRESS_MS;
+      const errors: string[] = [];
+      let deadlocked = 0;
+      let rounds = 0;
+
+      /** Runs `step` on a connection of its own until the time is up; expected refusals are fine. */
+      const loop = async (step: (client: pg.Client, round: number) => Promise<unknown>) => {
+        const client = new pg.Client({ connectionString: testDb.url, application_name: 'cas-stress' });
+        await client.connect();
+        try {
+          for (let round = 0; Date.now() < until; round += 1) {
+            rounds += 1;
+            try {
+              await step(client, round);
+            } catch (error) {
+              const code = (error as { code?: string }).code;
+              if (code === '40P01') deadlocked += 1;
+              else if (code !== 'CASCF') errors.push(`${code}: ${(error as Error).message}`);
+            }
+          }
+          // Hands this backend's statistics to pg_stat_database before it answers the next query.
+          await client.query('select pg_stat_force_next_flush()');
+          await client.query('select 1');
+        } finally {
+          await client.end();
+        }
+      };
+
+      const agentOf = (round: number) => STRESS_AGENTS[round % STRESS_AGENTS.length]!;
+      const enqueue = (client: pg.Client, round: number) =>
+        client.query(
+          `select id from cas_enqueue_task(p_agent_id => $1, p_action => 'ping', p_max_attempts => 3)`,
+          [agentOf(round)],
+        );
+      const claimAndFinish = async (client: pg.Client, round: number) => {
+        // Short leases, so the sweeper finds expired ones while their workers still write.
+        const { rows } = await client.query<{ id: string; lease_token: string }>(
+          `select id, lease_token from cas_claim_tasks(p_worker_id => $1, p_limit => 5, p_lease_ms => 20)`,
+          [`stress-${round % 2}`],
+        );
+        for (const [index, task] of rows.entries()) {
+          const lease = [task.id, task.lease_token];
+          await client
+            .query(`select 1 from cas_report_progress($1, $2, 0.5, 'half')`, lease)
+            .catch(swallowConflict);
+          const finish =
+            index % 3 === 0
+              ? `select 1 from cas_fail_task($1, $2, '{"message":"flaky"}'::jsonb, true)`
+              : `select 1 from cas_complete_task($1, $2, '{"ok":true}'::jsonb)`;
+          await client.query(finish, lease).catch(swallowConflict);
+        }
+      };
+      const sweep = (client: pg.Client) => client.query('select 1 from cas_expire_leases(100)');
+      const writeState = (client: pg.Client, round: number) =>
+        round % 4 === 3
+          ? client.query('select cas_reset_agent_state($1)', [agentOf(round)])
+          : client.query(`select 1 from cas_update_agent_state($1, $2::jsonb)`, [
+              agentOf(round),
+              JSON.stringify({ round }),
+            ]);
+
+      await Promise.all([
+        loop(async (client, round) => {
+          await enqueue(client, round);
+          await enqueue(client, round + 1);
+        }),
+        loop(claimAndFinish),
+        loop(claimAndFinish),
+        loop(sweep),
+        loop(writeState),
+        loop(async (client, round) => writeState(client, round + 1)),
+      ]);
+
+      expect(errors.slice(0, 5)).toEqual([]);
+      expect(deadlocked).toBe(0);
+      expect(await deadlocks()).toBe(before);
+      expect(rounds).toBeGreaterThan(100);
+      // The queue's invariants hold after the storm.
+      const [status] = await testDb.db.query<{ wrong: number }>(
+        `select count(*)::int as wrong from cas_agent_status s
+         where s.running_tasks <> (select count(*) from cas_tasks t where t.agent_id = s.agent_id and t.status = 'running')`,
+      );
+      expect(status!.wrong).toBe(0);
+    },
+  );
+});
+
+function swallowConflict(error: unknown): void {
+  if ((error as { code?: string }).code !== 'CASCF') throw error;
+}
