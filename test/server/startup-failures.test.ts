@@ -36,7 +36,7 @@ async function failedStart(service: Spawned): Promise<string> {
 const closedPort = async () => String(await freePort());
 
 describe('start-up failures print what is wrong and what to do, without a stack', () => {
-  it('an unreachable database', { timeout: 60_000 }, async () => {
+  it('an unreachable database', { timeout: 180_000 }, async () => {
     const url = `postgres://postgres:secret@127.0.0.1:${await closedPort()}/cas`;
     const stderr = await failedStart(run('src/server/main.ts', { DATABASE_URL: url }));
     expect(stderr).toContain(`cannot reach the database at postgres://postgres:***@127.0.0.1:`);
@@ -45,13 +45,13 @@ describe('start-up failures print what is wrong and what to do, without a stack'
     expect(stderr).not.toContain('secret');
   });
 
-  it('an unreachable database, for npm run worker too', { timeout: 60_000 }, async () => {
+  it('an unreachable database, for npm run worker too', { timeout: 180_000 }, async () => {
     const url = `postgres://postgres@127.0.0.1:${await closedPort()}/cas`;
     const stderr = await failedStart(run('src/server/worker-main.ts', { DATABASE_URL: url }));
     expect(stderr).toContain('cannot reach the database at');
   });
 
-  it('shows the stack at LOG_LEVEL=debug', { timeout: 60_000 }, async () => {
+  it('shows the stack at LOG_LEVEL=debug', { timeout: 180_000 }, async () => {
     const url = `postgres://postgres@127.0.0.1:${await closedPort()}/cas`;
     const failed = run('src/server/main.ts', { DATABASE_URL: url, LOG_LEVEL: 'debug' });
     expect(await failed.exited).toBe(1);
@@ -72,7 +72,7 @@ describe('start-up failures print what is wrong and what to do, without a stack'
       await testDb?.close();
     });
 
-    it('a database that does not exist', { timeout: 60_000 }, async () => {
+    it('a database that does not exist', { timeout: 180_000 }, async () => {
       const name = `cas_missing_${randomUUID().slice(0, 8)}`;
       const stderr = await failedStart(
         run('src/server/main.ts', { DATABASE_URL: databaseUrl(postgres!.adminUrl, name) }),
@@ -81,7 +81,7 @@ describe('start-up failures print what is wrong and what to do, without a stack'
       expect(stderr).toContain(`createdb ${name}`);
     });
 
-    it('a login the server refuses', { timeout: 60_000 }, async () => {
+    it('a login the server refuses', { timeout: 180_000 }, async () => {
       const url = new URL(testDb.url!);
       url.username = 'cas_no_such_role';
       url.password = 'wrong';
@@ -91,7 +91,7 @@ describe('start-up failures print what is wrong and what to do, without a stack'
       expect(stderr).not.toContain('wrong');
     });
 
-    it('a port in use', { timeout: 60_000 }, async () => {
+    it('a port in use', { timeout: 180_000 }, async () => {
       const { port } = busyPort.address() as { port: number };
       const stderr = await failedStart(
         run('src/server/main.ts', { DATABASE_URL: testDb.url!, PORT: String(port) }),
@@ -109,14 +109,14 @@ describe('start-up failures print what is wrong and what to do, without a stack'
     });
     afterAll(() => project?.close());
 
-    it('a service role key the project refuses', { timeout: 60_000 }, async () => {
+    it('a service role key the project refuses', { timeout: 180_000 }, async () => {
       const stderr = await failedStart(
         run('src/server/main.ts', { ...project.env!, SUPABASE_SERVICE_ROLE_KEY: 'not-the-key-'.repeat(4) }),
       );
       expect(stderr).toMatch(/SUPABASE_SERVICE_ROLE_KEY was refused by http:\/\/127\.0\.0\.1:\d+ \(HTTP 401/);
     });
 
-    it('a URL nothing answers at', { timeout: 60_000 }, async () => {
+    it('a URL nothing answers at', { timeout: 180_000 }, async () => {
       const url = `http://127.0.0.1:${await closedPort()}`;
       const stderr = await failedStart(run('src/server/main.ts', { ...project.env!, SUPABASE_URL: url }));
       expect(stderr).toContain(`cannot reach SUPABASE_URL ${url}`);
@@ -124,7 +124,7 @@ describe('start-up failures print what is wrong and what to do, without a stack'
   });
 });
 
-it('the example client asks whether the server is running', { timeout: 60_000 }, async () => {
+it('the example client asks whether the server is running', { timeout: 180_000 }, async () => {
   const url = `http://127.0.0.1:${await closedPort()}/graphql`;
   const client = run('examples/run-task.ts', { CAS_API_URL: url });
   expect(await client.exited).toBe(1);
