@@ -135,7 +135,7 @@ describe('the data folder belongs to one process', () => {
 
   it(
     'takes over a lock whose process no longer runs, and refuses one whose process runs',
-    { timeout: 60_000 },
+    { timeout: 300_000 }, // a fresh PGlite folder (initdb) is slow on a loaded machine
     async () => {
       const gone = spawnService(process.execPath, ['-e', '']);
       await gone.exited;
