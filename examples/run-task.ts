@@ -105,10 +105,20 @@ export async function runExample(
   return task;
 }
 
+/** One line for what went wrong; fetch reports an unreachable server as a bare "fetch failed". */
+function describeFailure(url: string, error: unknown): string {
+  if (error instanceof ApiError) return `${error.code ?? 'ERROR'}: ${error.message}`;
+  if (error instanceof TypeError && error.message === 'fetch failed') {
+    const cause = (error.cause as { code?: string } | undefined)?.code;
+    return `cannot reach ${url}${cause ? ` (${cause})` : ''}: is the server running at ${url}? Start it with \`npm start\`, or set CAS_API_URL`;
+  }
+  return String(error instanceof Error ? error.message : error);
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const url = process.env.CAS_API_URL ?? 'http://localhost:4000/graphql';
   runExample(url, process.argv[2]).catch((error: unknown) => {
-    console.error(error instanceof ApiError ? `${error.code ?? 'ERROR'}: ${error.message}` : error);
+    console.error(describeFailure(url, error));
     process.exit(1);
   });
 }

@@ -1,6 +1,10 @@
+import { closest, distance } from 'fastest-levenshtein';
 import { z } from 'zod';
 
-/** Every environment variable the service reads, validated once at start. See .env.example. */
+/**
+ * Every environment variable the service reads, validated once at start. Each one is also in
+ * .env.example and docs/configuration.md (test/config-docs.test.ts checks that all three agree).
+ */
 /** Runtime implementations CAS_RUNTIME may select. */
 export const RUNTIMES = ['custom'] as const;
 /** Where change notices come from: Postgres LISTEN, Supabase Realtime, or chosen by the mode. */
@@ -31,6 +35,15 @@ const environmentSchema = z
     CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
+
+/** Read by the test suite only (test/support), never by the service. */
+export const TEST_ONLY_VARIABLES = ['CAS_TEST_DATABASE_URL', 'CAS_TEST_SUPABASE_DB_URL'] as const;
+
+/** Every variable name this project reads: the service's settings, then the test suite's. */
+export const KNOWN_VARIABLES: readonly string[] = [
+  ...Object.keys(environmentSchema.in.shape),
+  ...TEST_ONLY_VARIABLES,
+];
 
 export type DatabaseMode = 'embedded' | 'postgres' | 'supabase';
 
@@ -122,4 +135,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: e.CAS_RETENTION_DAYS,
     maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
   };
+}
+
+/** A misspelt name within this many edits of a known one gets that name suggested. */
+const MAX_SUGGESTION_DISTANCE = 3;
+
+/**
+ * One warning for each CAS_* variable in `env` that this project does not read: most likely a
+ * typo (CAS_WOKERS), which would otherwise silently leave the default in place.
+ */
+export function unknownVariableWarnings(env: NodeJS.ProcessEnv = process.env): string[] {
+  const known = KNOWN_VARIABLES.filter((name) => name.startsWith('CAS_'));
+  return Object.keys(env)
+    .filter((name) => name.startsWith('CAS_') && !known.includes(name))
+    .sort()
+    .map((name) => {
+      const nearest = closest(name, known);
+      const hint =
+        distance(name, nearest) <= MAX_SUGGESTION_DISTANCE ? `did you mean ${nearest}?` : 'see .env.example';
+      return `${name} is not a setting of this service and is ignored; ${hint}`;
+    });
 }

@@ -1,10 +1,16 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Queryable, SqlParam } from './database.js';
 
 export interface PgliteOptions {
-  /** A folder to keep the data in, or undefined for an in-memory database. */
+  /**
+   * A folder to keep the data in, or undefined for an in-memory database. The folder is locked
+   * for this process while open (DATA_DIR_LOCK_FILE): PGlite has no server to share it through.
+   */
   dataDir?: string;
+  /** Told when a lock left by a process that no longer runs is taken over. */
+  onStaleLock?: (lock: { file: string; pid: number | null }) => void;
   /** A data folder dump (from `dumpDataDir`) to start from; tests use a migrated template. */
   loadDataDir?: Blob | File;
 }
@@ -19,9 +25,76 @@ const queryable = (db: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
   },
 });
 
+/** The file in a data folder that names the process using it (its pid). */
+export const DATA_DIR_LOCK_FILE = 'cas-runtime.lock';
+
+/** The data folder is open in another process; two writers would corrupt it. */
+export class DataDirInUseError extends Error {
+  override readonly name = 'DataDirInUseError';
+}
+
+/** Folders this process holds, so its own pid in a lock file can be told apart from a stale one. */
+const heldDataDirs = new Set<string>();
+
+const isRunning = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it runs, as another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+};
+
+/**
+ * Creates the lock file (exclusively) with this process's pid, taking over a lock whose process
+ * no longer runs (a crash, a kill -9, or a container restart that gave this process the old pid).
+ * Resolves with the function that releases it.
+ */
+async function lockDataDir(
+  dataDir: string,
+  onStaleLock: PgliteOptions['onStaleLock'],
+): Promise<() => Promise<void>> {
+  const file = path.join(dataDir, DATA_DIR_LOCK_FILE);
+  const ours = `${process.pid}\n`;
+  for (;;) {
+    try {
+      await writeFile(file, ours, { flag: 'wx' });
+      heldDataDirs.add(dataDir);
+      return async () => {
+        heldDataDirs.delete(dataDir);
+        const current = await readFile(file, 'utf8').catch(() => null);
+        if (current === ours) await rm(file, { force: true });
+      };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const content = await readFile(file, 'utf8').catch(() => '');
+    const pid = /^\d+$/.test(content.trim()) ? Number(content.trim()) : null;
+    const ownedHere = pid === process.pid && heldDataDirs.has(dataDir);
+    if (pid !== null && (ownedHere || (pid !== process.pid && isRunning(pid)))) {
+      throw new DataDirInUseError(
+        `the data folder ${dataDir} is in use by another process (pid ${pid}): stop that process, or set CAS_DATA_DIR to another folder`,
+      );
+    }
+    onStaleLock?.({ file, pid });
+    await rm(file, { force: true });
+  }
+}
+
 export async function openPglite(options: PgliteOptions = {}): Promise<Database & { pglite: PGlite }> {
-  if (options.dataDir) await mkdir(options.dataDir, { recursive: true });
-  const pglite = await PGlite.create({ dataDir: options.dataDir, loadDataDir: options.loadDataDir });
+  let unlock = async () => {};
+  if (options.dataDir) {
+    await mkdir(options.dataDir, { recursive: true });
+    unlock = await lockDataDir(path.resolve(options.dataDir), options.onStaleLock);
+  }
+  let pglite: PGlite;
+  try {
+    pglite = await PGlite.create({ dataDir: options.dataDir, loadDataDir: options.loadDataDir });
+  } catch (error) {
+    await unlock();
+    throw error;
+  }
   let closed = false;
   return {
     kind: 'pglite',
@@ -37,7 +110,11 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
     async close() {
       if (closed) return;
       closed = true;
-      await pglite.close();
+      try {
+        await pglite.close();
+      } finally {
+        await unlock();
+      }
     },
   };
 }

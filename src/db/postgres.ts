@@ -3,9 +3,27 @@ import type { Database, Queryable, SqlParam } from './database.js';
 
 export interface PostgresOptions {
   connectionString: string;
-  /** Pool size; each process also holds one more connection while it listens. */
+  /**
+   * Pool size (default API_POOL_CONNECTIONS; a process with workers wants poolSize(config)). Each
+   * process also holds one more connection while it listens.
+   */
   maxConnections?: number;
   applicationName?: string;
+}
+
+/** Connections for the API side of a process: requests, subscription catch-up reads, health checks. */
+export const API_POOL_CONNECTIONS = 10;
+/** Connections each worker loop uses besides its tasks: claiming, and the lease heartbeat or sweep. */
+export const WORKER_LOOP_CONNECTIONS = 2;
+
+/**
+ * The pool a process needs so that no task waits for a connection: every running task may be
+ * writing at once (CAS_WORKERS × CAS_WORKER_CONCURRENCY), each worker loop claims and heartbeats
+ * beside them, and the API serves requests:
+ * CAS_WORKERS × (CAS_WORKER_CONCURRENCY + WORKER_LOOP_CONNECTIONS) + API_POOL_CONNECTIONS.
+ */
+export function poolSize(load: { workers: number; workerConcurrency: number }): number {
+  return load.workers * (load.workerConcurrency + WORKER_LOOP_CONNECTIONS) + API_POOL_CONNECTIONS;
 }
 
 // Sequence numbers and counts are bigint; ours stay far below 2^53, so numbers are safe and simpler.
@@ -24,7 +42,7 @@ const queryable = (client: pg.Pool | pg.PoolClient): Queryable => ({
 export function openPostgres(options: PostgresOptions): Database & { pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
-    max: options.maxConnections ?? 10,
+    max: options.maxConnections ?? API_POOL_CONNECTIONS,
     application_name: options.applicationName ?? 'cas-runtime-api',
   });
   // A connection dropped while idle (server restart, pg_terminate_backend) must not crash the process;

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { openPglite } from '../db/pglite.js';
-import { openPostgres } from '../db/postgres.js';
+import { openPostgres, poolSize } from '../db/postgres.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { AgentRuntime } from './agent-runtime.js';
 import { databaseBackend, type Backend } from './backend.js';
@@ -22,15 +22,16 @@ export interface CreateRuntimeOptions {
  * Opens the database the configuration names: embedded PGlite, or Postgres at DATABASE_URL.
  * Supabase mode has no database connection (see openBackend).
  */
-export async function openDatabase(config: Config): Promise<Database> {
+export async function openDatabase(config: Config, logger: Logger = silentLogger()): Promise<Database> {
   switch (config.mode) {
     case 'postgres':
-      return openPostgres({
-        connectionString: config.databaseUrl!,
-        maxConnections: config.workerConcurrency + 5,
-      });
+      return openPostgres({ connectionString: config.databaseUrl!, maxConnections: poolSize(config) });
     case 'embedded':
-      return openPglite({ dataDir: path.resolve(config.dataDir) });
+      return openPglite({
+        dataDir: path.resolve(config.dataDir),
+        onStaleLock: ({ file, pid }) =>
+          logger.warn({ file, pid }, `took over the lock of process ${pid ?? '?'}, which no longer runs`),
+      });
     case 'supabase':
       throw new Error('Supabase mode reaches the database over HTTP: use openBackend, not openDatabase');
   }
@@ -42,7 +43,7 @@ export async function openDatabase(config: Config): Promise<Database> {
  */
 export async function openBackend(config: Config, logger: Logger, database?: Database): Promise<Backend> {
   if (!database && config.mode === 'supabase') return supabaseBackend(config.supabase!, logger);
-  const db = database ?? (await openDatabase(config));
+  const db = database ?? (await openDatabase(config, logger));
   const backend = databaseBackend(db, logger);
   const feed = feedForDatabase(db, config, logger);
   return feed ? { ...backend, feed } : backend;

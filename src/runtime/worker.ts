@@ -33,6 +33,19 @@ const CLAIM_ERROR_BACKOFF_MS = 1000;
 const EXPIRED_LEASES_PER_SWEEP = 100;
 
 /**
+ * Runs `work` every `periodMs`, skipping a beat while the previous run is still going: a slow
+ * database must not pile up heartbeats (each holding a connection) that then land out of order.
+ */
+function everyWithoutOverlap(periodMs: number, work: () => Promise<void>): NodeJS.Timeout {
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    running = true;
+    void work().finally(() => (running = false));
+  }, periodMs);
+}
+
+/**
  * Claims due tasks from the queue and runs them. Woken by the feed when tasks are queued, with a
  * poll as fallback; heartbeats extend the leases of running tasks; expired leases of dead workers
  * are swept back into the queue. Many workers in many processes may share one database.
@@ -78,8 +91,8 @@ export class Worker {
     if (this.loop) return;
     const { leaseMs } = this.options;
     this.timers = [
-      setInterval(() => void this.heartbeat(), Math.max(100, leaseMs / 3)),
-      setInterval(() => void this.sweepExpiredLeases(), Math.max(500, leaseMs / 2)),
+      everyWithoutOverlap(Math.max(100, leaseMs / 3), () => this.heartbeat()),
+      everyWithoutOverlap(Math.max(500, leaseMs / 2), () => this.sweepExpiredLeases()),
     ];
     this.loop = this.claimLoop();
   }

@@ -66,7 +66,9 @@ export function buildApp(options: BuildAppOptions): App {
       else res.destroy();
     }
   });
-  const ws = attachGraphQLWebSocket({ server, yoga, logger, maxPayloadBytes: limits.maxBodyBytes });
+  // Attached once listening: ws re-emits the HTTP server's errors, and graphql-ws prints those
+  // with a stack, so a port in use would not read as one clear line (main.ts reports it).
+  let ws: ReturnType<typeof attachGraphQLWebSocket> | undefined;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -77,12 +79,13 @@ export function buildApp(options: BuildAppOptions): App {
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
           server.off('error', reject);
+          ws = attachGraphQLWebSocket({ server, yoga, logger, maxPayloadBytes: limits.maxBodyBytes });
           resolve({ url: publicUrl(server.address() as AddressInfo) });
         });
       }),
     stop: () =>
       (stopping ??= (async () => {
-        await ws.close();
+        await ws?.close();
         await new Promise<void>((resolve) => {
           // The callback also runs (with an error) when the server was never started.
           server.close(() => resolve());

@@ -1,62 +1,51 @@
 /**
- * `npm start`: configuration from the environment (none needed: embedded database in .cas/data),
- * the runtime, the HTTP server; graceful shutdown on SIGTERM/SIGINT (a second signal exits at once).
+ * `npm start`: configuration from the environment and `.env` (none needed: embedded database in
+ * .cas/data), the runtime, the HTTP server; one graceful shutdown on SIGTERM/SIGINT, however many
+ * copies of one Ctrl-C arrive (see process-lifecycle.ts).
  */
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createRuntime } from '../runtime/create-runtime.js';
 import { buildApp } from './app.js';
+import {
+  exitOnShutdownSignal,
+  exitOnStartupFailure,
+  loadEnvFile,
+  logSettingsSources,
+} from './process-lifecycle.js';
 
-/** How long running tasks get to finish on shutdown before they are handed back to the queue. */
-const SHUTDOWN_DEADLINE_MS = 10_000;
+let config: Config | undefined;
 
-function readConfig(): Config {
+async function main() {
+  const envFile = loadEnvFile();
+  config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel);
+  logSettingsSources(logger, envFile);
+  const runtime = await createRuntime({ config, logger });
+  const app = buildApp({ config, runtime, logger });
+
+  const { shutdownTimeoutMs } = config;
+  exitOnShutdownSignal(logger, async (signal) => {
+    logger.info(
+      { signal, deadlineMs: shutdownTimeoutMs },
+      `shutting down: running tasks get ${shutdownTimeoutMs} ms to finish, then go back to the queue`,
+    );
+    await app.stop();
+    await runtime.shutdown({ deadlineMs: shutdownTimeoutMs });
+    logger.info('stopped');
+  });
+
   try {
-    return loadConfig(process.env);
+    const { url } = await app.start();
+    logger.info(
+      { url, mode: config.mode, runtime: runtime.name, workers: config.workers },
+      `CAS Runtime API ready at ${url} (GraphiQL in a browser), ${config.mode} database`,
+    );
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`cas-runtime-api: ${error.message}\nSee .env.example for every variable.`);
-      process.exit(1);
-    }
+    // The workers may have claimed tasks already: hand them back before exiting.
+    await runtime.shutdown({ deadlineMs: 0 });
     throw error;
   }
 }
 
-async function main() {
-  const config = readConfig();
-  const logger = createLogger(config.logLevel);
-  const runtime = await createRuntime({ config, logger });
-  const app = buildApp({ config, runtime, logger });
-
-  let shuttingDown = false;
-  const shutdown = async (signal: NodeJS.Signals) => {
-    if (shuttingDown) {
-      logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    shuttingDown = true;
-    logger.info({ signal }, 'shutting down');
-    try {
-      await app.stop();
-      await runtime.shutdown({ deadlineMs: SHUTDOWN_DEADLINE_MS });
-      logger.info('stopped');
-      process.exit(0);
-    } catch (error) {
-      logger.error({ err: error }, 'shutdown failed');
-      process.exit(1);
-    }
-  };
-  process.on('SIGTERM', (signal) => void shutdown(signal));
-  process.on('SIGINT', (signal) => void shutdown(signal));
-
-  const { url } = await app.start();
-  logger.info(
-    { url, mode: config.mode, runtime: runtime.name, workers: config.workers },
-    `CAS Runtime API ready at ${url} (GraphiQL in a browser), ${config.mode} database`,
-  );
-}
-
-main().catch((error: unknown) => {
-  console.error('cas-runtime-api failed to start:', error);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitOnStartupFailure(error, config));

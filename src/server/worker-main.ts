@@ -1,46 +1,41 @@
 /**
  * `npm run worker`: a process that only runs tasks (no HTTP). Start as many as the load needs;
- * they share the database with the API processes.
+ * they share the database with the API processes. Settings, signals and start-up failures are
+ * handled as for `npm start` (process-lifecycle.ts).
  */
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createRuntime } from '../runtime/create-runtime.js';
+import {
+  exitOnShutdownSignal,
+  exitOnStartupFailure,
+  loadEnvFile,
+  logSettingsSources,
+} from './process-lifecycle.js';
+
+let config: Config | undefined;
 
 async function main() {
-  const config = loadConfig();
-  if (config.mode === 'embedded') {
+  const envFile = loadEnvFile();
+  const loaded = loadConfig(process.env);
+  if (loaded.mode === 'embedded') {
     throw new ConfigError(
       'a separate worker process needs a shared database: set DATABASE_URL (the embedded database belongs to one process; `npm start` runs its own worker)',
     );
   }
+  config = { ...loaded, workers: Math.max(loaded.workers, 1) };
   const logger = createLogger(config.logLevel);
-  const runtime = await createRuntime({
-    config: { ...config, workers: Math.max(config.workers, 1) },
-    logger,
+  logSettingsSources(logger, envFile);
+  const runtime = await createRuntime({ config, logger });
+  const { shutdownTimeoutMs } = config;
+  exitOnShutdownSignal(logger, async (signal) => {
+    logger.info({ signal, deadlineMs: shutdownTimeoutMs }, 'worker stopping');
+    await runtime.shutdown({ deadlineMs: shutdownTimeoutMs });
   });
   logger.info(
-    { mode: config.mode, workers: Math.max(config.workers, 1), concurrency: config.workerConcurrency },
+    { mode: config.mode, workers: config.workers, concurrency: config.workerConcurrency },
     'worker started',
   );
-
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal, deadlineMs: config.shutdownTimeoutMs }, 'worker stopping');
-    runtime.shutdown().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'worker shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((error: unknown) => {
-  console.error(error instanceof ConfigError ? error.message : error);
-  process.exit(1);
-});
+main().catch((error: unknown) => exitOnStartupFailure(error, config));

@@ -10,10 +10,10 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function startMain(env: Record<string, string>) {
-  const child = spawn(TSX, ['src/server/main.ts'], {
+  // As `npm start` runs it: Node with tsx as an import hook (the tsx CLI re-sends signals).
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server/main.ts'], {
     cwd: ROOT,
     // Only what the test sets: the service must need nothing else.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -35,14 +35,14 @@ afterAll(() => rm(dataDir, { recursive: true, force: true }));
 
 it(
   'starts on the embedded database, serves the agents, and stops cleanly on SIGTERM',
-  { timeout: 60_000 },
+  { timeout: 240_000 },
   async () => {
     const main = startMain({ PORT: '0', HOST: '127.0.0.1', CAS_DATA_DIR: dataDir });
     try {
       const readyLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
         const timer = setTimeout(
           () => reject(new Error(`no start-up line: ${JSON.stringify(main.output())}`)),
-          50_000,
+          200_000,
         );
         main.child.stdout.on('data', () => {
           const line = main
@@ -82,7 +82,7 @@ it(
   },
 );
 
-it('exits 1 with a clear message on invalid configuration', { timeout: 30_000 }, async () => {
+it('exits 1 with a clear message on invalid configuration', { timeout: 180_000 }, async () => {
   const main = startMain({ PORT: 'not-a-port', DATABASE_URL: 'mysql://nope' });
   expect(await main.exited).toBe(1);
   const { stderr } = main.output();
