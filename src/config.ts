@@ -27,6 +27,7 @@ const environmentSchema = z
     CAS_WORKER_POLL_MS: z.coerce.number().int().min(10).max(60_000).default(1000),
     CAS_ABORT_GRACE_MS: z.coerce.number().int().min(0).max(600_000).default(5000),
     CAS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+    CAS_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -55,6 +56,11 @@ export interface Config {
   abortGraceMs: number;
   /** How long shutdown waits for running tasks before handing them back to the queue. */
   shutdownTimeoutMs: number;
+  /**
+   * Longest `executeTask(wait: true)` holds a request; then it answers with the task as it is
+   * (still QUEUED or RUNNING). Independent of the task's own timeoutMs.
+   */
+  waitTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -106,5 +112,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerPollMs: e.CAS_WORKER_POLL_MS,
     abortGraceMs: e.CAS_ABORT_GRACE_MS,
     shutdownTimeoutMs: e.CAS_SHUTDOWN_TIMEOUT_MS,
+    waitTimeoutMs: e.CAS_WAIT_TIMEOUT_MS,
   };
 }
