@@ -74,6 +74,20 @@ export function pathOfNulCharacter(value: unknown): (string | number)[] | null {
   return null;
 }
 
+/** A `\u0000` escape in JSON text: one preceded by an even number of backslashes. */
+const ESCAPED_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/**
+ * `value` with every NUL character in its strings and keys replaced by U+FFFD, for text the service
+ * writes on a handler's behalf (log entries, progress and error messages), which cannot be refused
+ * as input can. Plain JSON values only.
+ */
+export function replaceNulCharacters<T>(value: T): T {
+  const text = JSON.stringify(value);
+  if (text === undefined || !text.includes('\\u0000')) return value;
+  return JSON.parse(text.replace(ESCAPED_NUL, '$1\\ufffd')) as T;
+}
+
 /** Largest JSON document accepted for task input, results and state (serialised bytes). */
 export const MAX_JSON_BYTES = 1_000_000;
 

@@ -152,6 +152,32 @@ describeEachDatabase('tasks', (kind) => {
     });
   });
 
+  describe('text a handler produces with a NUL character (PostgreSQL cannot store U+0000)', () => {
+    it('logs, progress and error messages keep it as U+FFFD; a result with it fails INVALID_RESULT', async () => {
+      t.runtime.defineActions('qa', {
+        nulText: (_input, ctx) => {
+          ctx.log('info', 'before\u0000after', { ['key\u0000']: 'value\u0000' });
+          ctx.progress(0.5, 'half\u0000way');
+          throw new TaskFailure('broken\u0000message', 'NUL_TEXT', false);
+        },
+        nulResult: () => ({ text: 'a\u0000b' }),
+      });
+      const failed = await t.runtime.executeTask({ agentId: 'qa', action: 'nulText', wait: true });
+      expect(failed).toMatchObject({
+        status: 'failed',
+        progressMessage: 'half\ufffdway',
+        error: { message: 'broken\ufffdmessage', code: 'NUL_TEXT' },
+      });
+      const logs = (await t.runtime.getLogs({ taskId: failed.id })).items;
+      expect(logs.map((entry) => entry.message)).toContain('before\ufffdafter');
+      expect(logs.find((entry) => entry.message === 'before\ufffdafter')?.context).toMatchObject({
+        'key\ufffd': 'value\ufffd',
+      });
+      const refused = await t.runtime.executeTask({ agentId: 'qa', action: 'nulResult', wait: true });
+      expect(refused).toMatchObject({ status: 'failed', result: null, error: { code: 'INVALID_RESULT' } });
+    });
+  });
+
   describe('failures and retries', () => {
     it('fail with times 2 and maxAttempts 3 succeeds on the third attempt with backoff in the events', async () => {
       const task = await t.runtime.executeTask({

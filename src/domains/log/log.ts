@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber } from '../../db/rows.js';
-import { agentId, dateTime, taskId } from '../../validation.js';
+import { agentId, dateTime, replaceNulCharacters, taskId } from '../../validation.js';
 import { cursorPastHead, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -77,7 +77,9 @@ export function logStore(sql: SqlFunctions) {
     /** Writes a batch in one statement, in order. */
     async write(entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
       if (entries.length === 0) return [];
-      const rows = await sql.rows<LogRow>('cas_write_logs', { p_entries: json(entries) });
+      const rows = await sql.rows<LogRow>('cas_write_logs', {
+        p_entries: json(replaceNulCharacters(entries)),
+      });
       return rows.map(logFromRow);
     },
     /** Entries after `afterId`, oldest first (the log tail's read). */

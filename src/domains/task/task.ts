@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
-import { agentId, dateTime, jsonValue, userId } from '../../validation.js';
+import { agentId, dateTime, jsonValue, replaceNulCharacters, userId } from '../../validation.js';
 import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
 export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -187,7 +187,7 @@ export function taskStore(sql: SqlFunctions) {
       (await one('cas_fail_task', {
         p_task_id: id,
         p_worker_id: workerId,
-        p_error: json(error),
+        p_error: json(replaceNulCharacters(error)),
         p_retryable: retryable,
       }))!,
     finishCancelled: async (id: string, workerId: string) =>
@@ -199,7 +199,7 @@ export function taskStore(sql: SqlFunctions) {
         p_task_id: id,
         p_worker_id: workerId,
         p_progress: progress,
-        p_message: message,
+        p_message: message === null ? null : replaceNulCharacters(message),
       }))!,
     release: async (id: string, workerId: string) =>
       (await one('cas_release_task', { p_task_id: id, p_worker_id: workerId }))!,
