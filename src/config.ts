@@ -33,6 +33,7 @@ const environmentSchema = z
     CAS_SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
     CAS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
+    CAS_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -81,6 +82,11 @@ export interface Config {
    * limit (CAS_MAX_RUNNING_PER_CALLER=0).
    */
   maxRunningPerCaller: number | null;
+  /**
+   * Longest `executeTask(wait: true)` holds a request; then it answers with the task as it is
+   * (still QUEUED or RUNNING). Independent of the task's own timeoutMs.
+   */
+  waitTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -134,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownTimeoutMs: e.CAS_SHUTDOWN_TIMEOUT_MS,
     retentionDays: e.CAS_RETENTION_DAYS,
     maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
+    waitTimeoutMs: e.CAS_WAIT_TIMEOUT_MS,
   };
 }
 

@@ -25,11 +25,11 @@ export type ExecuteTaskInput = {
   priority?: number | null | undefined;
   /** Base of the exponential backoff between attempts. */
   retryDelayMs?: number | null | undefined;
-  /** Do not start before this time. */
+  /** Do not start before this time (1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z). */
   runAt?: string | null | undefined;
-  /** Per-attempt time limit, and the longest `wait` holds the request. */
+  /** Per-attempt time limit (1-86400000 ms). */
   timeoutMs?: number | null | undefined;
-  /** Answer once the task is final (bounded by timeoutMs) instead of when it is queued. */
+  /** Answer once the task is final instead of when it is queued; after the server's wait limit (CAS_WAIT_TIMEOUT_MS, default 60 s) the answer is the task as it is then, still QUEUED or RUNNING. */
   wait?: boolean | null | undefined;
 };
 

@@ -36,6 +36,13 @@ export function decodeCursor(kind: string, cursor: string): number {
   return value;
 }
 
+/**
+ * A cursor past the newest position of its log (the events or the log entries): never handed out,
+ * and a reader resuming there would silently skip everything up to it.
+ */
+export const cursorPastHead = (log: 'event' | 'log') =>
+  badInput(`"after" is past the end of the ${log} log: not a cursor this server handed out`);
+
 /** Given rows fetched with limit + 1, the page and whether more follow. */
 export function toPage<T>(rows: T[], limit: number, cursorOf: (item: T) => string): Page<T> {
   const items = rows.slice(0, limit);

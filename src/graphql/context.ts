@@ -13,6 +13,11 @@ export interface GraphQLContext {
   /** From a well-formed `x-request-id` header, else generated. */
   requestId: string;
   logger: Logger;
+  /**
+   * Aborted when the client goes away (the HTTP request is aborted, the WebSocket closes), so
+   * long operations such as executeTask(wait: true) stop working for nobody.
+   */
+  signal: AbortSignal;
 }
 
 /** Request ids a client may choose: short and printable, so they are safe in logs. */
@@ -26,6 +31,7 @@ export function createContext(options: {
   runtime: AgentRuntime;
   logger: Logger;
   requestId?: string | null;
+  signal?: AbortSignal;
 }): GraphQLContext {
   const requestId = requestIdFrom(options.requestId);
   return {
@@ -33,5 +39,6 @@ export function createContext(options: {
     loaders: createLoaders(options.runtime),
     requestId,
     logger: options.logger.child({ requestId }),
+    signal: options.signal ?? new AbortController().signal,
   };
 }

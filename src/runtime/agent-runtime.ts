@@ -32,6 +32,11 @@ export interface StreamOptions {
   throttleMs?: number | null;
 }
 
+export interface WaitOptions {
+  /** Aborted when the caller no longer wants the answer (the HTTP request was aborted). */
+  signal?: AbortSignal;
+}
+
 export interface EventSubscriptionFilter {
   agentId?: string | null;
   taskId?: string | null;
@@ -69,8 +74,11 @@ export interface AgentRuntime {
   /** The action names an agent accepts (the diagnostics and its own). */
   actionsOf(agentId: string): string[];
 
-  /** Queues a task; with `wait`, resolves once it is final or `timeoutMs` passed. */
-  executeTask(input: ExecuteTaskInput): Promise<Task>;
+  /**
+   * Queues a task. With `wait`, resolves once it is final, or with the task as it is then after
+   * CAS_WAIT_TIMEOUT_MS or when `options.signal` aborts.
+   */
+  executeTask(input: ExecuteTaskInput, options?: WaitOptions): Promise<Task>;
   getTasks(ids: readonly string[]): Promise<(Task | null)[]>;
   listTasks(filter: TaskListFilter): Promise<Page<Task>>;
   countTasks(filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }): Promise<number>;

@@ -11,7 +11,6 @@ import {
 import {
   eventFilter,
   eventSubscriptionFilter,
-  eventSeqFromCursor,
   eventStore,
   type AgentEvent,
   type EventFilter,
@@ -39,7 +38,7 @@ import {
 } from '../domains/task/task.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
-import { Doorbell, isEventNotice, type ChangeFeed } from '../feed/change-feed.js';
+import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import type { Backend } from './backend.js';
 import type { Logger } from '../logger.js';
@@ -52,14 +51,13 @@ import type {
   HealthStatus,
   LogSubscriptionFilter,
   StreamOptions,
+  WaitOptions,
 } from './agent-runtime.js';
 import type { AgentActions } from './handlers.js';
 import { RetentionJob } from './retention.js';
 import { retentionStore, type PruneBatch } from '../domains/retention/retention.js';
 import { Worker, type RunningAttempts } from './worker.js';
 
-/** How long `executeTask({ wait: true })` waits when the request names no timeout. */
-export const DEFAULT_WAIT_MS = 30_000;
 /** Readers of the event log re-read at least this often when no notice arrives. */
 const EVENT_POLL_MS = 1000;
 /** Batches of events a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
@@ -232,7 +230,7 @@ export class CustomRuntime implements AgentRuntime {
 
   // Tasks
 
-  async executeTask(input: ExecuteTaskInput): Promise<Task> {
+  async executeTask(input: ExecuteTaskInput, options: WaitOptions = {}): Promise<Task> {
     const request = parseInput(executeTaskInput, input);
     const action = this.registry.resolve(request.agentId, request.action);
     if (!action) {
@@ -244,27 +242,36 @@ export class CustomRuntime implements AgentRuntime {
     const task = await this.tasks.enqueue({ ...request, input: action.parse(request.input ?? null) });
     for (const worker of this.workers) worker.nudge();
     if (!request.wait) return task;
-    return this.waitForFinalStatus(task.id, request.timeoutMs ?? DEFAULT_WAIT_MS);
+    return this.waitUntilFinal(task, options.signal);
   }
 
-  /** The task once final, or as it is when `ms` ran out. */
-  private async waitForFinalStatus(id: string, ms: number): Promise<Task> {
-    const deadline = Date.now() + ms;
-    const doorbell = new Doorbell(
-      this.feed,
-      (notice) => isEventNotice(notice) && notice.taskId === id && FINAL_EVENT_TYPES.has(notice.type),
-    );
+  /**
+   * The task once it is final, or as it is when the wait ends first: after CAS_WAIT_TIMEOUT_MS, or
+   * at once when `signal` aborts (the client went away; nothing more is read for it). Waits for the
+   * task's final event on the process's event tail, which serves every waiter and subscription with
+   * one read per wake-up, so a waiting request costs no query of its own until the end.
+   */
+  private async waitUntilFinal(task: Task, signal?: AbortSignal): Promise<Task> {
+    if (isFinal(task.status) || signal?.aborted) return task;
+    // From the log's start: a final event written before this subscription is replayed, not missed.
+    const finalEvent = this.live.events$({ taskId: task.id, types: [...FINAL_EVENT_TYPES] }, 0);
+    const stopWaiting = () => void finalEvent.return?.();
+    const cap = setTimeout(stopWaiting, this.options.config.waitTimeoutMs);
+    signal?.addEventListener('abort', stopWaiting, { once: true });
     try {
-      for (;;) {
-        const [task] = await this.tasks.get([id]);
-        if (!task) throw notFound('task', id);
-        const remaining = deadline - Date.now();
-        if (isFinal(task.status) || remaining <= 0) return task;
-        await doorbell.wait(Math.min(remaining, EVENT_POLL_MS));
-      }
+      await finalEvent.next();
     } finally {
-      doorbell.close();
+      clearTimeout(cap);
+      signal?.removeEventListener('abort', stopWaiting);
+      stopWaiting();
     }
+    if (signal?.aborted) return task;
+    return (await this.live.currentTask(task.id)) ?? task;
+  }
+
+  /** Subscribers of this process's event and log tails (streams, subscriptions, waiting requests). */
+  liveSubscriberCounts(): { events: number; logs: number } {
+    return this.live.subscriberCounts();
   }
 
   async getTasks(ids: readonly string[]): Promise<(Task | null)[]> {
@@ -291,10 +298,10 @@ export class CustomRuntime implements AgentRuntime {
 
   async *streamTask(id: string, options: StreamOptions = {}): AsyncIterable<AgentEvent> {
     const task = parseInput(taskId, id);
-    const afterSeq = options.after ? eventSeqFromCursor(options.after) : 0;
     const throttleMs = parseInput(throttleMsInput, options.throttleMs);
     const [existing] = await this.tasks.get([task]);
     if (!existing) throw notFound('task', id);
+    const afterSeq = options.after ? await this.events.positionOf(options.after) : 0;
     const events = this.live.taskEvents(task, afterSeq, { throttleMs });
     // Resumed past the final event of a finished task: nothing more will come.
     if (isFinal(existing.status)) {
@@ -317,7 +324,7 @@ export class CustomRuntime implements AgentRuntime {
 
   async *subscribeEvents(filter: EventSubscriptionFilter = {}): AsyncIterable<AgentEvent> {
     const parsed = parseInput(eventSubscriptionFilter, filter);
-    const afterSeq = parsed.after ? eventSeqFromCursor(parsed.after) : null;
+    const afterSeq = parsed.after ? await this.events.positionOf(parsed.after) : null;
     yield* this.live.events$(parsed, afterSeq);
   }
 

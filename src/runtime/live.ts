@@ -122,6 +122,15 @@ export class LiveStreams {
     this.logs.closeAll();
   }
 
+  subscriberCounts(): { events: number; logs: number } {
+    return { events: this.events.subscriberCount, logs: this.logs.subscriberCount };
+  }
+
+  /** The task as it is now; loads of streams woken by the same event share one query. */
+  currentTask(taskId: string): Promise<Task | null> {
+    return this.taskLoader.load(taskId);
+  }
+
   /** Reads what is new now, as a notification would (tests use it to control batching). */
   async wakeForTests(): Promise<void> {
     await this.events.wake();

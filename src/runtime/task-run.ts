@@ -4,7 +4,7 @@ import type { AgentState } from '../domains/state/state.js';
 import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Logger } from '../logger.js';
-import { MAX_JSON_BYTES } from '../validation.js';
+import { MAX_JSON_BYTES, pathOfNulCharacter } from '../validation.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
 
 export interface TaskRunDeps {
@@ -286,6 +286,11 @@ function checkResult(value: unknown): { message: string; code: string } | null {
   }
   if (text !== undefined && Buffer.byteLength(text) > MAX_JSON_BYTES) {
     return { message: `result is larger than ${MAX_JSON_BYTES} bytes`, code: 'RESULT_TOO_LARGE' };
+  }
+  const nul = pathOfNulCharacter(value);
+  if (nul) {
+    // PostgreSQL cannot store U+0000; a result is data, so it is refused rather than altered.
+    return { message: `result holds a NUL character at "${nul.join('.')}"`, code: 'INVALID_RESULT' };
   }
   return null;
 }

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
@@ -31,6 +31,20 @@ type EnvelopedRoot = {
   subscribe: (args: ExecutionArgs) => unknown;
 };
 
+const closedSignals = new WeakMap<WebSocket, AbortSignal>();
+
+/** One signal per socket, aborted when it closes: what an operation's context calls "the client went away". */
+function closedSignal(socket: WebSocket): AbortSignal {
+  let signal = closedSignals.get(socket);
+  if (!signal) {
+    const controller = new AbortController();
+    socket.once('close', () => controller.abort());
+    signal = controller.signal;
+    closedSignals.set(socket, signal);
+  }
+  return signal;
+}
+
 export function attachGraphQLWebSocket(options: {
   server: Server;
   yoga: CasYoga;
@@ -51,6 +65,7 @@ export function attachGraphQLWebSocket(options: {
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
+          signal: closedSignal(ctx.extra.socket),
           params: payload,
         });
         let document;

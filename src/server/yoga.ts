@@ -24,6 +24,8 @@ export const GRAPHQL_PATH = '/graphql';
 /** What the node:http adapter and graphql-ws hand to yoga as the server context. */
 export interface ServerContext {
   req?: IncomingMessage;
+  /** graphql-ws: aborted when the operation's socket closes (HTTP requests carry their own). */
+  signal?: AbortSignal;
 }
 
 export type CasYoga = YogaServerInstance<ServerContext, GraphQLContext>;
@@ -113,10 +115,11 @@ export function createYogaServer(options: {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: ({ request, req }) =>
+    context: ({ request, req, signal }) =>
       createContext({
         runtime,
         logger,
+        signal: request?.signal ?? signal,
         requestId:
           (request && requestIds.get(request)) ??
           request?.headers.get('x-request-id') ??

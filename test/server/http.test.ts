@@ -5,9 +5,18 @@
 import { Writable } from 'node:stream';
 import { serverAudits } from 'graphql-http';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { describeEachDatabase } from '../support/databases.js';
-import { errorCodes, gql, startTestServer, type GraphQLResponse, type TestServer } from './harness.js';
+import { databaseSnapshot } from '../support/runtime.js';
+import {
+  errorCodes,
+  gql,
+  startTestServer,
+  type AnyData,
+  type GraphQLResponse,
+  type TestServer,
+} from './harness.js';
 
 const GRAPHQL_RESPONSE = 'application/graphql-response+json';
 
@@ -336,6 +345,192 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       });
       expectClean(badDate);
       expect(errorCodes(badDate)).toEqual(['BAD_USER_INPUT']);
+    });
+  });
+
+  describe('input PostgreSQL cannot store or the API never handed out: BAD_USER_INPUT, nothing written', () => {
+    const NUL = 'a\u0000b';
+    const PAST_THE_HEAD = Buffer.from('event:1000000000').toString('base64url');
+    const LOG_PAST_THE_HEAD = Buffer.from('log:1000000000').toString('base64url');
+    const nested = (levels: number): unknown => {
+      let value: unknown = 'bottom';
+      for (let level = 0; level < levels; level += 1) value = [value];
+      return value;
+    };
+
+    /** Arrays `levels` deep as JSON text (JSON.stringify itself overflows the stack on deep values). */
+    const nestedJson = (levels: number) => `${'['.repeat(levels)}"bottom"${']'.repeat(levels)}`;
+
+    /** POSTs an operation whose variables are JSON text as is. */
+    async function gqlWithJsonText(query: string, variablesJson: string): Promise<GraphQLResponse> {
+      const response = await raw(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE },
+        body: `{"query":${JSON.stringify(query)},"variables":${variablesJson}}`,
+      });
+      return { status: response.status, contentType: response.contentType, body: JSON.parse(response.text) };
+    }
+
+    /**
+     * Sends each operation (variables as an object, or as JSON text) and expects BAD_USER_INPUT
+     * (matching `message`) with no row changed.
+     */
+    async function expectRefused(
+      operations: [query: string, variables?: Record<string, unknown> | string][],
+      message?: RegExp,
+    ) {
+      const before = await databaseSnapshot(server.testDb.db);
+      for (const [query, variables] of operations) {
+        const response =
+          typeof variables === 'string'
+            ? await gqlWithJsonText(query, variables)
+            : await gql(url, query, variables);
+        expect(response.status, query).toBeLessThan(500);
+        expectNoLeak(JSON.stringify(response.body));
+        expect(errorCodes(response), `${query} ${JSON.stringify(response.body)}`).toEqual(['BAD_USER_INPUT']);
+        if (message) expect(response.body.errors![0]!.message).toMatch(message);
+      }
+      expect(await databaseSnapshot(server.testDb.db)).toBe(before);
+    }
+
+    it('a NUL character in any string or JSON input, at any depth, keys too', async () => {
+      const register = 'mutation($input: RegisterAgentInput!) { registerAgent(input: $input) { id } }';
+      const execute = 'mutation($input: ExecuteTaskInput!) { executeTask(input: $input) { id } }';
+      const state = 'mutation($data: JSON!) { updateAgentState(agentId: "qa", data: $data) { version } }';
+      await expectRefused(
+        [
+          [register, { input: { id: 'nul', name: NUL, role: 'qa' } }],
+          [register, { input: { id: 'nul', name: 'X', role: NUL } }],
+          [register, { input: { id: 'nul', name: 'X', role: 'qa', description: NUL } }],
+          [execute, { input: { agentId: 'qa', action: NUL } }],
+          [execute, { input: { agentId: 'qa', action: 'ping', idempotencyKey: NUL } }],
+          [execute, { input: { agentId: 'qa', action: 'ping', input: NUL } }],
+          [execute, { input: { agentId: 'qa', action: 'ping', input: { a: [{ b: NUL }] } } }],
+          [execute, { input: { agentId: 'qa', action: 'ping', input: { a: { [NUL]: 1 } } } }],
+          [execute, { input: { agentId: 'qa', action: 'fail', input: { message: NUL } } }],
+          [state, { data: { note: NUL } }],
+          [state, { data: { [NUL]: 1 } }],
+          // The same as GraphQL string literals, escaped in the document itself.
+          ['mutation { registerAgent(input: { id: "nul", name: "a\\u0000b", role: "qa" }) { id } }'],
+          [
+            'mutation { executeTask(input: { agentId: "qa", action: "ping", input: { k: "\\u0000" } }) { id } }',
+          ],
+          ['mutation { updateAgentState(agentId: "qa", data: { k: ["\\u0000"] }) { version } }'],
+          ['query($types: [String!]) { events(types: $types) { edges { cursor } } }', { types: [NUL] }],
+        ],
+        /NUL character/,
+      );
+    });
+
+    it('JSON nested deeper than the limit says so, not that it is too large', async () => {
+      await expectRefused(
+        [
+          [
+            'mutation($input: JSON) { executeTask(input: { agentId: "qa", action: "ping", input: $input }) { id } }',
+            { input: nested(101) },
+          ],
+          [
+            'mutation($input: JSON) { executeTask(input: { agentId: "qa", action: "ping", input: $input }) { id } }',
+            `{"input":${nestedJson(50_000)}}`,
+          ],
+          [
+            'mutation($data: JSON!) { updateAgentState(agentId: "qa", data: $data) { version } }',
+            { data: { deep: nested(200) } },
+          ],
+        ],
+        /nested too deeply \(more than 100 levels\)/,
+      );
+    });
+
+    it('a cursor past the head of the event log or the log', async () => {
+      await expectRefused(
+        [
+          ['query($after: String) { events(after: $after) { edges { cursor } } }', { after: PAST_THE_HEAD }],
+          [
+            'query($after: String) { logs(after: $after) { edges { cursor } } }',
+            { after: LOG_PAST_THE_HEAD },
+          ],
+        ],
+        /past the end of the (event )?log/,
+      );
+      // Subscriptions refuse it up front too (here over SSE): resuming there would skip every event.
+      const { body } = await gql(
+        url,
+        'mutation { executeTask(input: { agentId: "qa", action: "ping" }) { id } }',
+      );
+      const taskId = (body.data as AnyData).executeTask.id as string;
+      for (const [query, variables] of [
+        [
+          'subscription($id: ID!, $after: String) { taskEvents(taskId: $id, after: $after) { cursor } }',
+          { id: taskId, after: PAST_THE_HEAD },
+        ],
+        ['subscription($after: String) { events(after: $after) { cursor } }', { after: PAST_THE_HEAD }],
+      ] as const) {
+        const response = await raw(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+          body: JSON.stringify({ query, variables }),
+        });
+        expect(response.text).toContain('"code":"BAD_USER_INPUT"');
+        expect(response.text).toContain('past the end of the event log');
+      }
+    });
+
+    it('dates outside 1970-9999 in every DateTime input', async () => {
+      await expectRefused(
+        [
+          [
+            'mutation($at: DateTime) { executeTask(input: { agentId: "qa", action: "ping", runAt: $at }) { id } }',
+            { at: '0050-06-01T00:00:00Z' },
+          ],
+          [
+            'mutation { executeTask(input: { agentId: "qa", action: "ping", runAt: "1969-12-31T23:59:59Z" }) { id } }',
+          ],
+          [
+            'query($from: DateTime) { logs(from: $from) { edges { cursor } } }',
+            { from: '0001-01-01T00:00:00Z' },
+          ],
+          ['query($to: DateTime) { logs(to: $to) { edges { cursor } } }', { to: '0099-12-31T00:00:00Z' }],
+          ['{ agent(id: "qa") { metrics(from: "0010-01-01T00:00:00Z") { totalRuns } } }'],
+        ],
+        /1970-01-01T00:00:00Z or later/,
+      );
+    });
+  });
+
+  describe('executeTask(wait: true) over HTTP', () => {
+    it('stops waiting when the client aborts the request', async () => {
+      const runtime = server.runtime as CustomRuntime;
+      let release!: () => void;
+      let started!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      const running = new Promise<void>((resolve) => (started = resolve));
+      runtime.defineActions('qa', {
+        heldOverHttp: async () => {
+          started();
+          await released;
+          return { released: true };
+        },
+      });
+      const idle = runtime.liveSubscriberCounts().events;
+      const client = new AbortController();
+      const request = fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: GRAPHQL_RESPONSE },
+        body: JSON.stringify({
+          query:
+            'mutation { executeTask(input: { agentId: "qa", action: "heldOverHttp", wait: true }) { id } }',
+        }),
+        signal: client.signal,
+      });
+      request.catch(() => undefined);
+      await running;
+      await vi.waitFor(() => expect(runtime.liveSubscriberCounts().events).toBe(idle + 1));
+      client.abort();
+      // The server notices the closed connection and drops the wait: nothing is subscribed for it.
+      await vi.waitFor(() => expect(runtime.liveSubscriberCounts().events).toBe(idle));
+      release();
+      expect((await gql(url, '{ health { ok } }')).body).toEqual({ data: { health: { ok: true } } });
     });
   });
 

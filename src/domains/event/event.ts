@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber } from '../../db/rows.js';
 import { agentId, taskId } from '../../validation.js';
-import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+import { cursorPastHead, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
 export const EVENT_TYPES = [
   'agent_registered',
@@ -96,9 +96,21 @@ export function eventStore(sql: SqlFunctions) {
     },
     /** Seq of the newest event. */
     head: () => sql.value<unknown>('cas_event_head', {}).then(toNumber),
+    /**
+     * The position of an `after` cursor, refused (BAD_USER_INPUT) when it lies past the newest
+     * event: no such cursor was ever handed out, and a reader resuming there would skip every
+     * event up to it.
+     */
+    async positionOf(cursor: string): Promise<number> {
+      const seq = eventSeqFromCursor(cursor);
+      if (seq > (await this.head())) throw cursorPastHead('event');
+      return seq;
+    },
     async page(filter: z.output<typeof eventFilter>): Promise<Page<AgentEvent>> {
       const afterSeq = filter.after ? eventSeqFromCursor(filter.after) : null;
       const rows = await this.list({ ...filter, afterSeq, limit: filter.first + 1 });
+      // Only an empty page can come from a cursor past the head; full pages cost no extra read.
+      if (rows.length === 0 && filter.after) await this.positionOf(filter.after);
       return toPage(rows, filter.first, eventCursor);
     },
   };

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber } from '../../db/rows.js';
-import { agentId, taskId } from '../../validation.js';
-import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+import { agentId, dateTime, replaceNulCharacters, taskId } from '../../validation.js';
+import { cursorPastHead, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -32,8 +32,8 @@ export const logFilter = z
     agentId: agentId.nullish(),
     taskId: taskId.nullish(),
     levels: z.array(z.enum(LOG_LEVELS)).max(LOG_LEVELS.length).nullish(),
-    from: z.date().nullish(),
-    to: z.date().nullish(),
+    from: dateTime.nullish(),
+    to: dateTime.nullish(),
     after: z.string().max(200).nullish(),
     first: pageSize,
     newestFirst: z.boolean().nullish(),
@@ -77,7 +77,9 @@ export function logStore(sql: SqlFunctions) {
     /** Writes a batch in one statement, in order. */
     async write(entries: readonly NewLogEntry[]): Promise<LogEntry[]> {
       if (entries.length === 0) return [];
-      const rows = await sql.rows<LogRow>('cas_write_logs', { p_entries: json(entries) });
+      const rows = await sql.rows<LogRow>('cas_write_logs', {
+        p_entries: json(replaceNulCharacters(entries)),
+      });
       return rows.map(logFromRow);
     },
     /** Entries after `afterId`, oldest first (the log tail's read). */
@@ -98,16 +100,21 @@ export function logStore(sql: SqlFunctions) {
     /** Id of the newest entry. */
     head: () => sql.value<unknown>('cas_log_head', {}).then(toNumber),
     async page(filter: z.output<typeof logFilter>): Promise<Page<LogEntry>> {
+      const afterId = filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null;
       const rows = await sql.rows<LogRow>('cas_list_logs', {
         p_agent_id: filter.agentId ?? null,
         p_task_id: filter.taskId ?? null,
         p_levels: filter.levels ? [...filter.levels] : null,
         p_from: filter.from ?? null,
         p_to: filter.to ?? null,
-        p_after_id: filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null,
+        p_after_id: afterId,
         p_limit: filter.first + 1,
         p_newest_first: filter.newestFirst ?? false,
       });
+      // A cursor past the newest entry was never handed out; only an empty page can come from one.
+      if (rows.length === 0 && afterId !== null && afterId > (await this.head())) {
+        throw cursorPastHead('log');
+      }
       return toPage(rows.map(logFromRow), filter.first, logCursor);
     },
   };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber, toNumberOrNull } from '../../db/rows.js';
+import { dateTime } from '../../validation.js';
 
 export interface AgentMetrics {
   agentId: string;
@@ -26,7 +27,7 @@ export interface MetricPoint {
 }
 
 export const timeRange = z
-  .object({ from: z.date().nullish(), to: z.date().nullish() })
+  .object({ from: dateTime.nullish(), to: dateTime.nullish() })
   .refine((range) => !range.from || !range.to || range.from <= range.to, {
     message: '"from" must not be later than "to"',
     path: ['from'],

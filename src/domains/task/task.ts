@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
-import { agentId, jsonValue, userId } from '../../validation.js';
+import { agentId, dateTime, jsonValue, replaceNulCharacters, userId } from '../../validation.js';
 import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
 export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -46,7 +46,7 @@ export interface Task {
   updatedAt: Date;
 }
 
-/** Longest a task may run per attempt, and the longest `wait` a request may ask for. */
+/** Longest a task may run per attempt. */
 export const MAX_TIMEOUT_MS = 86_400_000;
 
 export const executeTaskInput = z.object({
@@ -57,7 +57,7 @@ export const executeTaskInput = z.object({
   maxAttempts: z.number().int().min(1).max(100).nullish(),
   timeoutMs: z.number().int().min(1).max(MAX_TIMEOUT_MS).nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
-  runAt: z.date().nullish(),
+  runAt: dateTime.nullish(),
   retryDelayMs: z.number().int().min(0).max(3_600_000).nullish(),
   wait: z.boolean().nullish(),
   userId,
@@ -212,7 +212,7 @@ export function taskStore(sql: SqlFunctions) {
       (await one('cas_fail_task', {
         p_task_id: lease.id,
         p_lease_token: lease.leaseToken,
-        p_error: json(error),
+        p_error: json(replaceNulCharacters(error)),
         p_retryable: retryable,
       }))!,
     finishCancelled: async (lease: Lease) =>
@@ -224,7 +224,7 @@ export function taskStore(sql: SqlFunctions) {
         p_task_id: lease.id,
         p_lease_token: lease.leaseToken,
         p_progress: progress,
-        p_message: message,
+        p_message: message === null ? null : replaceNulCharacters(message),
       }))!,
     release: async (lease: Lease) =>
       (await one('cas_release_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,

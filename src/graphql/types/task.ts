@@ -139,16 +139,19 @@ const ExecuteTaskInput = builder.inputType('ExecuteTaskInput', {
       description: 'A key used before returns that task instead of queueing another.',
     }),
     maxAttempts: t.int({ required: false, description: '1-100, default 1.' }),
-    timeoutMs: t.int({
-      required: false,
-      description: 'Per-attempt time limit, and the longest `wait` holds the request.',
-    }),
+    timeoutMs: t.int({ required: false, description: 'Per-attempt time limit (1-86400000 ms).' }),
     wait: t.boolean({
       required: false,
-      description: 'Answer once the task is final (bounded by timeoutMs) instead of when it is queued.',
+      description:
+        "Answer once the task is final instead of when it is queued; after the server's wait limit " +
+        '(CAS_WAIT_TIMEOUT_MS, default 60 s) the answer is the task as it is then, still QUEUED or RUNNING.',
     }),
     priority: t.int({ required: false, description: '-1000..1000, higher first; default 0.' }),
-    runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this time.' }),
+    runAt: t.field({
+      type: 'DateTime',
+      required: false,
+      description: 'Do not start before this time (1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z).',
+    }),
     retryDelayMs: t.int({
       required: false,
       description: 'Base of the exponential backoff between attempts.',
@@ -161,7 +164,7 @@ builder.mutationFields((t) => ({
     type: TaskRef,
     description: 'Queues a task (or, with wait: true, runs it to a final status) on an agent.',
     args: { input: t.arg({ type: ExecuteTaskInput, required: true }) },
-    resolve: (_root, { input }, { runtime }) => runtime.executeTask(input),
+    resolve: (_root, { input }, { runtime, signal }) => runtime.executeTask(input, { signal }),
   }),
   cancelTask: t.field({
     type: TaskRef,
