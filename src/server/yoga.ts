@@ -12,6 +12,7 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
+import type { Authenticator, Caller } from '../auth/viewer.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
@@ -24,6 +25,8 @@ export const GRAPHQL_PATH = '/graphql';
 /** What the node:http adapter and graphql-ws hand to yoga as the server context. */
 export interface ServerContext {
   req?: IncomingMessage;
+  /** A graphql-ws socket's caller, authenticated once at connection_init (src/server/websocket.ts). */
+  caller?: Caller;
 }
 
 export type CasYoga = YogaServerInstance<ServerContext, GraphQLContext>;
@@ -107,14 +110,18 @@ export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
   limits: ApiLimits;
+  authenticator: Authenticator;
 }): CasYoga {
-  const { runtime, logger, limits } = options;
+  const { runtime, logger, limits, authenticator } = options;
   const requestIds = new WeakMap<Request, string>();
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: ({ request, req }) =>
+    context: async ({ request, req, caller }) =>
       createContext({
+        // HTTP and SSE: each request's own Authorization header; WebSocket: the socket's caller.
+        viewer: (caller ?? (await authenticator.authenticate(request?.headers.get('authorization')))).viewer,
+        apiKeys: authenticator.apiKeys,
         runtime,
         logger,
         requestId:
