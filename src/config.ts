@@ -24,7 +24,10 @@ const environmentSchema = z
     SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     NEXT_PUBLIC_SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, 'looks too short to be a service role key').optional(),
-    SUPABASE_JWT_SECRET: z.string().min(32, 'must be the project\'s JWT secret (32 characters or more)').optional(),
+    SUPABASE_JWT_SECRET: z
+      .string()
+      .min(32, "must be the project's JWT secret (32 characters or more)")
+      .optional(),
     CAS_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
     CAS_JWT_AUDIENCE: z.string().min(1).default('authenticated'),
     CAS_JWT_ISSUER: z.string().min(1).optional(),
@@ -147,7 +150,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 function authConfig(e: z.output<typeof environmentSchema>): AuthConfig {
   const jwksUrl =
-    e.CAS_JWKS_URL ?? (e.SUPABASE_URL ? `${e.SUPABASE_URL.replace(/\/+$/, '')}${SUPABASE_JWKS_PATH}` : undefined);
+    e.CAS_JWKS_URL ??
+    (e.SUPABASE_URL ? `${e.SUPABASE_URL.replace(/\/+$/, '')}${SUPABASE_JWKS_PATH}` : undefined);
   const verifiesJwts = Boolean(e.SUPABASE_JWT_SECRET || jwksUrl);
   return {
     mode: e.CAS_AUTH === 'auto' && verifiesJwts ? 'jwt' : 'local',

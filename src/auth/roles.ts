@@ -27,7 +27,12 @@ export interface Viewer {
 }
 
 export const LOCAL_VIEWER: Viewer = Object.freeze({ kind: 'local', id: null, role: 'admin', grants: [] });
-export const ANONYMOUS_VIEWER: Viewer = Object.freeze({ kind: 'anonymous', id: null, role: null, grants: [] });
+export const ANONYMOUS_VIEWER: Viewer = Object.freeze({
+  kind: 'anonymous',
+  id: null,
+  role: null,
+  grants: [],
+});
 
 /** Whether the viewer's role is `role` or above. */
 export function hasRole(viewer: Viewer, role: Role): boolean {
@@ -54,4 +59,5 @@ export function taskCreatorFilter(viewer: Viewer): string | null {
 }
 
 /** Who the runtime records as causing a change (user_id on its event); nobody for the local admin. */
-export const actorOf = (viewer: Viewer): { userId?: string } => (viewer.id === null ? {} : { userId: viewer.id });
+export const actorOf = (viewer: Viewer): { userId?: string } =>
+  viewer.id === null ? {} : { userId: viewer.id };

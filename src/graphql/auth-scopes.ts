@@ -53,7 +53,10 @@ export function unauthorizedError(
   result: { message: string; failure: AuthFailure },
 ): Error {
   if (context.viewer.kind === 'anonymous') {
-    return new CasError(ErrorCode.UNAUTHENTICATED, 'this operation needs credentials: Authorization: Bearer <token>');
+    return new CasError(
+      ErrorCode.UNAUTHENTICATED,
+      'this operation needs credentials: Authorization: Bearer <token>',
+    );
   }
   return new CasError(ErrorCode.FORBIDDEN, `${result.message} (role ${context.viewer.role ?? 'none'})`);
 }

@@ -269,7 +269,10 @@ export class CustomRuntime implements AgentRuntime {
   }
 
   async countTasks(filter: TaskCountFilter): Promise<number> {
-    const parsed = parseInput(taskListFilter.pick({ agentId: true, statuses: true, createdBy: true }), filter);
+    const parsed = parseInput(
+      taskListFilter.pick({ agentId: true, statuses: true, createdBy: true }),
+      filter,
+    );
     return this.tasks.count(parsed);
   }
 

@@ -77,7 +77,10 @@ export function attachGraphQLWebSocket(options: {
       connectionInitWaitTimeout: CONNECTION_INIT_TIMEOUT_MS,
       // Authenticates once per socket; refused credentials close it with 4403 Forbidden.
       onConnect: async (ctx) => {
-        const authorization = socketAuthorization(ctx.connectionParams, ctx.extra.request.headers.authorization);
+        const authorization = socketAuthorization(
+          ctx.connectionParams,
+          ctx.extra.request.headers.authorization,
+        );
         try {
           const caller = await authenticator.authenticate(authorization);
           callers.set(ctx.extra.socket, caller);

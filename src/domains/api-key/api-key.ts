@@ -47,18 +47,21 @@ export function apiKeyStore(sql: SqlFunctions) {
     (await sql.rows<ApiKeyRow>(fn, args)).map(apiKeyFromRow);
   return {
     create: async (input: z.output<typeof createApiKeyInput>, keyHash: string, userId: string | null) =>
-      (await many('cas_create_api_key', {
-        p_name: input.name,
-        p_role: input.role,
-        p_key_hash: keyHash,
-        p_user_id: userId,
-      }))[0]!,
+      (
+        await many('cas_create_api_key', {
+          p_name: input.name,
+          p_role: input.role,
+          p_key_hash: keyHash,
+          p_user_id: userId,
+        })
+      )[0]!,
     /** Throws NOT_FOUND for an unknown id; revoking twice keeps the first time. */
     revoke: async (id: string) => (await many('cas_revoke_api_key', { p_id: id }))[0]!,
     /** Every key, revoked ones included, newest first. */
     list: () => many('cas_list_api_keys', {}),
     /** The live key with this hash, or null. */
-    findByHash: async (keyHash: string) => (await many('cas_find_api_key', { p_key_hash: keyHash }))[0] ?? null,
+    findByHash: async (keyHash: string) =>
+      (await many('cas_find_api_key', { p_key_hash: keyHash }))[0] ?? null,
     /** Marks the key used unless it was within `minIntervalMs`. */
     touch: (id: string, minIntervalMs: number) =>
       sql.rows('cas_touch_api_key', { p_id: id, p_min_interval_ms: minIntervalMs }).then(() => undefined),

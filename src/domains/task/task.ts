@@ -238,7 +238,11 @@ export function taskStore(sql: SqlFunctions) {
     recent: (agentIds: readonly string[], limit: number, createdBy?: string | null) =>
       createdBy == null
         ? many('cas_recent_tasks', { p_agent_ids: [...agentIds], p_limit: limit })
-        : many('cas_recent_tasks_created_by', { p_agent_ids: [...agentIds], p_user_id: createdBy, p_limit: limit }),
+        : many('cas_recent_tasks_created_by', {
+            p_agent_ids: [...agentIds],
+            p_user_id: createdBy,
+            p_limit: limit,
+          }),
   };
 }
 export type TaskStore = ReturnType<typeof taskStore>;

@@ -91,7 +91,8 @@ builder.mutationFields((t) => ({
     description: 'Stops an agent (status STOPPED) and cancels its queued tasks; its history is kept.',
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
-    resolve: (_root, { id }, { runtime, viewer }) => runtime.unregisterAgent(parseAgentId(id), actorOf(viewer)),
+    resolve: (_root, { id }, { runtime, viewer }) =>
+      runtime.unregisterAgent(parseAgentId(id), actorOf(viewer)),
   }),
 }));
 

@@ -12,7 +12,8 @@ export const RoleEnum = upperCaseEnum(
 );
 
 const ApiKeyRef = builder.objectRef<ApiKey>('ApiKey').implement({
-  description: 'A credential for services and scripts (Authorization: Bearer cas_…). Its secret is never shown again.',
+  description:
+    'A credential for services and scripts (Authorization: Bearer cas_…). Its secret is never shown again.',
   fields: (t) => ({
     id: t.exposeID('id', { description: 'UUID; the key acts as user apiKey:<id>.' }),
     name: t.exposeString('name'),
@@ -33,7 +34,8 @@ const CreatedApiKeyRef = builder.objectRef<{ apiKey: ApiKey; secret: string }>('
   fields: (t) => ({
     apiKey: t.field({ type: ApiKeyRef, resolve: (created) => created.apiKey }),
     secret: t.exposeString('secret', {
-      description: 'The key to send as Authorization: Bearer <secret>. Shown only in this answer: store it now.',
+      description:
+        'The key to send as Authorization: Bearer <secret>. Shown only in this answer: store it now.',
     }),
   }),
 });
@@ -61,8 +63,7 @@ builder.mutationFields((t) => ({
   }),
   revokeApiKey: t.field({
     type: ApiKeyRef,
-    description:
-      `Revokes an API key: refused at once by this process, and by every other within ${API_KEY_CACHE_MS / 1000} seconds.`,
+    description: `Revokes an API key: refused at once by this process, and by every other within ${API_KEY_CACHE_MS / 1000} seconds.`,
     args: { id: t.arg.id({ required: true }) },
     authScopes: { admin: true },
     resolve: (_root, { id }, { apiKeys }) => apiKeys.revoke(id),

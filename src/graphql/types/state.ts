@@ -38,7 +38,10 @@ builder.mutationFields((t) => ({
     },
     authScopes: { operator: true },
     resolve: (_root, { agentId, data, expectedVersion }, { runtime, viewer }) =>
-      runtime.updateAgentState(parseAgentId(agentId, 'agentId'), data, { expectedVersion, ...actorOf(viewer) }),
+      runtime.updateAgentState(parseAgentId(agentId, 'agentId'), data, {
+        expectedVersion,
+        ...actorOf(viewer),
+      }),
   }),
   resetAgentState: t.boolean({
     description: 'Deactivates the active state (history is kept); false when there was none.',
