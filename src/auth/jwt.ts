@@ -60,13 +60,19 @@ function reasonFor(error: unknown): string {
   return 'the token could not be verified';
 }
 
-/** A verifier for the configured key sources; throws InvalidTokenError for any refused token. */
-export function createJwtVerifier(config: AuthConfig): (token: string) => Promise<VerifiedToken> {
+/**
+ * A verifier for the configured key sources; throws InvalidTokenError for any refused token.
+ * `jwksCooldownMs` is JWKS_COOLDOWN_MS except in tests of key rotation.
+ */
+export function createJwtVerifier(
+  config: AuthConfig,
+  { jwksCooldownMs = JWKS_COOLDOWN_MS } = {},
+): (token: string) => Promise<VerifiedToken> {
   const secret = config.jwtSecret ? new TextEncoder().encode(config.jwtSecret) : undefined;
   const jwks = config.jwksUrl
     ? createRemoteJWKSet(new URL(config.jwksUrl), {
         cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
-        cooldownDuration: JWKS_COOLDOWN_MS,
+        cooldownDuration: jwksCooldownMs,
         timeoutDuration: JWKS_TIMEOUT_MS,
       })
     : undefined;
