@@ -13,6 +13,7 @@ import {
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
 import type { Authenticator, Caller } from '../auth/viewer.js';
+import { isCasError } from '../errors.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
@@ -106,6 +107,24 @@ function useRequestIdHeader(requestIds: WeakMap<Request, string>): Plugin {
   };
 }
 
+/**
+ * The caller of an HTTP request. Refused credentials answer 401 with `WWW-Authenticate: Bearer`
+ * and the code UNAUTHENTICATED (no operation runs).
+ */
+async function authenticateRequest(
+  authenticator: Authenticator,
+  request: Request | undefined,
+): Promise<Caller> {
+  try {
+    return await authenticator.authenticate(request?.headers.get('authorization'));
+  } catch (error) {
+    if (!isCasError(error)) throw error;
+    throw createGraphQLError(error.message, {
+      extensions: { code: error.code, http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+    });
+  }
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
@@ -120,7 +139,7 @@ export function createYogaServer(options: {
     context: async ({ request, req, caller }) =>
       createContext({
         // HTTP and SSE: each request's own Authorization header; WebSocket: the socket's caller.
-        viewer: (caller ?? (await authenticator.authenticate(request?.headers.get('authorization')))).viewer,
+        viewer: (caller ?? (await authenticateRequest(authenticator, request))).viewer,
         apiKeys: authenticator.apiKeys,
         runtime,
         logger,

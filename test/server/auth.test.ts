@@ -137,6 +137,7 @@ describe('who sees and changes what, with authentication on [pglite]', () => {
     );
     const refused = await gql(server.url, '{ health { ok } }', {}, withKey);
     expect(errorCodes(refused)).toEqual(['UNAUTHENTICATED']);
+    expect(refused.status).toBe(401);
     expect(refused.body.errors![0]!.message).toBe('the API key is unknown or revoked');
   });
 
