@@ -5,7 +5,9 @@
  *   npm start                       # in another terminal
  *   npx tsx examples/run-task.ts [agentId]
  *
- * CAS_API_URL overrides the endpoint (default http://localhost:4000/graphql).
+ * CAS_API_URL overrides the endpoint (default http://localhost:4000/graphql). CAS_API_TOKEN is sent
+ * as `Authorization: Bearer <token>` when the server has authentication on: a Supabase access
+ * token or a `cas_` API key of an operator or admin (docs/security.md).
  */
 import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
 import { print } from 'graphql';
@@ -38,6 +40,7 @@ const RunTask = graphql(`
         code
       }
       durationMs
+      createdBy
       agent {
         id
       }
@@ -63,7 +66,11 @@ export async function request<Result, Variables extends Record<string, unknown>>
 ): Promise<Result> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json',
+      ...(process.env.CAS_API_TOKEN ? { authorization: `Bearer ${process.env.CAS_API_TOKEN}` } : {}),
+    },
     body: JSON.stringify({ query: print(document), variables }),
   });
   const body = (await response.json()) as {

@@ -9,11 +9,17 @@ import { z } from 'zod';
 export const RUNTIMES = ['custom'] as const;
 /** Where change notices come from: Postgres LISTEN, Supabase Realtime, or chosen by the mode. */
 export const FEEDS = ['auto', 'listen', 'realtime'] as const;
+/** CAS_AUTH: auto verifies JWTs when a key source is configured; local treats callers as the local admin. */
+export const AUTH_MODES = ['auto', 'local'] as const;
+/** Where Supabase serves a project's JWT signing keys, relative to SUPABASE_URL. */
+export const SUPABASE_JWKS_PATH = '/auth/v1/.well-known/jwks.json';
 
 const environmentSchema = z
   .object({
     PORT: z.coerce.number().int().min(0).max(65535).default(4000),
-    HOST: z.string().min(1).default('0.0.0.0'),
+    // Local only unless HOST says otherwise: see docs/security.md.
+    HOST: z.string().min(1).default('127.0.0.1'),
+    NODE_ENV: z.string().optional(),
     CAS_DATA_DIR: z.string().min(1).default('.cas/data'),
     DATABASE_URL: z
       .string()
@@ -22,6 +28,14 @@ const environmentSchema = z
     SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     NEXT_PUBLIC_SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, 'looks too short to be a service role key').optional(),
+    SUPABASE_JWT_SECRET: z
+      .string()
+      .min(32, "must be the project's JWT secret (32 characters or more)")
+      .optional(),
+    CAS_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+    CAS_JWT_AUDIENCE: z.string().min(1).default('authenticated'),
+    CAS_JWT_ISSUER: z.string().min(1).optional(),
+    CAS_AUTH: z.enum(AUTH_MODES, { error: `must be one of: ${AUTH_MODES.join(', ')}` }).default('auto'),
     CAS_FEED: z.enum(FEEDS, { error: `must be one of: ${FEEDS.join(', ')}` }).default('auto'),
     CAS_RUNTIME: z.enum(RUNTIMES, { error: `must be one of: ${RUNTIMES.join(', ')}` }).default('custom'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -48,6 +62,23 @@ export const KNOWN_VARIABLES: readonly string[] = [
 
 export type DatabaseMode = 'embedded' | 'postgres' | 'supabase';
 
+/** How callers are authenticated (docs/security.md). API keys work in both modes. */
+export interface AuthConfig {
+  /**
+   * 'jwt': Supabase Auth JWTs are verified, callers without credentials are anonymous.
+   * 'local': no JWT is accepted and callers without an API key are the local admin (development).
+   */
+  mode: 'jwt' | 'local';
+  /** SUPABASE_JWT_SECRET: verifies HS256 tokens. */
+  jwtSecret?: string;
+  /** CAS_JWKS_URL, else SUPABASE_URL + SUPABASE_JWKS_PATH: verifies asymmetric (ES256, RS256) tokens. */
+  jwksUrl?: string;
+  /** CAS_JWT_AUDIENCE: the `aud` a token must carry. */
+  audience: string;
+  /** CAS_JWT_ISSUER: the `iss` a token must carry; unchecked when unset. */
+  issuer?: string;
+}
+
 export interface Config {
   port: number;
   host: string;
@@ -55,6 +86,7 @@ export interface Config {
   databaseUrl?: string;
   supabase?: { url: string; serviceRoleKey: string };
   mode: DatabaseMode;
+  auth: AuthConfig;
   /**
    * CAS_FEED. auto: Supabase Realtime when Supabase is configured (with DATABASE_URL too, only if
    * that database broadcasts, see docs/supabase.md), else LISTEN.
@@ -117,6 +149,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n  CAS_FEED=listen needs DATABASE_URL (Supabase mode reaches the database over HTTP only)',
     );
   }
+  const auth = authConfig(e);
+  if (auth.mode === 'local' && e.NODE_ENV === 'production') {
+    throw new ConfigError(
+      'NODE_ENV=production needs authentication: set SUPABASE_JWT_SECRET, SUPABASE_URL or CAS_JWKS_URL (docs/security.md)',
+    );
+  }
   const supabase =
     e.SUPABASE_URL && e.SUPABASE_SERVICE_ROLE_KEY
       ? { url: e.SUPABASE_URL, serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY }
@@ -129,6 +167,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     supabase,
     // A direct connection wins for data when both are set: it is faster and transactional.
     mode: e.DATABASE_URL ? 'postgres' : supabase ? 'supabase' : 'embedded',
+    auth,
     feed: e.CAS_FEED,
     runtime: e.CAS_RUNTIME,
     logLevel: e.LOG_LEVEL,
@@ -162,4 +201,18 @@ export function unknownVariableWarnings(env: NodeJS.ProcessEnv = process.env): s
         distance(name, nearest) <= MAX_SUGGESTION_DISTANCE ? `did you mean ${nearest}?` : 'see .env.example';
       return `${name} is not a setting of this service and is ignored; ${hint}`;
     });
+}
+
+function authConfig(e: z.output<typeof environmentSchema>): AuthConfig {
+  const jwksUrl =
+    e.CAS_JWKS_URL ??
+    (e.SUPABASE_URL ? `${e.SUPABASE_URL.replace(/\/+$/, '')}${SUPABASE_JWKS_PATH}` : undefined);
+  const verifiesJwts = Boolean(e.SUPABASE_JWT_SECRET || jwksUrl);
+  return {
+    mode: e.CAS_AUTH === 'auto' && verifiesJwts ? 'jwt' : 'local',
+    jwtSecret: e.SUPABASE_JWT_SECRET,
+    jwksUrl,
+    audience: e.CAS_JWT_AUDIENCE,
+    issuer: e.CAS_JWT_ISSUER,
+  };
 }

@@ -15,11 +15,11 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
  */
 type Documents = {
     "\n  query ListAgents {\n    agents {\n      id\n      name\n      role\n      status\n      metrics {\n        totalRuns\n        successRate\n      }\n    }\n  }\n": typeof types.ListAgentsDocument,
-    "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      agent {\n        id\n      }\n    }\n  }\n": typeof types.RunTaskDocument,
+    "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      createdBy\n      agent {\n        id\n      }\n    }\n  }\n": typeof types.RunTaskDocument,
 };
 const documents: Documents = {
     "\n  query ListAgents {\n    agents {\n      id\n      name\n      role\n      status\n      metrics {\n        totalRuns\n        successRate\n      }\n    }\n  }\n": types.ListAgentsDocument,
-    "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      agent {\n        id\n      }\n    }\n  }\n": types.RunTaskDocument,
+    "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      createdBy\n      agent {\n        id\n      }\n    }\n  }\n": types.RunTaskDocument,
 };
 
 /**
@@ -43,7 +43,7 @@ export function graphql(source: "\n  query ListAgents {\n    agents {\n      id\
 /**
  * The graphql function is used to parse GraphQL queries into a document that can be used by GraphQL clients.
  */
-export function graphql(source: "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      agent {\n        id\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      agent {\n        id\n      }\n    }\n  }\n"];
+export function graphql(source: "\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      createdBy\n      agent {\n        id\n      }\n    }\n  }\n"): (typeof documents)["\n  mutation RunTask($input: ExecuteTaskInput!) {\n    executeTask(input: $input) {\n      id\n      status\n      result\n      error {\n        message\n        code\n      }\n      durationMs\n      createdBy\n      agent {\n        id\n      }\n    }\n  }\n"];
 
 export function graphql(source: string) {
   return (documents as any)[source] ?? {};

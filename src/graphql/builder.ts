@@ -4,11 +4,14 @@
  */
 import SchemaBuilder from '@pothos/core';
 import RelayPlugin from '@pothos/plugin-relay';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { DateTimeResolver, JSONResolver } from 'graphql-scalars';
+import { authScopes, unauthorizedError, type AuthScopes } from './auth-scopes.js';
 import type { GraphQLContext } from './context.js';
 
 export const builder = new SchemaBuilder<{
   Context: GraphQLContext;
+  AuthScopes: AuthScopes;
   Scalars: {
     ID: { Input: string; Output: string };
     DateTime: { Input: Date; Output: Date };
@@ -20,7 +23,14 @@ export const builder = new SchemaBuilder<{
   DefaultNodeNullability: false;
   DefaultFieldNullability: false;
 }>({
-  plugins: [RelayPlugin],
+  // Relay before scope-auth, scope-auth before any plugin that wraps resolvers (their READMEs).
+  plugins: [RelayPlugin, ScopeAuthPlugin],
+  scopeAuth: {
+    // Subscriptions are checked when they start, before anything is streamed.
+    authorizeOnSubscribe: true,
+    authScopes,
+    unauthorizedError,
+  },
   relay: {
     // Plain ids (agent slugs, task UUIDs), no global-id `node` lookups: see api-contract.md.
     nodeQueryOptions: false,

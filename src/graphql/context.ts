@@ -1,13 +1,21 @@
 /**
- * The context every resolver receives: the runtime (the only way to data), this operation's
- * loaders, and a request id that log lines and masked errors carry.
+ * The context every resolver receives: who is calling, the runtime (the only way to data), this
+ * operation's loaders, and a request id that log lines and masked errors carry.
  */
 import { randomUUID } from 'node:crypto';
+import type { ApiKeys } from '../auth/api-keys.js';
+import { taskCreatorFilter, type Viewer } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { createLoaders, type Loaders } from './loaders.js';
 
+export type { Role, Viewer } from '../auth/roles.js';
+
 export interface GraphQLContext {
+  /** The caller (src/auth): what the schema's authScopes check. */
+  viewer: Viewer;
+  /** API key management (createApiKey, revokeApiKey, apiKeys). */
+  apiKeys: ApiKeys;
   runtime: AgentRuntime;
   loaders: Loaders;
   /** From a well-formed `x-request-id` header, else generated. */
@@ -32,13 +40,17 @@ export function createContext(options: {
   logger: Logger;
   requestId?: string | null;
   signal?: AbortSignal;
+  viewer: Viewer;
+  apiKeys: ApiKeys;
 }): GraphQLContext {
   const requestId = requestIdFrom(options.requestId);
   return {
+    viewer: options.viewer,
+    apiKeys: options.apiKeys,
     runtime: options.runtime,
-    loaders: createLoaders(options.runtime),
+    loaders: createLoaders(options.runtime, { createdBy: taskCreatorFilter(options.viewer) }),
     requestId,
-    logger: options.logger.child({ requestId }),
+    logger: options.logger.child({ requestId, viewer: options.viewer.id }),
     signal: options.signal ?? new AbortController().signal,
   };
 }

@@ -17,7 +17,10 @@ export interface Loaders {
   states: DataLoader<string, AgentState | null>;
   /** One loader per time range: agents asked for the same range share a batch. */
   metrics(range: { from?: Date | null; to?: Date | null }): DataLoader<string, AgentMetrics | null>;
-  /** One loader per `first`: the newest `first` tasks of each agent, newest first. */
+  /**
+   * One loader per `first`: the newest `first` tasks of each agent, newest first; only the tasks
+   * the viewer may see (see createLoaders).
+   */
   recentTasks(first: number): DataLoader<string, Task[]>;
   /** Forgets every cached value (for subscriptions, before each event). */
   clearAll(): void;
@@ -37,7 +40,8 @@ const inOrder =
 const rangeKey = (range: { from?: Date | null; to?: Date | null }) =>
   `${range.from?.toISOString() ?? ''}..${range.to?.toISOString() ?? ''}`;
 
-export function createLoaders(runtime: AgentRuntime): Loaders {
+/** `createdBy`: the creator whose tasks lists show (taskCreatorFilter), null for everyone's. */
+export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: string | null }): Loaders {
   const tasks = new DataLoader<string, Task | null>(inOrder((ids) => runtime.getTasks(ids)));
   const agents = new DataLoader<string, Agent | null>(inOrder((ids) => runtime.getAgents(ids)));
   const states = new DataLoader<string, AgentState | null>(inOrder((ids) => runtime.getAgentStates(ids)));
@@ -63,7 +67,7 @@ export function createLoaders(runtime: AgentRuntime): Loaders {
       if (!loader) {
         loader = new DataLoader(
           inOrder(async (ids) => {
-            const lists = await runtime.getRecentTasks(ids, first);
+            const lists = await runtime.getRecentTasks(ids, first, visibility);
             // The same tasks are often asked for again by id (Task.agent → Agent.recentTasks ...).
             for (const task of lists.flat()) tasks.prime(task.id, task);
             return lists;

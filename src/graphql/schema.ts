@@ -1,6 +1,7 @@
 /** Builds the GraphQL schema: imports every domain's types for their side effects. */
 import { builder } from './builder.js';
 import './types/agent.js';
+import './types/api-key.js';
 import './types/event.js';
 import './types/health.js';
 import './types/log.js';

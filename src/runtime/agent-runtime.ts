@@ -5,7 +5,8 @@ import type { LogEntry, LogFilter, LogLevel } from '../domains/log/log.js';
 import type { AgentMetrics, MetricPoint, TimeRange } from '../domains/metric/metric.js';
 import type { Page } from '../domains/pagination.js';
 import type { AgentState } from '../domains/state/state.js';
-import type { ExecuteTaskInput, Task, TaskListFilter, TaskStatus } from '../domains/task/task.js';
+import type { ApiKeyStore } from '../domains/api-key/api-key.js';
+import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '../domains/task/task.js';
 import type { AgentActions } from './handlers.js';
 
 /** Who asked for a change; recorded as user_id on the events it writes. */
@@ -56,6 +57,8 @@ export interface LogSubscriptionFilter {
  */
 export interface AgentRuntime {
   readonly name: string;
+  /** API keys, stored beside the runtime's data (credentials, not agent work: see src/auth). */
+  readonly apiKeys: ApiKeyStore;
 
   /** Connects, migrates, seeds and starts the configured workers. */
   initialize(): Promise<void>;
@@ -81,9 +84,13 @@ export interface AgentRuntime {
   executeTask(input: ExecuteTaskInput, options?: WaitOptions): Promise<Task>;
   getTasks(ids: readonly string[]): Promise<(Task | null)[]>;
   listTasks(filter: TaskListFilter): Promise<Page<Task>>;
-  countTasks(filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }): Promise<number>;
-  /** The newest `limit` tasks of each agent, newest first. */
-  getRecentTasks(agentIds: readonly string[], limit: number): Promise<Task[][]>;
+  countTasks(filter: TaskCountFilter): Promise<number>;
+  /** The newest `limit` tasks of each agent (only `createdBy`'s when set), newest first. */
+  getRecentTasks(
+    agentIds: readonly string[],
+    limit: number,
+    visibility?: { createdBy?: string | null },
+  ): Promise<Task[][]>;
   /** The task's events in order, live, ending after its final event. */
   streamTask(taskId: string, options?: StreamOptions): AsyncIterable<AgentEvent>;
   /** The task now, then after each change; ends at its final status. */

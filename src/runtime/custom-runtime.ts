@@ -33,9 +33,10 @@ import {
   throttleMsInput,
   type ExecuteTaskInput,
   type Task,
+  type TaskCountFilter,
   type TaskListFilter,
-  type TaskStatus,
 } from '../domains/task/task.js';
+import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
@@ -75,6 +76,7 @@ export interface CustomRuntimeOptions {
  */
 export class CustomRuntime implements AgentRuntime {
   readonly name = 'custom';
+  readonly apiKeys: ApiKeyStore;
   private readonly agents;
   private readonly tasks;
   private readonly states;
@@ -101,6 +103,7 @@ export class CustomRuntime implements AgentRuntime {
     this.logs = logStore(sql);
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
+    this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
     this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
     this.live = new LiveStreams(
@@ -282,17 +285,22 @@ export class CustomRuntime implements AgentRuntime {
     return this.tasks.page(parseInput(taskListFilter, filter));
   }
 
-  async countTasks(filter: {
-    agentId?: string | null;
-    statuses?: readonly TaskStatus[] | null;
-  }): Promise<number> {
-    const parsed = parseInput(taskListFilter.pick({ agentId: true, statuses: true }), filter);
+  async countTasks(filter: TaskCountFilter): Promise<number> {
+    const parsed = parseInput(
+      taskListFilter.pick({ agentId: true, statuses: true, createdBy: true }),
+      filter,
+    );
     return this.tasks.count(parsed);
   }
 
-  async getRecentTasks(ids: readonly string[], limit: number): Promise<Task[][]> {
+  async getRecentTasks(
+    ids: readonly string[],
+    limit: number,
+    visibility: { createdBy?: string | null } = {},
+  ): Promise<Task[][]> {
     const first = parseInput(pageSize, limit);
-    const tasks = await this.tasks.recent(parseInput(agentIds, ids), first);
+    const createdBy = parseInput(taskListFilter.shape.createdBy, visibility.createdBy);
+    const tasks = await this.tasks.recent(parseInput(agentIds, ids), first, createdBy);
     return ids.map((id) => tasks.filter((task) => task.agentId === id));
   }
 

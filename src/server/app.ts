@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAuthenticator } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
@@ -17,7 +18,7 @@ import { createYogaServer, GRAPHQL_PATH, type CasYoga } from './yoga.js';
 export const IN_FLIGHT_GRACE_MS = 1_000;
 
 export interface BuildAppOptions {
-  config: Pick<Config, 'port' | 'host' | 'mode'>;
+  config: Pick<Config, 'port' | 'host' | 'mode' | 'auth'>;
   runtime: AgentRuntime;
   logger: Logger;
   limits?: Partial<ApiLimits>;
@@ -43,7 +44,8 @@ export function buildApp(options: BuildAppOptions): App {
   const { config, runtime } = options;
   const logger = options.logger.child({ component: 'http' });
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...options.limits };
-  const yoga = createYogaServer({ runtime, logger: options.logger, limits });
+  const authenticator = createAuthenticator({ auth: config.auth, apiKeys: runtime.apiKeys, logger });
+  const yoga = createYogaServer({ runtime, logger: options.logger, limits, authenticator });
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -79,7 +81,13 @@ export function buildApp(options: BuildAppOptions): App {
         server.once('error', reject);
         server.listen(config.port, config.host, () => {
           server.off('error', reject);
-          ws = attachGraphQLWebSocket({ server, yoga, logger, maxPayloadBytes: limits.maxBodyBytes });
+          ws = attachGraphQLWebSocket({
+            server,
+            yoga,
+            logger,
+            maxPayloadBytes: limits.maxBodyBytes,
+            authenticator,
+          });
           resolve({ url: publicUrl(server.address() as AddressInfo) });
         });
       }),

@@ -37,6 +37,12 @@ async function main() {
 
   try {
     const { url } = await app.start();
+    if (config.auth.mode === 'local') {
+      logger.warn(
+        { host: config.host, auth: 'local' },
+        `no authentication configured: every caller is the local admin; listening on ${config.host} only (set SUPABASE_JWT_SECRET or SUPABASE_URL for real users, see docs/security.md)`,
+      );
+    }
     logger.info(
       { url, mode: config.mode, runtime: runtime.name, workers: config.workers },
       `CAS Runtime API ready at ${url} (GraphiQL in a browser), ${config.mode} database`,

@@ -8,6 +8,8 @@ import type { ExecutionArgs } from 'graphql';
 import { CloseCode } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
+import type { Authenticator, Caller } from '../auth/viewer.js';
+import { isCasError } from '../errors.js';
 import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
@@ -24,6 +26,33 @@ export const KEEP_ALIVE_MS = 12_000;
 export interface GraphQLWebSocketServer {
   /** Closes every socket with GOING_AWAY and stops accepting new ones. */
   close(): Promise<void>;
+}
+
+/** The longest delay setTimeout takes (about 24.8 days); later expiries are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Closes `socket` with 4403 when its credentials expire. graphql-ws has no message to refresh a
+ * token: the client reconnects with a fresh one (docs/security.md).
+ */
+function closeAtExpiry(socket: WebSocket, expiresAt: Date): void {
+  let timer: NodeJS.Timeout;
+  const arm = () => {
+    const remaining = expiresAt.getTime() - Date.now();
+    if (remaining <= 0) return socket.close(CloseCode.Forbidden, 'Token expired');
+    timer = setTimeout(arm, Math.min(remaining, MAX_TIMER_MS));
+  };
+  arm();
+  socket.once('close', () => clearTimeout(timer));
+}
+
+/** The credentials of a socket: connection_init's `authorization`, else the upgrade's header. */
+function socketAuthorization(
+  connectionParams: Readonly<Record<string, unknown>> | undefined,
+  upgradeHeader: string | undefined,
+): string | undefined {
+  const fromPayload = connectionParams?.authorization ?? connectionParams?.Authorization;
+  return typeof fromPayload === 'string' ? fromPayload : upgradeHeader;
 }
 
 type EnvelopedRoot = {
@@ -50,14 +79,32 @@ export function attachGraphQLWebSocket(options: {
   yoga: CasYoga;
   logger: Logger;
   maxPayloadBytes: number;
+  authenticator: Authenticator;
 }): GraphQLWebSocketServer {
-  const { server, yoga, logger } = options;
+  const { server, yoga, logger, authenticator } = options;
+  const callers = new WeakMap<WebSocket, Caller>();
   const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: options.maxPayloadBytes });
   wss.on('error', (error) => logger.error({ err: error }, 'websocket server error'));
 
   const disposable = useServer(
     {
       connectionInitWaitTimeout: CONNECTION_INIT_TIMEOUT_MS,
+      // Authenticates once per socket; refused credentials close it with 4403 Forbidden.
+      onConnect: async (ctx) => {
+        const authorization = socketAuthorization(
+          ctx.connectionParams,
+          ctx.extra.request.headers.authorization,
+        );
+        try {
+          const caller = await authenticator.authenticate(authorization);
+          callers.set(ctx.extra.socket, caller);
+          if (caller.expiresAt) closeAtExpiry(ctx.extra.socket, caller.expiresAt);
+          return true;
+        } catch (error) {
+          if (isCasError(error)) return false;
+          throw error;
+        }
+      },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
@@ -66,6 +113,7 @@ export function attachGraphQLWebSocket(options: {
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           signal: closedSignal(ctx.extra.socket),
+          caller: callers.get(ctx.extra.socket),
           params: payload,
         });
         let document;

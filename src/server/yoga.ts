@@ -12,6 +12,8 @@ import {
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
+import type { Authenticator, Caller } from '../auth/viewer.js';
+import { isCasError } from '../errors.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
@@ -26,6 +28,8 @@ export interface ServerContext {
   req?: IncomingMessage;
   /** graphql-ws: aborted when the operation's socket closes (HTTP requests carry their own). */
   signal?: AbortSignal;
+  /** A graphql-ws socket's caller, authenticated once at connection_init (src/server/websocket.ts). */
+  caller?: Caller;
 }
 
 export type CasYoga = YogaServerInstance<ServerContext, GraphQLContext>;
@@ -105,18 +109,40 @@ function useRequestIdHeader(requestIds: WeakMap<Request, string>): Plugin {
   };
 }
 
+/**
+ * The caller of an HTTP request. Refused credentials answer 401 with `WWW-Authenticate: Bearer`
+ * and the code UNAUTHENTICATED (no operation runs).
+ */
+async function authenticateRequest(
+  authenticator: Authenticator,
+  request: Request | undefined,
+): Promise<Caller> {
+  try {
+    return await authenticator.authenticate(request?.headers.get('authorization'));
+  } catch (error) {
+    if (!isCasError(error)) throw error;
+    throw createGraphQLError(error.message, {
+      extensions: { code: error.code, http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+    });
+  }
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
   limits: ApiLimits;
+  authenticator: Authenticator;
 }): CasYoga {
-  const { runtime, logger, limits } = options;
+  const { runtime, logger, limits, authenticator } = options;
   const requestIds = new WeakMap<Request, string>();
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: ({ request, req, signal }) =>
+    context: async ({ request, req, caller, signal }) =>
       createContext({
+        // HTTP and SSE: each request's own Authorization header; WebSocket: the socket's caller.
+        viewer: (caller ?? (await authenticateRequest(authenticator, request))).viewer,
+        apiKeys: authenticator.apiKeys,
         runtime,
         logger,
         signal: request?.signal ?? signal,

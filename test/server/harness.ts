@@ -44,6 +44,9 @@ export async function startTestServer(
     // The mode the server reports matches the database it runs on; the Supabase kind reaches its
     // database only through SUPABASE_URL (the doubles), so it gets no DATABASE_URL.
     ...(testDb.env ?? (testDb.url ? { DATABASE_URL: testDb.url } : {})),
+    // Callers are the local admin unless a test configures authentication (the Supabase kind's
+    // SUPABASE_URL would otherwise turn JWT verification on).
+    CAS_AUTH: 'local',
     ...options.env,
     PORT: '0',
     HOST: '127.0.0.1',

@@ -37,7 +37,8 @@ it(
   'starts on the embedded database, serves the agents, and stops cleanly on SIGTERM',
   { timeout: 240_000 },
   async () => {
-    const main = startMain({ PORT: '0', HOST: '127.0.0.1', CAS_DATA_DIR: dataDir });
+    // No HOST: the default binds 127.0.0.1 only.
+    const main = startMain({ PORT: '0', CAS_DATA_DIR: dataDir });
     try {
       const readyLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
         const timer = setTimeout(
@@ -61,6 +62,13 @@ it(
       expect(readyLine.mode).toBe('embedded');
       expect(readyLine.msg).toMatch(/^CAS Runtime API ready at http:\/\/127\.0\.0\.1:\d+\/graphql/);
       const url = readyLine.url as string;
+      // No authentication configured: one warning line says every caller is the local admin.
+      const warnings = main
+        .output()
+        .stdout.split('\n')
+        .filter((line) => line.includes('no authentication configured'));
+      expect(warnings).toHaveLength(1);
+      expect(JSON.parse(warnings[0]!)).toMatchObject({ level: 40, host: '127.0.0.1', auth: 'local' });
 
       const response = await fetch(url, {
         method: 'POST',
@@ -90,4 +98,15 @@ it('exits 1 with a clear message on invalid configuration', { timeout: 180_000 }
   expect(stderr).toContain('PORT');
   expect(stderr).toContain('DATABASE_URL');
   expect(stderr).not.toMatch(/\n\s+at /);
+});
+
+it('refuses to start in production without authentication, in one line', { timeout: 30_000 }, async () => {
+  const main = startMain({ NODE_ENV: 'production', PORT: '0', CAS_DATA_DIR: dataDir });
+  expect(await main.exited).toBe(1);
+  const { stderr, stdout } = main.output();
+  expect(stderr).toContain(
+    'NODE_ENV=production needs authentication: set SUPABASE_JWT_SECRET, SUPABASE_URL or CAS_JWKS_URL',
+  );
+  expect(stderr).not.toMatch(/\n\s+at /);
+  expect(stdout).not.toContain('ready at');
 });

@@ -75,11 +75,19 @@ export const throttleMsInput = z
 
 export const taskListFilter = z.object({
   agentId: agentId.nullish(),
+  /** Only tasks this user created (a viewer without tasks:all); absent or null: everyone's. */
+  createdBy: z.string().max(200).nullish(),
   statuses: z.array(z.enum(TASK_STATUSES)).max(TASK_STATUSES.length).nullish(),
   after: z.string().max(200).nullish(),
   first: pageSize,
 });
 export type TaskListFilter = z.input<typeof taskListFilter>;
+
+export type TaskCountFilter = Pick<TaskListFilter, 'agentId' | 'statuses' | 'createdBy'>;
+
+/** The p_user_id of the _created_by read functions, when the filter names a creator. */
+const createdByArg = (filter: { createdBy?: string | null }) =>
+  filter.createdBy == null ? {} : { p_user_id: filter.createdBy };
 
 const CURSOR_KIND = 'task';
 export const taskCursor = (task: Pick<Task, 'seq'>) => encodeCursor(CURSOR_KIND, task.seq);
@@ -239,7 +247,8 @@ export function taskStore(sql: SqlFunctions) {
       }),
     get: (ids: readonly string[]) => many('cas_get_tasks', { p_ids: [...ids] }),
     async page(filter: z.output<typeof taskListFilter>): Promise<Page<Task>> {
-      const rows = await many('cas_list_tasks', {
+      const rows = await many(filter.createdBy == null ? 'cas_list_tasks' : 'cas_list_tasks_created_by', {
+        ...createdByArg(filter),
         p_agent_id: filter.agentId ?? null,
         p_statuses: filter.statuses ? [...filter.statuses] : null,
         p_before_seq: filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null,
@@ -247,16 +256,23 @@ export function taskStore(sql: SqlFunctions) {
       });
       return toPage(rows, filter.first, taskCursor);
     },
-    count: (filter: { agentId?: string | null; statuses?: readonly TaskStatus[] | null }) =>
+    count: (filter: TaskCountFilter) =>
       sql
-        .value<unknown>('cas_count_tasks', {
+        .value<unknown>(filter.createdBy == null ? 'cas_count_tasks' : 'cas_count_tasks_created_by', {
+          ...createdByArg(filter),
           p_agent_id: filter.agentId ?? null,
           p_statuses: filter.statuses ? [...filter.statuses] : null,
         })
         .then(toNumber),
-    /** The newest `limit` tasks of each agent, newest first. */
-    recent: (agentIds: readonly string[], limit: number) =>
-      many('cas_recent_tasks', { p_agent_ids: [...agentIds], p_limit: limit }),
+    /** The newest `limit` tasks of each agent (created by `createdBy` when set), newest first. */
+    recent: (agentIds: readonly string[], limit: number, createdBy?: string | null) =>
+      createdBy == null
+        ? many('cas_recent_tasks', { p_agent_ids: [...agentIds], p_limit: limit })
+        : many('cas_recent_tasks_created_by', {
+            p_agent_ids: [...agentIds],
+            p_user_id: createdBy,
+            p_limit: limit,
+          }),
   };
 }
 export type TaskStore = ReturnType<typeof taskStore>;

@@ -2,6 +2,7 @@
 import { AGENT_STATUSES, MAX_AGENT_CONCURRENCY, type Agent } from '../../domains/agent/agent.js';
 import { badInput } from '../../errors.js';
 import { agentId as agentIdSchema } from '../../validation.js';
+import { actorOf } from '../../auth/roles.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 
@@ -54,6 +55,7 @@ AgentRef.implement({
 builder.queryFields((t) => ({
   agents: t.field({
     type: [AgentRef],
+    authScopes: { viewer: true },
     description: 'Every registered agent, stopped ones included, ordered by id.',
     resolve: async (_root, _args, { runtime, loaders }) => {
       const agents = await runtime.listAgents();
@@ -64,6 +66,7 @@ builder.queryFields((t) => ({
   agent: t.field({
     type: AgentRef,
     nullable: true,
+    authScopes: { viewer: true },
     description: 'One agent by id; null when there is none.',
     args: { id: t.arg.id({ required: true }) },
     resolve: (_root, { id }, { loaders }) => loaders.agents.load(parseAgentId(id)),
@@ -88,13 +91,16 @@ builder.mutationFields((t) => ({
     type: AgentRef,
     description: 'Registers an agent, or re-registers a stopped one (it becomes IDLE again).',
     args: { input: t.arg({ type: RegisterAgentInput, required: true }) },
-    resolve: (_root, { input }, { runtime }) => runtime.registerAgent(input),
+    authScopes: { admin: true },
+    resolve: (_root, { input }, { runtime, viewer }) => runtime.registerAgent(input, actorOf(viewer)),
   }),
   unregisterAgent: t.field({
     type: AgentRef,
     description: 'Stops an agent (status STOPPED) and cancels its queued tasks; its history is kept.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, { runtime }) => runtime.unregisterAgent(parseAgentId(id)),
+    authScopes: { admin: true },
+    resolve: (_root, { id }, { runtime, viewer }) =>
+      runtime.unregisterAgent(parseAgentId(id), actorOf(viewer)),
   }),
 }));
 
@@ -104,6 +110,7 @@ builder.subscriptionField('agentStatusChanged', (t) =>
     description:
       'An agent (or, without agentId, any agent) each time its status, last activity or error may have changed.',
     args: { agentId: t.arg.id({ required: false }) },
+    authScopes: { viewer: true },
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.

@@ -5,7 +5,7 @@ import type { AgentRuntime } from '../../runtime/agent-runtime.js';
 import { builder } from '../builder.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
 import { parseAgentId } from './agent.js';
-import { parseTaskId } from './task.js';
+import { parseTaskId, taskOrAllTasks } from './task.js';
 
 export const AgentEventRef = builder.objectRef<AgentEvent>('AgentEvent').implement({
   description: 'One entry of the event log.',
@@ -49,6 +49,7 @@ builder.queryField('events', (t) =>
       types: t.arg.stringList({ required: false }),
       ...connectionArgs,
     },
+    authScopes: (_root, args) => taskOrAllTasks(args.taskId),
     resolve: async (_root, args, { runtime }) => {
       const page = await runtime.getEventHistory({
         agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
@@ -77,6 +78,7 @@ builder.subscriptionField('taskEvents', (t) =>
           'Coalesce task_progress events: at most one per this many ms (0..60000). Other events all arrive.',
       }),
     },
+    authScopes: (_root, args) => ({ task: parseTaskId(args.taskId, 'taskId') }),
     subscribe: async (_root, args, { runtime }) => {
       const taskId = parseTaskId(args.taskId, 'taskId');
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
@@ -104,6 +106,7 @@ builder.subscriptionField('events', (t) =>
       types: t.arg.stringList({ required: false }),
       after: t.arg.string({ required: false }),
     },
+    authScopes: { allTasks: true },
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
       if (agentId) await runtime.getAgentStatus(agentId);

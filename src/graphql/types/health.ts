@@ -19,6 +19,7 @@ const HealthRef = builder.objectRef<HealthStatus>('Health').implement({
 builder.queryField('health', (t) =>
   t.field({
     type: HealthRef,
+    authScopes: { viewer: true },
     resolve: (_root, _args, { runtime }) => runtime.healthCheck(),
   }),
 );

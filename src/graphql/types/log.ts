@@ -4,7 +4,7 @@ import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
 import { parseAgentId } from './agent.js';
-import { parseTaskId } from './task.js';
+import { parseTaskId, taskOrAllTasks } from './task.js';
 
 export const LogLevelEnum = upperCaseEnum('LogLevel', LOG_LEVELS, 'Severity of a log entry.');
 
@@ -38,6 +38,7 @@ builder.queryField('logs', (t) =>
       to: t.arg({ type: 'DateTime', required: false }),
       ...connectionArgs,
     },
+    authScopes: (_root, args) => taskOrAllTasks(args.taskId),
     resolve: async (_root, args, { runtime }) => {
       const page = await runtime.getLogs({
         agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
@@ -61,6 +62,7 @@ builder.subscriptionField('logAdded', (t) =>
       agentId: t.arg.id({ required: false }),
       levels: t.arg({ type: [LogLevelEnum], required: false }),
     },
+    authScopes: { allTasks: true },
     subscribe: (_root, args, { runtime }) =>
       runtime.subscribeLogs({
         agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,

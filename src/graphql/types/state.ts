@@ -1,5 +1,6 @@
 /** Agent state: versioned JSON per agent, with optimistic concurrency. */
 import type { AgentState } from '../../domains/state/state.js';
+import { actorOf } from '../../auth/roles.js';
 import { builder } from '../builder.js';
 import { AgentRef, parseAgentId } from './agent.js';
 
@@ -35,12 +36,18 @@ builder.mutationFields((t) => ({
       data: t.arg({ type: 'JSON', required: true, description: 'A JSON object of at most 1 MB.' }),
       expectedVersion: t.arg.int({ required: false }),
     },
-    resolve: (_root, { agentId, data, expectedVersion }, { runtime }) =>
-      runtime.updateAgentState(parseAgentId(agentId, 'agentId'), data, { expectedVersion }),
+    authScopes: { operator: true },
+    resolve: (_root, { agentId, data, expectedVersion }, { runtime, viewer }) =>
+      runtime.updateAgentState(parseAgentId(agentId, 'agentId'), data, {
+        expectedVersion,
+        ...actorOf(viewer),
+      }),
   }),
   resetAgentState: t.boolean({
     description: 'Deactivates the active state (history is kept); false when there was none.',
     args: { agentId: t.arg.id({ required: true }) },
-    resolve: (_root, { agentId }, { runtime }) => runtime.resetAgentState(parseAgentId(agentId, 'agentId')),
+    authScopes: { operator: true },
+    resolve: (_root, { agentId }, { runtime, viewer }) =>
+      runtime.resetAgentState(parseAgentId(agentId, 'agentId'), actorOf(viewer)),
   }),
 }));

@@ -1,5 +1,6 @@
 /** Tasks: one action run on one agent, queued, retried and cancellable. */
 import { TASK_STATUSES, taskCursor, type Task, type TaskError } from '../../domains/task/task.js';
+import { actorOf, taskCreatorFilter } from '../../auth/roles.js';
 import { badInput, notFound } from '../../errors.js';
 import { taskId as taskIdSchema } from '../../validation.js';
 import { builder } from '../builder.js';
@@ -19,6 +20,10 @@ export function parseTaskId(id: string, argument = 'id'): string {
   return id;
 }
 
+/** The scope of a read filtered by an optional task: that task, or (without one) every task. */
+export const taskOrAllTasks = (taskId: string | null | undefined) =>
+  taskId ? { task: parseTaskId(taskId, 'taskId') } : { allTasks: true };
+
 /** Largest `first` of Agent.recentTasks (it multiplies by the number of agents). */
 export const MAX_RECENT_TASKS = 100;
 export const DEFAULT_RECENT_TASKS = 10;
@@ -36,9 +41,16 @@ export const TaskRef = builder.objectRef<Task>('Task');
 
 TaskRef.implement({
   description: 'One run of an action on an agent.',
+  // Wherever a task is returned, only to a caller who may see it (lists are filtered in SQL too).
+  authScopes: (task) => ({ taskCreatedBy: task.userId }),
   fields: (t) => ({
     id: t.exposeID('id', { description: 'UUID.' }),
     agentId: t.exposeID('agentId'),
+    createdBy: t.exposeID('userId', {
+      nullable: true,
+      description:
+        'Who queued the task: a Supabase user id (JWT sub) or apiKey:<key id>; null when queued without authentication (local mode) or by the runtime.',
+    }),
     agent: t.field({
       type: AgentRef,
       resolve: async (task, _args, { loaders }) => {
@@ -104,20 +116,24 @@ builder.queryFields((t) => ({
     nullable: true,
     description: 'One task by id; null when there is none.',
     args: { id: t.arg.id({ required: true }) },
+    authScopes: (_root, { id }) => ({ task: parseTaskId(id) }),
     resolve: (_root, { id }, { loaders }) => loaders.tasks.load(parseTaskId(id)),
   }),
   tasks: t.field({
     type: TaskConnection,
-    description: 'Tasks, newest first, optionally of one agent and in some statuses.',
+    description:
+      'Tasks, newest first, optionally of one agent and in some statuses; only your own unless you hold tasks:all.',
+    authScopes: { viewer: true },
     args: {
       agentId: t.arg.id({ required: false }),
       status: t.arg({ type: [TaskStatusEnum], required: false }),
       ...connectionArgs,
     },
-    resolve: async (_root, args, { runtime }) => {
+    resolve: async (_root, args, { runtime, viewer }) => {
       const filter = {
         agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
         statuses: args.status ?? null,
+        createdBy: taskCreatorFilter(viewer),
       };
       const page = await runtime.listTasks({
         ...filter,
@@ -164,13 +180,17 @@ builder.mutationFields((t) => ({
     type: TaskRef,
     description: 'Queues a task (or, with wait: true, runs it to a final status) on an agent.',
     args: { input: t.arg({ type: ExecuteTaskInput, required: true }) },
-    resolve: (_root, { input }, { runtime, signal }) => runtime.executeTask(input, { signal }),
+    // Operators run actions; the diagnostics wait and fail are for admins (ADMIN_ONLY_ACTIONS).
+    authScopes: (_root, { input }) => ({ $all: { operator: true, action: input.action } }),
+    resolve: (_root, { input }, { runtime, viewer, signal }) =>
+      runtime.executeTask({ ...input, ...actorOf(viewer) }, { signal }),
   }),
   cancelTask: t.field({
     type: TaskRef,
     description: 'Cancels a queued task at once, or asks the worker running it to stop.',
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, { id }, { runtime }) => runtime.cancelTask(parseTaskId(id)),
+    authScopes: (_root, { id }) => ({ $all: { operator: true, task: parseTaskId(id) } }),
+    resolve: (_root, { id }, { runtime, viewer }) => runtime.cancelTask(parseTaskId(id), actorOf(viewer)),
   }),
 }));
 
@@ -186,6 +206,7 @@ builder.subscriptionField('taskUpdated', (t) =>
           'Coalesce progress: at most one update per this many ms (0..60000). The final status always arrives.',
       }),
     },
+    authScopes: (_root, { id }) => ({ task: parseTaskId(id) }),
     subscribe: async (_root, { id, throttleMs }, { runtime }) => {
       const [task] = await runtime.getTasks([parseTaskId(id)]);
       // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
