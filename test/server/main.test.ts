@@ -3,17 +3,18 @@
  * the URL and mode, the eight agents served, a clean exit on SIGTERM, and a clear message and
  * exit 1 on bad configuration.
  */
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { killGroup, spawnInGroup } from '../support/child-processes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 
 function startMain(env: Record<string, string>) {
-  const child = spawn(TSX, ['src/server/main.ts'], {
+  // The tsx CLI runs the server in a node child of its own: both are in the group, killed together.
+  const child = spawnInGroup(TSX, ['src/server/main.ts'], {
     cwd: ROOT,
     // Only what the test sets: the service must need nothing else.
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -21,8 +22,8 @@ function startMain(env: Record<string, string>) {
   });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
@@ -44,7 +45,7 @@ it(
           () => reject(new Error(`no start-up line: ${JSON.stringify(main.output())}`)),
           50_000,
         );
-        main.child.stdout.on('data', () => {
+        main.child.stdout!.on('data', () => {
           const line = main
             .output()
             .stdout.split('\n')
@@ -77,7 +78,7 @@ it(
       expect(await main.exited).toBe(0);
       expect(main.output().stdout).toContain('"msg":"stopped"');
     } finally {
-      main.child.kill('SIGKILL');
+      await killGroup(main.child);
     }
   },
 );
