@@ -224,11 +224,16 @@ describeEachDatabase('subscriptions', (kind) => {
       'logAdded',
       (items) => items.length === 1,
     );
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await data(
-      server.url,
-      'mutation { executeTask(input: { agentId: "security", action: "fail", input: { message: "audit failed", times: 1 }, wait: true }) { status } }',
-    );
+    // Live only: a subscription still being set up misses what happens meanwhile, so fail tasks
+    // until it has seen an entry (one or two, even on a loaded machine).
+    let settled = false;
+    void collecting.finally(() => (settled = true)).catch(() => undefined);
+    for (let round = 0; round < 10 && !settled; round += 1) {
+      await data(
+        server.url,
+        'mutation { executeTask(input: { agentId: "security", action: "fail", input: { message: "audit failed", times: 1 }, wait: true }) { status } }',
+      );
+    }
     const [entry] = await collecting;
     expect(entry).toEqual({ level: 'ERROR', message: 'attempt 1 failed: audit failed', agentId: 'security' });
   });
