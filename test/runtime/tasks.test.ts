@@ -146,11 +146,15 @@ describeEachDatabase('tasks', (kind) => {
 
     it('higher priority tasks are claimed first', async () => {
       await t.runtime.registerAgent({ id: 'prio', name: 'Prio', role: 'qa' });
-      // No worker claims before all three are queued: they are queued to run a moment later.
-      const runAt = new Date(Date.now() + 300);
+      // No worker claims before all three are queued: they are queued to run in an hour, then all
+      // made due in one statement, however long queueing took.
+      const runAt = new Date(Date.now() + 3_600_000);
       const low = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: -5, runAt });
       const high = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: 10, runAt });
       const mid = await t.runtime.executeTask({ agentId: 'prio', action: 'ping', priority: 0, runAt });
+      await t.db.query(`update cas_tasks set run_at = now() where id = any($1::uuid[])`, [
+        [low.id, high.id, mid.id],
+      ]);
       await Promise.all([low, high, mid].map((task) => waitForFinal(t, task.id)));
       const started = (await t.runtime.getEventHistory({ agentId: 'prio', types: ['task_started'] })).items;
       expect(started.map((event) => event.taskId)).toEqual([high.id, mid.id, low.id]);
