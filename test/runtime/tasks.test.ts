@@ -331,10 +331,18 @@ describeEachDatabase('tasks', (kind) => {
 
   describe('delayed start', () => {
     it('does not start a task before runAt', async () => {
+      const later = await t.runtime.executeTask({
+        agentId: 'marketer',
+        action: 'ping',
+        runAt: new Date(Date.now() + 3_600_000),
+      });
+      // A task queued after it but due now runs to its end while the later one stays queued.
+      await t.runtime.executeTask({ agentId: 'marketer', action: 'ping', wait: true });
+      expect((await t.runtime.getTasks([later.id]))[0]?.status).toBe('queued');
+      await t.runtime.cancelTask(later.id);
+
       const runAt = new Date(Date.now() + 700);
       const task = await t.runtime.executeTask({ agentId: 'marketer', action: 'ping', runAt });
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      expect((await t.runtime.getTasks([task.id]))[0]?.status).toBe('queued');
       const final = await waitForFinal(t, task.id);
       expect(final.status).toBe('succeeded');
       expect(final.startedAt!.getTime()).toBeGreaterThanOrEqual(runAt.getTime() - 5);
