@@ -384,7 +384,9 @@ describeEachDatabase('tasks', (kind) => {
         { id: 'stubborn', name: 'Stubborn', role: 'qa' },
         {
           actions: {
-            ignore: () => new Promise((resolve) => setTimeout(() => resolve({ late: true }), 3000)),
+            // Ignores the signal for an hour: only the grace period can end it within the test.
+            ignore: () =>
+              new Promise((resolve) => setTimeout(() => resolve({ late: true }), 3_600_000).unref()),
           },
         },
       );
@@ -393,7 +395,6 @@ describeEachDatabase('tasks', (kind) => {
       await t.runtime.cancelTask(task.id);
       const final = await waitForFinal(t, task.id);
       expect(final).toMatchObject({ status: 'cancelled', result: null });
-      expect(final.finishedAt!.getTime() - final.cancelRequestedAt!.getTime()).toBeLessThan(2000);
     });
 
     it('cancelling a finished task is a conflict and changes nothing', async () => {
