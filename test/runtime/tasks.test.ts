@@ -460,7 +460,7 @@ describeEachDatabase('tasks', (kind) => {
   });
 });
 
-async function waitForStatus(t: TestRuntime, id: string, status: string, ms = 10_000) {
+async function waitForStatus(t: TestRuntime, id: string, status: string, ms = 25_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const [task] = await t.runtime.getTasks([id]);
@@ -470,7 +470,7 @@ async function waitForStatus(t: TestRuntime, id: string, status: string, ms = 10
   }
 }
 
-async function waitForFinal(t: TestRuntime, id: string, ms = 15_000) {
+async function waitForFinal(t: TestRuntime, id: string, ms = 25_000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const [task] = await t.runtime.getTasks([id]);
