@@ -12,7 +12,7 @@ import { runCommand } from '../support/processes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 
-it('schema.graphql is what the Pothos schema prints (schema:check)', async () => {
+it('schema.graphql is what the Pothos schema prints (schema:check)', { timeout: 120_000 }, async () => {
   // In a process of its own: the check must see the same graphql module as the schema builder.
   const check = await runCommand(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [
     'scripts/print-schema.ts',
@@ -22,7 +22,8 @@ it('schema.graphql is what the Pothos schema prints (schema:check)', async () =>
   expect(check.stdout).toContain('schema.graphql is up to date');
 });
 
-it('examples/gql/ is what codegen generates from schema.graphql (codegen:check)', async () => {
+// Code generation is CPU-bound work of several seconds; on a loaded machine, many times that.
+it('examples/gql/ is what codegen generates from schema.graphql (codegen:check)', { timeout: 120_000 }, async () => {
   expect(await staleCodegenFiles()).toEqual([]);
 });
 
