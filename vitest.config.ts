@@ -37,7 +37,9 @@ export default defineConfig(({ mode }) => {
     // Kills the child processes a file leaves running, also after a failure or timeout.
     setupFiles: ['test/support/setup-file.ts'],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Hooks open databases: a PGlite instance is CPU-bound WASM start-up (about 3 s on a quiet
+    // machine), which two busy cores and a parallel file stretch past a minute.
+    hookTimeout: 120_000,
     teardownTimeout: 30_000,
   };
   return {
