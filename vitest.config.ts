@@ -34,14 +34,19 @@ export default defineConfig(({ mode }) => {
   const shared = {
     // Child processes: PGlite (WASM) and native sockets behave best outside worker_threads.
     pool: 'forks' as const,
+    // Kills the child processes a file leaves running, also after a failure or timeout.
+    setupFiles: ['test/support/setup-file.ts'],
     testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Hooks open databases: a PGlite instance is CPU-bound WASM start-up (about 3 s on a quiet
+    // machine), which two busy cores and a parallel file stretch past a minute.
+    hookTimeout: 120_000,
     teardownTimeout: 30_000,
   };
   return {
     test: {
       // Prepares the migrated database templates once per run; see test/support/databases.ts.
-      globalSetup: ['test/support/global-setup.ts'],
+      // And kills child processes that test workers which died left behind; see test/support/child-sweep.ts.
+      globalSetup: ['test/support/child-sweep.ts', 'test/support/global-setup.ts'],
       // Every test file opens its own database, so files run in parallel (at least two at a time);
       // a real Supabase project is one database, so its files run one at a time.
       fileParallelism: !realProject,

@@ -12,6 +12,9 @@ export default defineConfig({
   test: {
     include: ['test/reliability/**/*.reliability.ts'],
     pool: 'forks',
+    // Kills leftover child processes: after each file, and (global setup) of test workers that died.
+    setupFiles: ['test/support/setup-file.ts'],
+    globalSetup: ['test/support/child-sweep.ts'],
     fileParallelism: false,
     maxWorkers: 1,
     testTimeout: 240_000,

@@ -1,10 +1,13 @@
 /**
  * Child processes of the benchmark: `node --import tsx <entry>` from the repository root, ready
  * once a line of its output contains a text; `RESULT <json>` lines are the way a child reports
- * numbers back. Output is kept (the last 64 KiB) for error messages.
+ * numbers back. Output is kept (the last 64 KiB) for error messages. Each child leads a process
+ * group of its own, killed with everything in it when the child exits or the benchmark does
+ * (test/support/child-processes.ts).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { killGroup, spawnInGroup } from '../../test/support/child-processes.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -29,7 +32,7 @@ export async function startChild(
   readyText: string,
   timeoutMs = 60_000,
 ): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawnInGroup(process.execPath, ['--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -53,7 +56,7 @@ export async function startChild(
     async stop(signal = 'SIGTERM', killAfterMs = 15_000) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
-        const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+        const timer = setTimeout(() => void killGroup(child), killAfterMs);
         const code = await exited;
         clearTimeout(timer);
         return code;

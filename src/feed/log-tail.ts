@@ -28,6 +28,35 @@ interface Batch<Item> {
   items: Item[];
 }
 
+/**
+ * Most reads subscribers make on their own (replay after a cursor, a missed range) at once, per
+ * tail. Many subscribers joining together (1,000 with a cursor) would otherwise send one read each
+ * to the database at the same moment; every write then queued behind them for their whole duration
+ * (with Supabase, past the 30 s request limit). The tail's own read, shared by all, is not limited.
+ */
+export const SUBSCRIBER_READ_CONCURRENCY = 4;
+
+/** Lets `limit` calls run at once; the others wait, first come first served. */
+class ConcurrencyLimit {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running += 1;
+    try {
+      return await work();
+    } finally {
+      const next = this.waiting.shift();
+      // The slot passes straight to the next waiter, so `running` stays counted.
+      if (next) next();
+      else this.running -= 1;
+    }
+  }
+}
+
 interface Subscriber<Item, Filter> {
   filter: Filter;
   queue: BoundedQueue<Batch<Item>>;
@@ -49,6 +78,7 @@ export class LogTail<Item, Filter> {
   private head: Promise<number> | null = null;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
+  private readonly subscriberReads = new ConcurrencyLimit(SUBSCRIBER_READ_CONCURRENCY);
 
   constructor(
     private readonly log: OrderedLog<Item, Filter>,
@@ -167,7 +197,9 @@ export class LogTail<Item, Filter> {
   private async *read(filter: Filter, from: number, to: number): AsyncGenerator<Item> {
     let position = from;
     for (;;) {
-      const items = await this.log.readAfter(position, this.options.batchSize, filter);
+      const items = await this.subscriberReads.run(() =>
+        this.log.readAfter(position, this.options.batchSize, filter),
+      );
       for (const item of items) {
         if (this.log.position(item) > to) return;
         yield item;

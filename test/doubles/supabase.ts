@@ -59,6 +59,9 @@ export async function installRealtimeSchema(db: Database): Promise<void> {
   );
 }
 
+/** How long the double keeps an idle HTTP connection open. */
+const DOUBLE_KEEP_ALIVE_MS = 120_000;
+
 export async function startSupabaseDouble(options: {
   db: Database;
   maxRows?: number;
@@ -82,6 +85,11 @@ export async function startSupabaseDouble(options: {
         res.end(JSON.stringify({ message: `double failed: ${(error as Error).message}` }));
       });
   });
+  // Keeps idle connections open longer than any client keeps them for reuse (Node's fetch: 4 s), as
+  // Supabase's gateway does. With Node's default (5 s), a loaded machine lets a request go out on a
+  // socket the server is closing at that moment: ECONNRESET.
+  server.keepAliveTimeout = DOUBLE_KEEP_ALIVE_MS;
+  server.headersTimeout = DOUBLE_KEEP_ALIVE_MS + 1_000;
   server.on('upgrade', (req, socket, head) => {
     if (!realtime.handleUpgrade(req, socket, head)) socket.destroy();
   });

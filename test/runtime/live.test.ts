@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/logger.js';
 import { LiveStreams } from '../../src/runtime/live.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { steppedAction } from '../support/stepped-action.js';
 
 /** Takes items from an async iterable until `done` says stop (or `ms` pass), then closes it. */
 async function take<T>(source: AsyncIterable<T>, done: (items: T[]) => boolean, ms = 15_000): Promise<T[]> {
@@ -55,42 +56,42 @@ describeEachDatabase('live streams', (kind) => {
   afterAll(() => t.close());
 
   it('watchTask yields the snapshot first, increasing progress, and completes at the final status', async () => {
-    const task = await t.runtime.executeTask({
-      agentId: 'analyst',
-      action: 'wait',
-      input: { ms: 600, steps: 6 },
+    const stepped = steppedAction(3);
+    t.runtime.defineActions('analyst', { steppedWatch: stepped.run });
+    const task = await t.runtime.executeTask({ agentId: 'analyst', action: 'steppedWatch' });
+    // Each step is released once the stream has shown the previous one, so every step is seen.
+    const snapshots = await take(t.runtime.watchTask(task.id), (items) => {
+      if (items.length > 0) stepped.advance(items.at(-1)!.progress);
+      return false;
     });
-    const snapshots = await take(t.runtime.watchTask(task.id), () => false);
     expect(snapshots[0]?.id).toBe(task.id);
     expect(snapshots.at(-1)).toMatchObject({ status: 'succeeded', progress: 1 });
     const progress = snapshots.map((snapshot) => snapshot.progress ?? 0);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
-    expect(new Set(progress).size).toBeGreaterThanOrEqual(3);
+    expect([...new Set(progress)].filter((value) => value > 0)).toEqual([1 / 3, 2 / 3, 1]);
   });
 
   it('watchTask with throttleMs coalesces progress but always delivers the final status', async () => {
-    const task = await t.runtime.executeTask({
-      agentId: 'analyst',
-      action: 'wait',
-      input: { ms: 1200, steps: 60 },
-    });
-    const arrivals: { at: number; status: string }[] = [];
-    const snapshots = await take(t.runtime.watchTask(task.id, { throttleMs: 400 }), (items) => {
-      const latest = items.at(-1);
-      if (latest) arrivals.push({ at: Date.now(), status: latest.status });
+    const STEPS = 10;
+    const stepped = steppedAction(STEPS);
+    t.runtime.defineActions('analyst', { steppedThrottle: stepped.run });
+    const task = await t.runtime.executeTask({ agentId: 'analyst', action: 'steppedThrottle' });
+    // A throttle window longer than the test: after the first change, progress waits until the
+    // final status flushes the latest one. (Spacing within shorter windows: test/feed/throttle.test.ts.)
+    const throttled = take(t.runtime.watchTask(task.id, { throttleMs: 60_000 }), () => false);
+    // An unthrottled watcher drives the steps, so the task really reports every one of them.
+    const unthrottled = await take(t.runtime.watchTask(task.id), (items) => {
+      if (items.length > 0) stepped.advance(items.at(-1)!.progress);
       return false;
     });
-    expect(snapshots.at(-1)?.status).toBe('succeeded');
-    // Progress snapshots after the first arrive at least throttleMs apart (timer slack aside),
-    // except the latest one, which is flushed right before the final status.
-    const progress = arrivals
-      .slice(1)
-      .filter((arrival) => arrival.status === 'running')
-      .slice(0, -1);
-    expect(arrivals.length).toBeLessThan(15);
-    for (let index = 1; index < progress.length; index += 1) {
-      expect(progress[index]!.at - progress[index - 1]!.at).toBeGreaterThanOrEqual(380);
-    }
+    const snapshots = await throttled;
+    const changes = (list: Task[]) => new Set(list.map((snapshot) => snapshot.progress ?? 0)).size;
+    expect(changes(unthrottled)).toBe(STEPS + 1);
+    expect(snapshots.at(-1)).toMatchObject({ status: 'succeeded', progress: 1 });
+    // The first snapshot, the first change, the latest progress flushed before the final status, and it.
+    expect(snapshots.length).toBeLessThanOrEqual(4);
+    const progress = snapshots.map((snapshot) => snapshot.progress ?? 0);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
   });
 
   it('a finished task yields its final snapshot and ends', async () => {

@@ -6,6 +6,7 @@
 import { loadConfig } from '../../src/config.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { AgentRuntime } from '../../src/runtime/agent-runtime.js';
+import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { createRuntime } from '../../src/runtime/create-runtime.js';
 import { buildApp, type App } from '../../src/server/app.js';
 import type { ApiLimits } from '../../src/server/limits.js';
@@ -19,7 +20,8 @@ export interface TestServer {
   /** http://127.0.0.1:<port> */
   origin: string;
   app: App;
-  runtime: AgentRuntime;
+  /** In this process: tests may define actions of their own (`defineActions`). */
+  runtime: CustomRuntime & AgentRuntime;
   testDb: TestDatabase;
   queries: RoundTripCounter;
   close(): Promise<void>;
