@@ -1,7 +1,9 @@
 /**
  * GraphQL over WebSocket (the graphql-transport-ws protocol of graphql-ws) on the HTTP server's
  * port and path. Operations run through yoga's envelop, so the limits, caches, context and error
- * mapping of HTTP apply unchanged.
+ * mapping of HTTP apply unchanged. Browsers apply no CORS to WebSockets: upgrades from origins the
+ * policy does not allow are refused here (403), and each caller has a socket quota, each socket an
+ * operation quota.
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -10,6 +12,9 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
+import { callerOfRequest } from './caller-key.js';
+import { allowsUpgrade, type OriginPolicy } from './cors.js';
+import { ConcurrencyQuota, rateLimitedError } from './quotas.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** Sent to clients when the server shuts down (RFC 6455 "going away"). */
@@ -20,6 +25,12 @@ export const CONNECTION_INIT_TIMEOUT_MS = 3_000;
 
 /** Interval of WebSocket pings; a client that misses a pong in this time is dropped. */
 export const KEEP_ALIVE_MS = 12_000;
+
+/**
+ * Close code for a caller over its socket quota. The number graphql-ws uses for "too many
+ * initialisation requests": its client treats it as fatal and does not retry in a loop.
+ */
+export const TOO_MANY_SOCKETS = 4429;
 
 export interface GraphQLWebSocketServer {
   /** Closes every socket with GOING_AWAY and stops accepting new ones. */
@@ -36,17 +47,57 @@ export function attachGraphQLWebSocket(options: {
   yoga: CasYoga;
   logger: Logger;
   maxPayloadBytes: number;
+  originPolicy: OriginPolicy;
+  /** Open sockets per caller and operations in flight per socket; 0 means no limit. */
+  maxSocketsPerCaller: number;
+  maxOperationsPerSocket: number;
 }): GraphQLWebSocketServer {
-  const { server, yoga, logger } = options;
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: options.maxPayloadBytes });
+  const { server, yoga, logger, originPolicy } = options;
+  const wss = new WebSocketServer({
+    server,
+    path: GRAPHQL_PATH,
+    maxPayload: options.maxPayloadBytes,
+    verifyClient: ({ req }, done) => {
+      if (allowsUpgrade(originPolicy, req)) return done(true);
+      logger.info({ origin: req.headers.origin }, 'websocket upgrade refused: origin not allowed');
+      done(false, 403, 'Origin not allowed (CAS_CORS_ORIGINS)');
+    },
+  });
   wss.on('error', (error) => logger.error({ err: error }, 'websocket server error'));
+  const sockets = new ConcurrencyQuota(options.maxSocketsPerCaller);
+  /** The caller each counted socket was charged to, released when it closes. */
+  const chargedTo = new WeakMap<object, string>();
 
   const disposable = useServer(
     {
       connectionInitWaitTimeout: CONNECTION_INIT_TIMEOUT_MS,
+      onConnect: (ctx) => {
+        const caller = callerOfRequest(ctx.extra.request);
+        if (!sockets.acquire(caller)) {
+          logger.info({ caller }, 'websocket refused: too many sockets for this caller');
+          ctx.extra.socket.close(
+            TOO_MANY_SOCKETS,
+            `Too many sockets for this caller (at most ${sockets.max}); RATE_LIMITED`,
+          );
+          return false;
+        }
+        chargedTo.set(ctx, caller);
+        return true;
+      },
+      onClose: (ctx) => {
+        const caller = chargedTo.get(ctx);
+        if (caller !== undefined) sockets.release(caller);
+      },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        // ctx.subscriptions already holds this operation.
+        const max = options.maxOperationsPerSocket;
+        if (max > 0 && Object.keys(ctx.subscriptions).length > max) {
+          return [
+            rateLimitedError(`Too many operations on this socket (at most ${max}); complete one first`),
+          ];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

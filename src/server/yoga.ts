@@ -1,23 +1,29 @@
 /**
  * The graphql-yoga instance: schema, per-request context, error mapping and masking, limits,
- * parse/validate caches and the offline GraphiQL (its JS, CSS and workers are bundled by
- * @graphql-yoga/render-graphiql, so it works without internet).
+ * parse/validate caches, browser protections (CORS allow-list, CSRF), trusted documents and APQ,
+ * and quotas. GraphiQL itself is served by app.ts (graphiql.ts: compressed and cacheable).
  */
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import { NoSchemaIntrospectionCustomRule } from 'graphql';
 import {
   createGraphQLError,
   createYoga,
+  type GraphiQLOptions,
   type Plugin,
   type YogaLogger,
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
+import type { Config } from '../config.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
-import { armorPlugins, type ApiLimits } from './limits.js';
+import { useVaryOnOrigin, type OriginPolicy } from './cors.js';
+import { csrfPlugins } from './csrf.js';
+import { armorPlugins, useFieldRepetitionLimit, useResponseSizeLimit, type ApiLimits } from './limits.js';
+import { useMutationRateLimit } from './quotas.js';
+import { trustedDocumentPlugins, type TrustedDocuments } from './trusted-documents.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -49,6 +55,22 @@ mutation Ping {
   }
 }
 `;
+
+/** GraphiQL's settings (the page is rendered and served by graphiql.ts). */
+export const GRAPHIQL_OPTIONS: GraphiQLOptions = {
+  title: 'CAS Runtime API',
+  subscriptionsProtocol: 'WS',
+  defaultQuery: DEFAULT_QUERY,
+};
+
+/**
+ * Schema introspection (`__schema`, `__type`) refused with graphql-js's own validation rule, over
+ * HTTP and WebSocket alike (yoga's disable-introspection plugin keys on the HTTP request, which
+ * WebSocket operations lack). `__typename` stays allowed.
+ */
+function useNoIntrospection(): Plugin {
+  return { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
+}
 
 /** yoga's own log lines (few: start-up notices, errors outside execution) go to pino. */
 function yogaLogger(logger: Logger): YogaLogger {
@@ -103,12 +125,21 @@ function useRequestIdHeader(requestIds: WeakMap<Request, string>): Plugin {
   };
 }
 
+export interface YogaSecurity {
+  originPolicy: OriginPolicy;
+  trustedDocuments: { mode: Config['trustedDocuments']['mode']; documents: TrustedDocuments };
+  quotas: Config['quotas'];
+  /** GraphiQL and introspection; off, introspection queries fail validation. */
+  graphiql: boolean;
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
   limits: ApiLimits;
+  security: YogaSecurity;
 }): CasYoga {
-  const { runtime, logger, limits } = options;
+  const { runtime, logger, limits, security } = options;
   const requestIds = new WeakMap<Request, string>();
   return createYoga<ServerContext, GraphQLContext>({
     schema,
@@ -122,8 +153,11 @@ export function createYogaServer(options: {
           request?.headers.get('x-request-id') ??
           headerValue(req?.headers['x-request-id']),
       }),
-    graphiql: { title: 'CAS Runtime API', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
-    renderGraphiQL,
+    // Served by app.ts from a compressed, cached rendering (graphiql.ts).
+    graphiql: false,
+    cors: (request) => security.originPolicy.cors(request),
+    // No file uploads in this API: multipart bodies are refused (csrf.ts), never parsed.
+    multipart: false,
     // No landing page for unknown paths: a plain 404.
     landingPage: false,
     // /health and /ready are served by the node:http handler, with our own semantics.
@@ -135,8 +169,15 @@ export function createYogaServer(options: {
     logging: yogaLogger(logger),
     plugins: [
       useRequestIdHeader(requestIds),
+      useVaryOnOrigin(),
+      ...csrfPlugins(),
       useQueryStringJsonCheck(),
+      ...trustedDocumentPlugins(security.trustedDocuments),
+      ...(security.graphiql ? [] : [useNoIntrospection()]),
+      useFieldRepetitionLimit(limits.maxFieldRepetition),
       ...armorPlugins(limits),
+      useMutationRateLimit(security.quotas.mutationsPerMinute) as Plugin,
+      useResponseSizeLimit(security.quotas.maxResponseBytes),
       useErrorMapping(logger),
     ],
   });

@@ -41,6 +41,8 @@ export async function startTestServer(
   const config = loadConfig({
     ...FAST_RUNTIME_ENV,
     LOG_LEVEL: 'silent',
+    // Suites not about quotas run many mutations from one address; quota tests set their own.
+    CAS_MUTATION_RATE_LIMIT: '0',
     // The mode the server reports matches the database it runs on; the Supabase kind reaches its
     // database only through SUPABASE_URL (the doubles), so it gets no DATABASE_URL.
     ...(testDb.env ?? (testDb.url ? { DATABASE_URL: testDb.url } : {})),
