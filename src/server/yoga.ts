@@ -15,6 +15,7 @@ import {
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '../config.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
+import { isCasError, type CasError } from '../errors.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
@@ -72,14 +73,28 @@ function useNoIntrospection(): Plugin {
   return { onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) };
 }
 
-/** yoga's own log lines (few: start-up notices, errors outside execution) go to pino. */
+/** The CasError (an expected failure: the caller's input, a missing row) behind `error`, if any. */
+function expectedFailure(error: Error): CasError | undefined {
+  if (isCasError(error)) return error;
+  const cause = (error as { originalError?: unknown }).originalError;
+  return isCasError(cause) ? cause : undefined;
+}
+
+/**
+ * yoga's own log lines (few: start-up notices, errors outside execution) go to pino. yoga logs each
+ * error it masks, including expected failures raised while a subscription starts (a malformed
+ * cursor): those are the caller's, logged at info with their code and no stack, so callers cannot
+ * flood the error log.
+ */
 function yogaLogger(logger: Logger): YogaLogger {
   const child = logger.child({ component: 'yoga' });
   const line =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]) => {
       const [first, ...rest] = args;
-      if (first instanceof Error) child[level]({ err: first, args: rest }, first.message);
+      const expected = first instanceof Error ? expectedFailure(first) : undefined;
+      if (expected) child.info({ code: expected.code }, `client error: ${expected.message}`);
+      else if (first instanceof Error) child[level]({ err: first, args: rest }, first.message);
       else child[level]({ args: rest }, String(first));
     };
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
