@@ -154,43 +154,47 @@ describe('GraphiQL and introspection in production', () => {
   const introspect = (url: string) =>
     fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
       body: JSON.stringify({ query: '{ __schema { queryType { name } } }' }),
     }).then(async (response) => ({ status: response.status, body: await response.json() }));
 
-  it('are off with NODE_ENV=production, and on again with CAS_GRAPHIQL=true', async () => {
-    const production = await startTestServer('pglite', { env: { NODE_ENV: 'production' } });
-    try {
-      const page = await fetch(production.url, { headers: { accept: 'text/html' } });
-      expect(page.headers.get('content-type') ?? '').not.toContain('text/html');
-      await page.body?.cancel();
-      const refused = await introspect(production.url);
-      expect(refused.status).toBe(400);
-      expect(refused.body.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
-      expect(refused.body.errors[0].message).toMatch(/introspection/i);
-      // __typename is not introspection of the schema.
-      const typename = await fetch(production.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query: '{ __typename }' }),
-      });
-      expect(await typename.json()).toEqual({ data: { __typename: 'Query' } });
-    } finally {
-      await production.close();
-    }
+  it(
+    'are off with NODE_ENV=production, and on again with CAS_GRAPHIQL=true',
+    { timeout: 120_000 },
+    async () => {
+      const production = await startTestServer('pglite', { env: { NODE_ENV: 'production' } });
+      try {
+        const page = await fetch(production.url, { headers: { accept: 'text/html' } });
+        expect(page.headers.get('content-type') ?? '').not.toContain('text/html');
+        await page.body?.cancel();
+        const refused = await introspect(production.url);
+        expect(refused.status).toBe(400);
+        expect(refused.body.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(refused.body.errors[0].message).toMatch(/introspection/i);
+        // __typename is not introspection of the schema.
+        const typename = await fetch(production.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ __typename }' }),
+        });
+        expect(await typename.json()).toEqual({ data: { __typename: 'Query' } });
+      } finally {
+        await production.close();
+      }
 
-    const optedIn = await startTestServer('pglite', {
-      env: { NODE_ENV: 'production', CAS_GRAPHIQL: 'true' },
-    });
-    try {
-      const page = await fetch(optedIn.url, { headers: { accept: 'text/html' } });
-      expect(page.headers.get('content-type')).toContain('text/html');
-      await page.body?.cancel();
-      expect((await introspect(optedIn.url)).body).toEqual({
-        data: { __schema: { queryType: { name: 'Query' } } },
+      const optedIn = await startTestServer('pglite', {
+        env: { NODE_ENV: 'production', CAS_GRAPHIQL: 'true' },
       });
-    } finally {
-      await optedIn.close();
-    }
-  });
+      try {
+        const page = await fetch(optedIn.url, { headers: { accept: 'text/html' } });
+        expect(page.headers.get('content-type')).toContain('text/html');
+        await page.body?.cancel();
+        expect((await introspect(optedIn.url)).body).toEqual({
+          data: { __schema: { queryType: { name: 'Query' } } },
+        });
+      } finally {
+        await optedIn.close();
+      }
+    },
+  );
 });
