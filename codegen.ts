@@ -15,7 +15,9 @@ const config: CodegenConfig = {
   generates: {
     [output]: {
       preset: 'client',
-      presetConfig: { fragmentMasking: false },
+      // persisted-documents.json lists every operation by sha256 (the APQ hash): the server's
+      // trusted documents (CAS_TRUSTED_DOCUMENTS, docs/security.md).
+      presetConfig: { fragmentMasking: false, persistedDocuments: { hashAlgorithm: 'sha256' } },
       config: {
         useTypeImports: true,
         enumsAsTypes: true,

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { startChild, type Child } from './lib/child.js';
+import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
 import { progress } from './lib/progress.js';
 import { ratio } from './lib/stats.js';
@@ -105,6 +105,8 @@ async function startCluster(target: string, processes: number, env: Record<strin
   const child = await startChild(
     'bench/servers/cluster.ts',
     {
+      // Thousands of operations from one address on purpose: per-caller quotas off.
+      ...BENCH_QUOTAS_OFF,
       ...env,
       BENCH_TARGET: target,
       BENCH_PROCESSES: String(processes),

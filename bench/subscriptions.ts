@@ -16,7 +16,7 @@ import { schema } from '../src/graphql/schema.js';
 import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
 import { readFile } from 'node:fs/promises';
-import { startChild, type Child } from './lib/child.js';
+import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
 import { progress, sleep } from './lib/progress.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
@@ -196,6 +196,8 @@ export async function runSubscriptions(
       {
         DATABASE_URL: databaseUrl,
         CAS_WORKERS: '0',
+        // Thousands of subscribers from one address on purpose: per-caller quotas off.
+        ...BENCH_QUOTAS_OFF,
         PORT: String(port),
         HOST: '127.0.0.1',
         LOG_LEVEL: 'info',

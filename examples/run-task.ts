@@ -58,28 +58,48 @@ export class ApiError extends Error {
   }
 }
 
-/** Runs one typed operation over HTTP POST; the result and the variables are checked by tsc. */
+interface ResponseBody<Result> {
+  data?: Result | null;
+  errors?: { message: string; extensions?: { code?: string } }[];
+}
+
+/** The persisted-document hash codegen embedded in `document` ("sha256:<hex>"), as APQ sends it. */
+const persistedHash = (document: TypedDocumentNode<unknown, never>) =>
+  (document as { __meta__?: { hash?: string } }).__meta__?.hash?.replace(/^sha256:/, '');
+
+/**
+ * Runs one typed operation over HTTP POST; the result and the variables are checked by tsc.
+ * It sends the document's hash only (the server knows our documents from persisted-documents.json,
+ * and may accept nothing else: CAS_TRUSTED_DOCUMENTS=only); a server that does not know it answers
+ * PERSISTED_QUERY_NOT_FOUND, and the full text follows.
+ */
 export async function request<Result, Variables extends Record<string, unknown>>(
   url: string,
   document: TypedDocumentNode<Result, Variables>,
   ...[variables]: Variables extends Record<string, never> ? [] : [Variables]
 ): Promise<Result> {
-  const response = await fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/graphql-response+json',
-      ...(process.env.CAS_API_TOKEN ? { authorization: `Bearer ${process.env.CAS_API_TOKEN}` } : {}),
-    },
-    body: JSON.stringify({ query: print(document), variables }),
-  });
-  const body = (await response.json()) as {
-    data?: Result | null;
-    errors?: { message: string; extensions?: { code?: string } }[];
+  const post = async (operation: Record<string, unknown>) => {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/graphql-response+json',
+        ...(process.env.CAS_API_TOKEN ? { authorization: `Bearer ${process.env.CAS_API_TOKEN}` } : {}),
+      },
+      body: JSON.stringify({ ...operation, variables }),
+    });
+    return { status: response.status, body: (await response.json()) as ResponseBody<Result> };
   };
+  const sha256Hash = persistedHash(document as TypedDocumentNode<unknown, never>);
+  let { status, body } = sha256Hash
+    ? await post({ extensions: { persistedQuery: { version: 1, sha256Hash } } })
+    : await post({ query: print(document) });
+  if (body.errors?.[0]?.extensions?.code === 'PERSISTED_QUERY_NOT_FOUND') {
+    ({ status, body } = await post({ query: print(document) }));
+  }
   const [error] = body.errors ?? [];
   if (error) throw new ApiError(error.message, error.extensions?.code);
-  if (!body.data) throw new ApiError(`HTTP ${response.status} without data`, undefined);
+  if (!body.data) throw new ApiError(`HTTP ${status} without data`, undefined);
   return body.data;
 }
 

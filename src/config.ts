@@ -13,6 +13,29 @@ export const FEEDS = ['auto', 'listen', 'realtime'] as const;
 export const AUTH_MODES = ['auto', 'local'] as const;
 /** Where Supabase serves a project's JWT signing keys, relative to SUPABASE_URL. */
 export const SUPABASE_JWKS_PATH = '/auth/v1/.well-known/jwks.json';
+/** CAS_TRUSTED_DOCUMENTS: which GraphQL documents the API runs (see docs/security.md). */
+export const TRUSTED_DOCUMENTS_MODES = ['off', 'allow', 'only'] as const;
+export type TrustedDocumentsMode = (typeof TRUSTED_DOCUMENTS_MODES)[number];
+
+/** A comma-separated list, blanks dropped. */
+const commaList = z.string().transform((value) =>
+  value
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
+/** A browser origin as sent in the Origin header: scheme, host and port, nothing else. */
+const origin = z.string().refine((value) => {
+  try {
+    return new URL(value).origin === value;
+  } catch {
+    return false;
+  }
+}, 'each origin is scheme://host[:port] with no path or trailing slash, e.g. https://app.example.com');
+const booleanFlag = z
+  .enum(['true', 'false'], { error: 'must be true or false' })
+  .transform((v) => v === 'true');
+const quota = (max: number) => z.coerce.number().int().min(0).max(max);
 
 const environmentSchema = z
   .object({
@@ -48,6 +71,17 @@ const environmentSchema = z
     CAS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
     CAS_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
+    CAS_CORS_ORIGINS: commaList.pipe(z.array(origin)).default([]),
+    CAS_TRUSTED_DOCUMENTS: z
+      .enum(TRUSTED_DOCUMENTS_MODES, { error: `must be one of: ${TRUSTED_DOCUMENTS_MODES.join(', ')}` })
+      .default('off'),
+    CAS_TRUSTED_DOCUMENTS_FILE: commaList.default(['examples/gql/persisted-documents.json']),
+    CAS_GRAPHIQL: booleanFlag.optional(),
+    CAS_MAX_SUBSCRIPTIONS_PER_SOCKET: quota(100_000).default(100),
+    CAS_MAX_SOCKETS_PER_CALLER: quota(100_000).default(20),
+    CAS_MAX_SSE_STREAMS_PER_CALLER: quota(100_000).default(20),
+    CAS_MAX_RESPONSE_BYTES: quota(1_000_000_000).default(5_000_000),
+    CAS_MUTATION_RATE_LIMIT: quota(1_000_000).default(60),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -119,6 +153,20 @@ export interface Config {
    * (still QUEUED or RUNNING). Independent of the task's own timeoutMs.
    */
   waitTimeoutMs: number;
+  /** CAS_CORS_ORIGINS: browser origins other than the API's own that may call it (HTTP and WebSocket). */
+  corsOrigins: string[];
+  /** CAS_TRUSTED_DOCUMENTS and the persisted-documents manifests (CAS_TRUSTED_DOCUMENTS_FILE). */
+  trustedDocuments: { mode: TrustedDocumentsMode; files: string[] };
+  /** GraphiQL and introspection: on unless NODE_ENV=production, where CAS_GRAPHIQL=true turns them on. */
+  graphiql: boolean;
+  /** Per-caller and per-socket quotas (0 = no limit); see src/server/limits.ts. */
+  quotas: {
+    maxSubscriptionsPerSocket: number;
+    maxSocketsPerCaller: number;
+    maxSseStreamsPerCaller: number;
+    maxResponseBytes: number;
+    mutationsPerMinute: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -180,6 +228,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: e.CAS_RETENTION_DAYS,
     maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
     waitTimeoutMs: e.CAS_WAIT_TIMEOUT_MS,
+    corsOrigins: e.CAS_CORS_ORIGINS,
+    trustedDocuments: { mode: e.CAS_TRUSTED_DOCUMENTS, files: e.CAS_TRUSTED_DOCUMENTS_FILE },
+    graphiql: e.CAS_GRAPHIQL ?? e.NODE_ENV !== 'production',
+    quotas: {
+      maxSubscriptionsPerSocket: e.CAS_MAX_SUBSCRIPTIONS_PER_SOCKET,
+      maxSocketsPerCaller: e.CAS_MAX_SOCKETS_PER_CALLER,
+      maxSseStreamsPerCaller: e.CAS_MAX_SSE_STREAMS_PER_CALLER,
+      maxResponseBytes: e.CAS_MAX_RESPONSE_BYTES,
+      mutationsPerMinute: e.CAS_MUTATION_RATE_LIMIT,
+    },
   };
 }
 

@@ -109,3 +109,14 @@ export async function resultOf<T>(child: Child): Promise<T> {
   if (results.length === 0) throw new Error(`no RESULT line (exit ${code}):\n${child.output()}`);
   return results[results.length - 1] as T;
 }
+
+/**
+ * Per-caller quotas off for servers the benchmark starts: it sends thousands of operations and
+ * opens thousands of subscriptions from one address on purpose.
+ */
+export const BENCH_QUOTAS_OFF = {
+  CAS_MUTATION_RATE_LIMIT: '0',
+  CAS_MAX_SOCKETS_PER_CALLER: '0',
+  CAS_MAX_SSE_STREAMS_PER_CALLER: '0',
+  CAS_MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
+};

@@ -9,16 +9,25 @@ import { createAuthenticator } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import { existsSync } from 'node:fs';
+import { callerOfRequest } from './caller-key.js';
+import { createOriginPolicy } from './cors.js';
+import { createGraphiQLPage, wantsGraphiQL } from './graphiql.js';
 import { sendJson, sendLiveness, sendReadiness } from './health.js';
 import { DEFAULT_LIMITS, type ApiLimits } from './limits.js';
+import { ConcurrencyQuota, holdStreamSlot } from './quotas.js';
+import { loadTrustedDocuments } from './trusted-documents.js';
 import { attachGraphQLWebSocket } from './websocket.js';
-import { createYogaServer, GRAPHQL_PATH, type CasYoga } from './yoga.js';
+import { createYogaServer, GRAPHIQL_OPTIONS, GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** How long `stop` lets requests in flight finish before closing their connections. */
 export const IN_FLIGHT_GRACE_MS = 1_000;
 
 export interface BuildAppOptions {
-  config: Pick<Config, 'port' | 'host' | 'mode' | 'auth'>;
+  config: Pick<
+    Config,
+    'port' | 'host' | 'mode' | 'auth' | 'corsOrigins' | 'trustedDocuments' | 'graphiql' | 'quotas'
+  >;
   runtime: AgentRuntime;
   logger: Logger;
   limits?: Partial<ApiLimits>;
@@ -45,7 +54,24 @@ export function buildApp(options: BuildAppOptions): App {
   const logger = options.logger.child({ component: 'http' });
   const limits: ApiLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const authenticator = createAuthenticator({ auth: config.auth, apiKeys: runtime.apiKeys, logger });
-  const yoga = createYogaServer({ runtime, logger: options.logger, limits, authenticator });
+  const originPolicy = createOriginPolicy(config.corsOrigins);
+  const { mode, files } = config.trustedDocuments;
+  // With the allow-list off, the manifests are optional: their documents are still known by hash.
+  const documents = loadTrustedDocuments(mode === 'off' ? files.filter((file) => existsSync(file)) : files);
+  const yoga = createYogaServer({
+    runtime,
+    logger: options.logger,
+    limits,
+    authenticator,
+    security: {
+      originPolicy,
+      trustedDocuments: { mode, documents },
+      quotas: config.quotas,
+      graphiql: config.graphiql,
+    },
+  });
+  const graphiql = config.graphiql ? createGraphiQLPage(GRAPHIQL_OPTIONS) : undefined;
+  const sseStreams = new ConcurrencyQuota(config.quotas.maxSseStreamsPerCaller);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -56,6 +82,14 @@ export function buildApp(options: BuildAppOptions): App {
       res.writeHead(302, { location: GRAPHQL_PATH });
       return void res.end();
     }
+    if (path === GRAPHQL_PATH && graphiql && wantsGraphiQL(req)) {
+      return void graphiql.send(req, res).catch((error: unknown) => {
+        logger.error({ err: error }, 'GraphiQL page failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+      });
+    }
+    const isEventStream = (req.headers.accept ?? '').includes('text/event-stream');
+    if (isEventStream && !holdStreamSlot(sseStreams, callerOfRequest(req), res)) return;
     return void yoga(req, res);
   };
 
@@ -87,6 +121,9 @@ export function buildApp(options: BuildAppOptions): App {
             logger,
             maxPayloadBytes: limits.maxBodyBytes,
             authenticator,
+            originPolicy,
+            maxSocketsPerCaller: config.quotas.maxSocketsPerCaller,
+            maxOperationsPerSocket: config.quotas.maxSubscriptionsPerSocket,
           });
           resolve({ url: publicUrl(server.address() as AddressInfo) });
         });

@@ -4,7 +4,14 @@
  * with a code, never a 500.
  */
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { createGraphQLError, type Plugin } from 'graphql-yoga';
+import {
+  Kind,
+  type DocumentNode,
+  type ExecutionResult,
+  type FragmentDefinitionNode,
+  type SelectionSetNode,
+} from 'graphql';
+import { createGraphQLError, handleStreamOrSingleExecutionResult, type Plugin } from 'graphql-yoga';
 
 export interface ApiLimits {
   /** Largest HTTP request body and WebSocket message, in bytes. Larger bodies get 413. */
@@ -23,6 +30,12 @@ export interface ApiLimits {
    * 35,000; a 500-task page asking 100 recent tasks of each task's agent, millions.
    */
   maxCost: number;
+  /**
+   * Most selections of one response key in one selection set, fragments included (`{ agents { id }
+   * agents { id } ... }`). graphql-armor's cost limit and alias limit do not see such repeats, yet
+   * graphql-js merges them pairwise (quadratic); this is checked before validation.
+   */
+  maxFieldRepetition: number;
 }
 
 /** Generous for the contract's queries (the deepest useful one is 6 levels), tight for abuse. */
@@ -33,6 +46,7 @@ export const DEFAULT_LIMITS: ApiLimits = {
   maxAliases: 15,
   maxDirectives: 20,
   maxCost: 50_000,
+  maxFieldRepetition: 10,
 };
 
 /**
@@ -65,4 +79,96 @@ export function armorPlugins(limits: ApiLimits): Plugin[] {
     blockFieldSuggestion: { enabled: true },
   });
   return armor.protect().plugins as Plugin[];
+}
+
+const validationError = (message: string) =>
+  createGraphQLError(message, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED' } });
+
+/** The largest count of one response key within one selection set of `document`. */
+export function maxFieldRepetition(document: DocumentNode): { key: string; count: number } {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  let worst = { key: '', count: 0 };
+  const countKeys = (set: SelectionSetNode, counts: Map<string, number>, seen: Set<string>) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        const key = selection.alias?.value ?? selection.name.value;
+        const count = (counts.get(key) ?? 0) + 1;
+        counts.set(key, count);
+        if (count > worst.count) worst = { key, count };
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) {
+        countKeys(selection.selectionSet, counts, seen);
+      } else if (!seen.has(selection.name.value)) {
+        // A fragment spread: its fields merge into this selection set (each fragment once: cycles
+        // are a validation error reported later).
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) countKeys(fragment.selectionSet, counts, seen);
+      }
+    }
+  };
+  const visitSets = (set: SelectionSetNode) => {
+    countKeys(set, new Map(), new Set());
+    for (const selection of set.selections) {
+      if (selection.kind !== Kind.FRAGMENT_SPREAD && selection.selectionSet)
+        visitSets(selection.selectionSet);
+    }
+  };
+  for (const definition of document.definitions) {
+    if ('selectionSet' in definition && definition.selectionSet) visitSets(definition.selectionSet);
+  }
+  return worst;
+}
+
+/** Refuses documents that repeat one field more than `max` times in a selection set, before validation. */
+export function useFieldRepetitionLimit(max: number): Plugin {
+  return {
+    onValidate({ params, setResult }) {
+      const { key, count } = maxFieldRepetition(params.documentAST);
+      if (count > max) {
+        setResult([
+          validationError(`Field repetition limit of ${max} exceeded: "${key}" is selected ${count} times`),
+        ]);
+      }
+    },
+  };
+}
+
+export const RESPONSE_TOO_LARGE = 'RESPONSE_TOO_LARGE';
+
+/**
+ * A hard cap on each serialized result (a single response, or each event of a subscription, over
+ * HTTP, SSE and WebSocket): a larger one is replaced by a RESPONSE_TOO_LARGE error and no data.
+ * The cost limit refuses most such queries before they run; JSON fields (task input and result,
+ * state) can still be large, which only the serialized size shows. 0 means no cap.
+ */
+export function useResponseSizeLimit(maxBytes: number): Plugin {
+  if (maxBytes <= 0) return {};
+  const capped = ({
+    result,
+    setResult,
+  }: {
+    result: ExecutionResult;
+    setResult: (r: ExecutionResult) => void;
+  }) => {
+    const bytes = Buffer.byteLength(JSON.stringify(result));
+    if (bytes <= maxBytes) return;
+    setResult({
+      data: null,
+      errors: [
+        createGraphQLError(
+          `The response would be ${bytes} bytes, over the limit of ${maxBytes}: ask for fewer items or fields`,
+          { extensions: { code: RESPONSE_TOO_LARGE, maxBytes } },
+        ),
+      ],
+    });
+  };
+  return {
+    onExecute: () => ({ onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, capped) }),
+    onSubscribe: () => ({
+      onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, capped),
+    }),
+  };
 }

@@ -1,7 +1,9 @@
 /**
  * GraphQL over WebSocket (the graphql-transport-ws protocol of graphql-ws) on the HTTP server's
  * port and path. Operations run through yoga's envelop, so the limits, caches, context and error
- * mapping of HTTP apply unchanged.
+ * mapping of HTTP apply unchanged. Browsers apply no CORS to WebSockets: upgrades from origins the
+ * policy does not allow are refused here (403), and each caller has a socket quota, each socket an
+ * operation quota.
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -12,6 +14,9 @@ import type { Authenticator, Caller } from '../auth/viewer.js';
 import { isCasError } from '../errors.js';
 import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
+import { callerKey } from './caller-key.js';
+import { allowsUpgrade, type OriginPolicy } from './cors.js';
+import { ConcurrencyQuota, rateLimitedError } from './quotas.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** Sent to clients when the server shuts down (RFC 6455 "going away"). */
@@ -22,6 +27,12 @@ export const CONNECTION_INIT_TIMEOUT_MS = 3_000;
 
 /** Interval of WebSocket pings; a client that misses a pong in this time is dropped. */
 export const KEEP_ALIVE_MS = 12_000;
+
+/**
+ * Close code for a caller over its socket quota. The number graphql-ws uses for "too many
+ * initialisation requests": its client treats it as fatal and does not retry in a loop.
+ */
+export const TOO_MANY_SOCKETS = 4429;
 
 export interface GraphQLWebSocketServer {
   /** Closes every socket with GOING_AWAY and stops accepting new ones. */
@@ -80,34 +91,76 @@ export function attachGraphQLWebSocket(options: {
   logger: Logger;
   maxPayloadBytes: number;
   authenticator: Authenticator;
+  originPolicy: OriginPolicy;
+  /** Open sockets per caller and operations in flight per socket; 0 means no limit. */
+  maxSocketsPerCaller: number;
+  maxOperationsPerSocket: number;
 }): GraphQLWebSocketServer {
-  const { server, yoga, logger, authenticator } = options;
+  const { server, yoga, logger, originPolicy, authenticator } = options;
   const callers = new WeakMap<WebSocket, Caller>();
-  const wss = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: options.maxPayloadBytes });
+  const wss = new WebSocketServer({
+    server,
+    path: GRAPHQL_PATH,
+    maxPayload: options.maxPayloadBytes,
+    verifyClient: ({ req }, done) => {
+      if (allowsUpgrade(originPolicy, req)) return done(true);
+      logger.info({ origin: req.headers.origin }, 'websocket upgrade refused: origin not allowed');
+      done(false, 403, 'Origin not allowed (CAS_CORS_ORIGINS)');
+    },
+  });
   wss.on('error', (error) => logger.error({ err: error }, 'websocket server error'));
+  const sockets = new ConcurrencyQuota(options.maxSocketsPerCaller);
+  /** The caller each counted socket was charged to, released when it closes. */
+  const chargedTo = new WeakMap<object, string>();
 
   const disposable = useServer(
     {
       connectionInitWaitTimeout: CONNECTION_INIT_TIMEOUT_MS,
-      // Authenticates once per socket; refused credentials close it with 4403 Forbidden.
+      // Authenticates once per socket (refused credentials close it with 4403 Forbidden), then
+      // charges the socket to its caller: the viewer when known, else the client's address.
       onConnect: async (ctx) => {
         const authorization = socketAuthorization(
           ctx.connectionParams,
           ctx.extra.request.headers.authorization,
         );
+        let caller: Caller;
         try {
-          const caller = await authenticator.authenticate(authorization);
-          callers.set(ctx.extra.socket, caller);
-          if (caller.expiresAt) closeAtExpiry(ctx.extra.socket, caller.expiresAt);
-          return true;
+          caller = await authenticator.authenticate(authorization);
         } catch (error) {
           if (isCasError(error)) return false;
           throw error;
         }
+        const key = callerKey({
+          viewerId: caller.viewer.id,
+          remoteAddress: ctx.extra.request.socket.remoteAddress,
+        });
+        if (!sockets.acquire(key)) {
+          logger.info({ caller: key }, 'websocket refused: too many sockets for this caller');
+          ctx.extra.socket.close(
+            TOO_MANY_SOCKETS,
+            `Too many sockets for this caller (at most ${sockets.max}); RATE_LIMITED`,
+          );
+          return false;
+        }
+        chargedTo.set(ctx, key);
+        callers.set(ctx.extra.socket, caller);
+        if (caller.expiresAt) closeAtExpiry(ctx.extra.socket, caller.expiresAt);
+        return true;
+      },
+      onClose: (ctx) => {
+        const caller = chargedTo.get(ctx);
+        if (caller !== undefined) sockets.release(caller);
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
       subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
+        // ctx.subscriptions already holds this operation.
+        const max = options.maxOperationsPerSocket;
+        if (max > 0 && Object.keys(ctx.subscriptions).length > max) {
+          return [
+            rateLimitedError(`Too many operations on this socket (at most ${max}); complete one first`),
+          ];
+        }
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,

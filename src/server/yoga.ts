@@ -1,25 +1,31 @@
 /**
  * The graphql-yoga instance: schema, per-request context, error mapping and masking, limits,
- * parse/validate caches and the offline GraphiQL (its JS, CSS and workers are bundled by
- * @graphql-yoga/render-graphiql, so it works without internet).
+ * parse/validate caches, browser protections (CORS allow-list, CSRF), trusted documents and APQ,
+ * and quotas. GraphiQL itself is served by app.ts (graphiql.ts: compressed and cacheable).
  */
-import { renderGraphiQL } from '@graphql-yoga/render-graphiql';
+import type { ValidationRule } from 'graphql';
 import {
   createGraphQLError,
   createYoga,
+  type GraphiQLOptions,
   type Plugin,
   type YogaLogger,
   type YogaServerInstance,
 } from 'graphql-yoga';
 import type { IncomingMessage } from 'node:http';
 import type { Authenticator, Caller } from '../auth/viewer.js';
-import { isCasError } from '../errors.js';
+import type { Config } from '../config.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
+import { isCasError, type CasError } from '../errors.js';
 import { maskError, useErrorMapping } from '../graphql/errors.js';
 import { schema } from '../graphql/schema.js';
 import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
-import { armorPlugins, type ApiLimits } from './limits.js';
+import { useVaryOnOrigin, type OriginPolicy } from './cors.js';
+import { csrfPlugins } from './csrf.js';
+import { armorPlugins, useFieldRepetitionLimit, useResponseSizeLimit, type ApiLimits } from './limits.js';
+import { useMutationRateLimit } from './quotas.js';
+import { trustedDocumentPlugins, type TrustedDocuments } from './trusted-documents.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
@@ -56,14 +62,62 @@ mutation Ping {
 }
 `;
 
-/** yoga's own log lines (few: start-up notices, errors outside execution) go to pino. */
+/** GraphiQL's settings (the page is rendered and served by graphiql.ts). */
+export const GRAPHIQL_OPTIONS: GraphiQLOptions = {
+  title: 'CAS Runtime API',
+  subscriptionsProtocol: 'WS',
+  defaultQuery: DEFAULT_QUERY,
+};
+
+/**
+ * Schema introspection (`__schema`, `__type`) refused as a validation error, over HTTP and WebSocket
+ * alike; `__typename` stays allowed. graphql-js's NoSchemaIntrospectionCustomRule does the same by
+ * comparing types, which fails where a process holds two copies of graphql (vitest loads both), and
+ * yoga's disable-introspection plugin keys on the HTTP request, which WebSocket operations lack: the
+ * field names are all this needs.
+ */
+const INTROSPECTION_FIELDS = new Set(['__schema', '__type']);
+function useNoIntrospection(): Plugin {
+  const rule: ValidationRule = (context) => ({
+    Field(node) {
+      if (INTROSPECTION_FIELDS.has(node.name.value)) {
+        context.reportError(
+          createGraphQLError(
+            `GraphQL introspection is not allowed here, but the query contained ${node.name.value}`,
+            {
+              nodes: [node],
+              extensions: { code: 'GRAPHQL_VALIDATION_FAILED' },
+            },
+          ),
+        );
+      }
+    },
+  });
+  return { onValidate: ({ addValidationRule }) => addValidationRule(rule) };
+}
+
+/** The CasError (an expected failure: the caller's input, a missing row) behind `error`, if any. */
+function expectedFailure(error: Error): CasError | undefined {
+  if (isCasError(error)) return error;
+  const cause = (error as { originalError?: unknown }).originalError;
+  return isCasError(cause) ? cause : undefined;
+}
+
+/**
+ * yoga's own log lines (few: start-up notices, errors outside execution) go to pino. yoga logs each
+ * error it masks, including expected failures raised while a subscription starts (a malformed
+ * cursor): those are the caller's, logged at info with their code and no stack, so callers cannot
+ * flood the error log.
+ */
 function yogaLogger(logger: Logger): YogaLogger {
   const child = logger.child({ component: 'yoga' });
   const line =
     (level: 'debug' | 'info' | 'warn' | 'error') =>
     (...args: unknown[]) => {
       const [first, ...rest] = args;
-      if (first instanceof Error) child[level]({ err: first, args: rest }, first.message);
+      const expected = first instanceof Error ? expectedFailure(first) : undefined;
+      if (expected) child.info({ code: expected.code }, `client error: ${expected.message}`);
+      else if (first instanceof Error) child[level]({ err: first, args: rest }, first.message);
       else child[level]({ args: rest }, String(first));
     };
   return { debug: line('debug'), info: line('info'), warn: line('warn'), error: line('error') };
@@ -127,13 +181,22 @@ async function authenticateRequest(
   }
 }
 
+export interface YogaSecurity {
+  originPolicy: OriginPolicy;
+  trustedDocuments: { mode: Config['trustedDocuments']['mode']; documents: TrustedDocuments };
+  quotas: Config['quotas'];
+  /** GraphiQL and introspection; off, introspection queries fail validation. */
+  graphiql: boolean;
+}
+
 export function createYogaServer(options: {
   runtime: AgentRuntime;
   logger: Logger;
   limits: ApiLimits;
   authenticator: Authenticator;
+  security: YogaSecurity;
 }): CasYoga {
-  const { runtime, logger, limits, authenticator } = options;
+  const { runtime, logger, limits, authenticator, security } = options;
   const requestIds = new WeakMap<Request, string>();
   return createYoga<ServerContext, GraphQLContext>({
     schema,
@@ -151,8 +214,11 @@ export function createYogaServer(options: {
           request?.headers.get('x-request-id') ??
           headerValue(req?.headers['x-request-id']),
       }),
-    graphiql: { title: 'CAS Runtime API', subscriptionsProtocol: 'WS', defaultQuery: DEFAULT_QUERY },
-    renderGraphiQL,
+    // Served by app.ts from a compressed, cached rendering (graphiql.ts).
+    graphiql: false,
+    cors: (request) => security.originPolicy.cors(request),
+    // No file uploads in this API: multipart bodies are refused (csrf.ts), never parsed.
+    multipart: false,
     // No landing page for unknown paths: a plain 404.
     landingPage: false,
     // /health and /ready are served by the node:http handler, with our own semantics.
@@ -164,8 +230,15 @@ export function createYogaServer(options: {
     logging: yogaLogger(logger),
     plugins: [
       useRequestIdHeader(requestIds),
+      useVaryOnOrigin(),
+      ...csrfPlugins(),
       useQueryStringJsonCheck(),
+      ...trustedDocumentPlugins(security.trustedDocuments),
+      ...(security.graphiql ? [] : [useNoIntrospection()]),
+      useFieldRepetitionLimit(limits.maxFieldRepetition),
       ...armorPlugins(limits),
+      useMutationRateLimit(security.quotas.mutationsPerMinute) as Plugin,
+      useResponseSizeLimit(security.quotas.maxResponseBytes),
       useErrorMapping(logger),
     ],
   });

@@ -79,12 +79,23 @@ export interface ServerProcess extends ServiceProcess {
   stop(): Promise<unknown>;
 }
 
+/**
+ * Per-caller quotas off: load and fault suites send thousands of operations from one address on
+ * purpose (the quotas have their own tests in test/server/quotas.test.ts).
+ */
+export const QUOTAS_OFF = {
+  CAS_MUTATION_RATE_LIMIT: '0',
+  CAS_MAX_SOCKETS_PER_CALLER: '0',
+  CAS_MAX_SSE_STREAMS_PER_CALLER: '0',
+  CAS_MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
+};
+
 /** `npm start`'s entry (src/server/main.ts) on a free loopback port. */
 export async function startServer(env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort();
   const service = await startProcess(
     'src/server/main.ts',
-    { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    { PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...QUOTAS_OFF, ...env },
     'CAS Runtime API ready',
     60_000,
   );

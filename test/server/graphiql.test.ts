@@ -4,6 +4,7 @@
  * install it (apt-get install chromium).
  */
 import { existsSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './harness.js';
@@ -100,4 +101,100 @@ describe.skipIf(!existsSync(CHROMIUM) && !isCi)('GraphiQL in a browser, offline'
     const html = await (await fetch(server.url, { headers: { accept: 'text/html' } })).text();
     expect(html).toContain('"subscriptionsProtocol":"WS"');
   });
+});
+
+describe('GraphiQL page delivery', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer('pglite');
+  });
+  afterAll(() => server?.close());
+
+  /** node's fetch decompresses; the raw bytes on the wire come from node:http. */
+  const getRaw = (headers: Record<string, string>) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; bytes: number }>(
+      (resolve, reject) => {
+        const request = httpGet(server.url, { headers: { accept: 'text/html', ...headers } }, (response) => {
+          let bytes = 0;
+          response.on('data', (chunk: Buffer) => (bytes += chunk.length));
+          response.on('end', () =>
+            resolve({ status: response.statusCode ?? 0, headers: response.headers, bytes }),
+          );
+        });
+        request.on('error', reject);
+      },
+    );
+
+  it('is served compressed per Accept-Encoding, with an ETag, and 304 when unchanged', async () => {
+    const plain = await getRaw({});
+    const gzip = await getRaw({ 'accept-encoding': 'gzip' });
+    const br = await getRaw({ 'accept-encoding': 'gzip, deflate, br' });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(gzip.headers['content-encoding']).toBe('gzip');
+    expect(br.headers['content-encoding']).toBe('br');
+    expect(gzip.bytes).toBeLessThan(plain.bytes / 3);
+    expect(br.bytes).toBeLessThan(gzip.bytes);
+    console.log(`[GraphiQL page] identity ${plain.bytes} B, gzip ${gzip.bytes} B, br ${br.bytes} B`);
+
+    const etag = String(br.headers.etag);
+    expect(etag).toMatch(/^"[\w-]+"$/);
+    expect(br.headers['cache-control']).toBe('no-cache');
+    expect(br.headers.vary).toContain('Accept-Encoding');
+    const revalidated = await getRaw({ 'accept-encoding': 'br', 'if-none-match': etag });
+    expect(revalidated.status).toBe(304);
+    expect(revalidated.bytes).toBe(0);
+
+    // What the browser renders after decompression is the GraphiQL page.
+    const html = await (await fetch(server.url, { headers: { accept: 'text/html' } })).text();
+    expect(html).toContain('<title>CAS Runtime API</title>');
+  });
+});
+
+describe('GraphiQL and introspection in production', () => {
+  const introspect = (url: string) =>
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query: '{ __schema { queryType { name } } }' }),
+    }).then(async (response) => ({ status: response.status, body: await response.json() }));
+
+  it(
+    'are off with NODE_ENV=production, and on again with CAS_GRAPHIQL=true',
+    { timeout: 120_000 },
+    async () => {
+      const production = await startTestServer('pglite', { env: { NODE_ENV: 'production' } });
+      try {
+        const page = await fetch(production.url, { headers: { accept: 'text/html' } });
+        expect(page.headers.get('content-type') ?? '').not.toContain('text/html');
+        await page.body?.cancel();
+        const refused = await introspect(production.url);
+        expect(refused.status).toBe(400);
+        expect(refused.body.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
+        expect(refused.body.errors[0].message).toMatch(/introspection/i);
+        // __typename is not introspection of the schema.
+        const typename = await fetch(production.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: '{ __typename }' }),
+        });
+        expect(await typename.json()).toEqual({ data: { __typename: 'Query' } });
+      } finally {
+        await production.close();
+      }
+
+      const optedIn = await startTestServer('pglite', {
+        env: { NODE_ENV: 'production', CAS_GRAPHIQL: 'true' },
+      });
+      try {
+        const page = await fetch(optedIn.url, { headers: { accept: 'text/html' } });
+        expect(page.headers.get('content-type')).toContain('text/html');
+        await page.body?.cancel();
+        expect((await introspect(optedIn.url)).body).toEqual({
+          data: { __schema: { queryType: { name: 'Query' } } },
+        });
+      } finally {
+        await optedIn.close();
+      }
+    },
+  );
 });

@@ -43,6 +43,11 @@ export async function startTestServer(
   const config = loadConfig({
     ...FAST_RUNTIME_ENV,
     LOG_LEVEL: 'silent',
+    // Suites not about quotas send many operations from one address; quotas.test.ts sets its own.
+    CAS_MUTATION_RATE_LIMIT: '0',
+    CAS_MAX_SOCKETS_PER_CALLER: '0',
+    CAS_MAX_SSE_STREAMS_PER_CALLER: '0',
+    CAS_MAX_SUBSCRIPTIONS_PER_SOCKET: '0',
     // The mode the server reports matches the database it runs on; the Supabase kind reaches its
     // database only through SUPABASE_URL (the doubles), so it gets no DATABASE_URL.
     ...(testDb.env ?? (testDb.url ? { DATABASE_URL: testDb.url } : {})),

@@ -19,6 +19,8 @@ import {
 } from './harness.js';
 
 const GRAPHQL_RESPONSE = 'application/graphql-response+json';
+/** GET requests must carry a header a cross-site form cannot set (CSRF protection, see csrf.ts). */
+const CSRF = { 'x-graphql-yoga-csrf': '1' };
 
 /** Whatever went wrong, a client must never see our SQL, our stack or our tables. */
 function expectNoLeak(text: string) {
@@ -75,7 +77,9 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       for (const accept of [GRAPHQL_RESPONSE, 'application/json']) {
         const query = encodeURIComponent('query($id: ID!) { agent(id: $id) { id } }');
         const variables = encodeURIComponent(JSON.stringify({ id: 'planner' }));
-        const response = await raw(`${url}?query=${query}&variables=${variables}`, { headers: { accept } });
+        const response = await raw(`${url}?query=${query}&variables=${variables}`, {
+          headers: { accept, ...CSRF },
+        });
         expect(response.status).toBe(200);
         expect(response.contentType).toContain(accept);
         expect(JSON.parse(response.text)).toEqual({ data: { agent: { id: 'planner' } } });
@@ -101,7 +105,7 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       const query = encodeURIComponent('{ health { ok } }');
       for (const parameter of ['variables', 'extensions']) {
         const response = await raw(`${url}?query=${query}&${parameter}=${encodeURIComponent('{not-json')}`, {
-          headers: { accept: GRAPHQL_RESPONSE },
+          headers: { accept: GRAPHQL_RESPONSE, ...CSRF },
         });
         expect(response.status).toBe(400);
         expect(JSON.parse(response.text).errors[0]).toMatchObject({
@@ -113,7 +117,7 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
 
     it('GET refuses mutations with 405 and changes nothing', async () => {
       const query = encodeURIComponent('mutation { resetAgentState(agentId: "qa") }');
-      const response = await raw(`${url}?query=${query}`, { headers: { accept: GRAPHQL_RESPONSE } });
+      const response = await raw(`${url}?query=${query}`, { headers: { accept: GRAPHQL_RESPONSE, ...CSRF } });
       expect(response.status).toBe(405);
       expect(response.headers.get('allow')).toContain('POST');
       expect(JSON.parse(response.text).errors[0].message).toMatch(/mutation.*POST/i);
