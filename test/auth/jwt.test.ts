@@ -61,7 +61,9 @@ describe('JWT verification', () => {
     expect(await refusal(verify(await hs256Token({ sub: 'u' })))).toMatch(/claim/); // no iss
     expect(await refusal(withoutIssuerCheck(unsignedToken({ sub: 'u' })))).toMatch(/algorithm/);
     expect(await refusal(withoutIssuerCheck(await jwks.confusedToken({ sub: 'u' })))).toMatch(/signature/);
-    expect(await refusal(withoutIssuerCheck(await hs256Token({ sub: 'u' }, 'x'.repeat(40))))).toMatch(/signature/);
+    expect(await refusal(withoutIssuerCheck(await hs256Token({ sub: 'u' }, 'x'.repeat(40))))).toMatch(
+      /signature/,
+    );
     expect(await refusal(verify('not a token'))).toBe('the token is malformed');
   });
 

@@ -23,9 +23,13 @@ it('schema.graphql is what the Pothos schema prints (schema:check)', { timeout: 
 });
 
 // Code generation is CPU-bound work of several seconds; on a loaded machine, many times that.
-it('examples/gql/ is what codegen generates from schema.graphql (codegen:check)', { timeout: 120_000 }, async () => {
-  expect(await staleCodegenFiles()).toEqual([]);
-});
+it(
+  'examples/gql/ is what codegen generates from schema.graphql (codegen:check)',
+  { timeout: 120_000 },
+  async () => {
+    expect(await staleCodegenFiles()).toEqual([]);
+  },
+);
 
 describeEachDatabase('the example typed client', (kind) => {
   let server: TestServer;

@@ -205,47 +205,51 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))('claiming a backlog [po
   // Ceiling for draining the backlog: a few seconds quiet; many times that beside a CPU hog.
   const DRAIN_CEILING_MS = 150_000;
 
-  it('workers claiming in batches while others complete never deadlock', { timeout: DRAIN_CEILING_MS + 30_000 }, async () => {
-    const agents = ['marketer', 'analyst', 'planner', 'developer', 'tester', 'qa'];
-    const tasks = await Promise.all(
-      Array.from({ length: 300 }, (_, index) =>
-        producer.runtime.executeTask({ agentId: agents[index % agents.length]!, action: 'ping' }),
-      ),
-    );
-    const deadlocks = async () => {
-      // Statistics reach pg_stat_database shortly after each transaction ends.
-      await new Promise((resolve) => setTimeout(resolve, 1200));
-      const [row] = await producer.db.query<{ n: number }>(
-        'select deadlocks::int as n from pg_stat_database where datname = current_database()',
+  it(
+    'workers claiming in batches while others complete never deadlock',
+    { timeout: DRAIN_CEILING_MS + 30_000 },
+    async () => {
+      const agents = ['marketer', 'analyst', 'planner', 'developer', 'tester', 'qa'];
+      const tasks = await Promise.all(
+        Array.from({ length: 300 }, (_, index) =>
+          producer.runtime.executeTask({ agentId: agents[index % agents.length]!, action: 'ping' }),
+        ),
       );
-      return row!.n;
-    };
-    const before = await deadlocks();
-    const consumers = await Promise.all(
-      [1, 2, 3].map(() =>
-        createRuntime({
-          config: loadConfig({
-            ...FAST_RUNTIME_ENV,
-            DATABASE_URL: producer.testDb.url!,
-            CAS_WORKER_CONCURRENCY: '20',
+      const deadlocks = async () => {
+        // Statistics reach pg_stat_database shortly after each transaction ends.
+        await new Promise((resolve) => setTimeout(resolve, 1200));
+        const [row] = await producer.db.query<{ n: number }>(
+          'select deadlocks::int as n from pg_stat_database where datname = current_database()',
+        );
+        return row!.n;
+      };
+      const before = await deadlocks();
+      const consumers = await Promise.all(
+        [1, 2, 3].map(() =>
+          createRuntime({
+            config: loadConfig({
+              ...FAST_RUNTIME_ENV,
+              DATABASE_URL: producer.testDb.url!,
+              CAS_WORKER_CONCURRENCY: '20',
+            }),
+            logger: silentLogger(),
           }),
-          logger: silentLogger(),
-        }),
-      ),
-    );
-    try {
-      await waitUntil(
-        async () => ((await countByStatus(producer.db)).succeeded ?? 0) === tasks.length,
-        DRAIN_CEILING_MS,
-        'the backlog to drain',
+        ),
       );
-    } finally {
-      await Promise.all(consumers.map((consumer) => consumer.shutdown()));
-    }
-    expect(await deadlocks()).toBe(before);
-    const [gaps] = await producer.db.query<{ n: number; max: number }>(
-      'select count(*)::int as n, max(seq)::int as max from cas_agent_events',
-    );
-    expect(gaps!.n).toBe(gaps!.max);
-  });
+      try {
+        await waitUntil(
+          async () => ((await countByStatus(producer.db)).succeeded ?? 0) === tasks.length,
+          DRAIN_CEILING_MS,
+          'the backlog to drain',
+        );
+      } finally {
+        await Promise.all(consumers.map((consumer) => consumer.shutdown()));
+      }
+      expect(await deadlocks()).toBe(before);
+      const [gaps] = await producer.db.query<{ n: number; max: number }>(
+        'select count(*)::int as n, max(seq)::int as max from cas_agent_events',
+      );
+      expect(gaps!.n).toBe(gaps!.max);
+    },
+  );
 });

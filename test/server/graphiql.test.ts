@@ -158,11 +158,18 @@ describe('GraphiQL and introspection in production', () => {
       body: JSON.stringify({ query: '{ __schema { queryType { name } } }' }),
     }).then(async (response) => ({ status: response.status, body: await response.json() }));
 
+  const PRODUCTION_ENV = {
+    NODE_ENV: 'production',
+    CAS_AUTH: 'auto',
+    SUPABASE_JWT_SECRET: 'graphiql-test-secret-graphiql-test-secret',
+  };
+
   it(
     'are off with NODE_ENV=production, and on again with CAS_GRAPHIQL=true',
     { timeout: 120_000 },
     async () => {
-      const production = await startTestServer('pglite', { env: { NODE_ENV: 'production' } });
+      // Production needs authentication configured; anonymous callers may still ask for __typename.
+      const production = await startTestServer('pglite', { env: PRODUCTION_ENV });
       try {
         const page = await fetch(production.url, { headers: { accept: 'text/html' } });
         expect(page.headers.get('content-type') ?? '').not.toContain('text/html');
@@ -183,7 +190,7 @@ describe('GraphiQL and introspection in production', () => {
       }
 
       const optedIn = await startTestServer('pglite', {
-        env: { NODE_ENV: 'production', CAS_GRAPHIQL: 'true' },
+        env: { ...PRODUCTION_ENV, CAS_GRAPHIQL: 'true' },
       });
       try {
         const page = await fetch(optedIn.url, { headers: { accept: 'text/html' } });

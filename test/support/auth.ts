@@ -92,8 +92,7 @@ export async function startJwksServer(): Promise<JwksServer> {
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/auth/v1/.well-known/jwks.json`,
-    es256Token: (claims) =>
-      sign(claims, 'ES256', current.kid).sign(current.privateKey),
+    es256Token: (claims) => sign(claims, 'ES256', current.kid).sign(current.privateKey),
     confusedToken: (claims) =>
       sign(claims, 'HS256', current.kid).sign(new TextEncoder().encode(JSON.stringify(current.publicJwk))),
     rotate: newKey,
