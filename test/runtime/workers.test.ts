@@ -70,10 +70,14 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))('worker processes [post
         30_000,
         '100 tasks done',
       );
-      const running = await t.db.query<{ worker_id: string }>(
-        `select worker_id from cas_tasks where status = 'running' limit 1`,
-      );
+      const killedPid = workers[0]!.child.pid;
       await stopProcess(workers[0]!, 'SIGKILL');
+      // Attempts the killed worker still held (its worker ids carry its pid): their leases must
+      // expire. Read after the kill, so a task it finished just before dying is not counted.
+      const running = await t.db.query<{ worker_id: string }>(
+        `select worker_id from cas_tasks where status = 'running' and worker_id like $1`,
+        [`%:${killedPid}:%`],
+      );
 
       await waitUntil(
         async () => ((await countByStatus(t.db)).succeeded ?? 0) === 500,

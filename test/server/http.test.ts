@@ -383,6 +383,17 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       operations: [query: string, variables?: Record<string, unknown> | string][],
       message?: RegExp,
     ) {
+      // Tasks earlier tests queued may still be finishing on the worker: wait for them, so the
+      // snapshot compares only what this request could have written.
+      await vi.waitFor(
+        async () => {
+          const [row] = await server.testDb.db.query<{ n: number }>(
+            `select count(*)::int as n from cas_tasks where status in ('queued', 'running') and run_at <= now()`,
+          );
+          expect(row!.n).toBe(0);
+        },
+        { timeout: 60_000, interval: 100 },
+      );
       const before = await databaseSnapshot(server.testDb.db);
       for (const [query, variables] of operations) {
         const response =
