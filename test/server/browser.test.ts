@@ -4,15 +4,12 @@
  * carrying JSON) and a credentialed fetch to the API, and opens a WebSocket to it. None runs a
  * mutation; the WebSocket is refused. Skipped where /usr/bin/chromium is missing, except in CI.
  */
-import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { canRunChromium, launchChromium } from '../support/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { data, startTestServer, type TestServer } from './harness.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const isCi = !['', '0', 'false'].includes((process.env.CI ?? '').trim().toLowerCase());
 
 const register = (id: string) =>
   `mutation { registerAgent(input: { id: "${id}", name: "x", role: "y" }) { id } }`;
@@ -76,7 +73,7 @@ function attackerPage(api: string): string {
 </script></body></html>`;
 }
 
-describe.skipIf(!existsSync(CHROMIUM) && !isCi)('a page on another origin, in Chromium', () => {
+describe.skipIf(!canRunChromium)('a page on another origin, in Chromium', () => {
   let server: TestServer;
   let attacker: Server;
   let attackerOrigin: string;
@@ -84,19 +81,7 @@ describe.skipIf(!existsSync(CHROMIUM) && !isCi)('a page on another origin, in Ch
   const apiStatuses: string[] = [];
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([
-      startTestServer('pglite'),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [server, browser] = await Promise.all([startTestServer('pglite'), launchChromium()]);
     attacker = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end(attackerPage(server.url));

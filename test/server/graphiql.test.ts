@@ -3,13 +3,11 @@
  * page must not need a CDN. Skipped where /usr/bin/chromium is missing, except in CI, which must
  * install it (apt-get install chromium).
  */
-import { existsSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { canRunChromium, launchChromium } from '../support/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './harness.js';
-
-const CHROMIUM = '/usr/bin/chromium';
 
 /**
  * Page-side checks are passed as source text: functions written here would be compiled by vitest,
@@ -19,27 +17,12 @@ const PAGE_TEXT = `document.body.innerText.replace(/\\s+/g, ' ')`;
 /** The editors render spaces as no-break spaces, so whitespace is normalised first. */
 const pageTextIncludes = (text: string) => `${PAGE_TEXT}.includes(${JSON.stringify(text)})`;
 
-const isCi = !['', '0', 'false'].includes((process.env.CI ?? '').trim().toLowerCase());
-
-describe.skipIf(!existsSync(CHROMIUM) && !isCi)('GraphiQL in a browser, offline', () => {
+describe.skipIf(!canRunChromium)('GraphiQL in a browser, offline', () => {
   let server: TestServer;
   let browser: Browser;
 
   beforeAll(async () => {
-    [server, browser] = await Promise.all([
-      startTestServer('pglite'),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      }),
-    ]);
+    [server, browser] = await Promise.all([startTestServer('pglite'), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();
