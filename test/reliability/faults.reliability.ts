@@ -174,7 +174,9 @@ describe('faults during a task load', () => {
     );
     expect(open).toBe(0);
     expect(heldByVictim).toBeGreaterThan(0);
-    expect(retried).toBeGreaterThanOrEqual(heldByVictim);
+    // A completion the victim sent just before dying still commits on the server, so only some of
+    // the tasks it held need taking over; at least one of them did.
+    expect(retried).toBeGreaterThan(0);
     expectOneFinalEach(check, enqueued);
     expect(check.byStatus).toEqual({ succeeded: enqueued });
   });
