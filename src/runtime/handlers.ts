@@ -1,12 +1,26 @@
 import type { LogLevel } from '../domains/log/log.js';
 import type { AgentState } from '../domains/state/state.js';
 
+/** One child task to queue with `ctx.call` or `ctx.callAll`. */
+export interface ChildCall {
+  agentId: string;
+  action: string;
+  input?: unknown;
+}
+
+export interface WaitForSignalOptions {
+  /** Give up after this many ms: the wait throws a SignalTimeout. No limit when absent. */
+  timeoutMs?: number;
+}
+
 /** What a handler can do while it runs one attempt of a task. */
 export interface TaskContext {
   readonly taskId: string;
   readonly agentId: string;
   readonly action: string;
-  /** 1 for the first attempt. */
+  /** The task that called this one with ctx.call, or null. */
+  readonly parentTaskId: string | null;
+  /** 1 for the first attempt. A task resumed after a wait keeps its attempt number. */
   readonly attempt: number;
   readonly maxAttempts: number;
   /** Aborted when the task is cancelled, times out, or the worker shuts down. */
@@ -20,6 +34,27 @@ export interface TaskContext {
     get(): Promise<AgentState | null>;
     update(data: Record<string, unknown>, expectedVersion?: number): Promise<AgentState>;
   };
+  /**
+   * Runs `fn` once for this task and stores its JSON result: when the task runs again (after a
+   * crash, a lease expiry, a retry or a wait), a completed step returns its stored result and
+   * `fn` is not called. Names are unique per task; a name used again gets `#2`, `#3`, ...
+   */
+  step<T>(name: string, fn: () => T | Promise<T>): Promise<T>;
+  /**
+   * Queues a child task and resolves with its result. The task waits (status WAITING) without
+   * holding a worker slot and is run again once the child is final; a failed or cancelled child
+   * is thrown here as a ChildTaskFailed.
+   */
+  call<T = unknown>(agentId: string, action: string, input?: unknown): Promise<T>;
+  /** Queues every call at once and resolves with their results in order, once all are final. */
+  callAll<T extends unknown[] = unknown[]>(calls: readonly ChildCall[]): Promise<T>;
+  /** Waits `ms` durably: the task holds no worker slot and resumes after the time has passed. */
+  sleep(ms: number): Promise<void>;
+  /**
+   * Resolves with the payload of the next signal `name` sent to this task (signalTask), one sent
+   * before the wait included. The task holds no worker slot while it waits.
+   */
+  waitForSignal<T = unknown>(name: string, options?: WaitForSignalOptions): Promise<T>;
 }
 
 /** An agent action: plain async function from JSON input to JSON output. */
@@ -32,12 +67,33 @@ export type AgentActions = Record<string, TaskHandler>;
  * any other thrown error is retried while attempts remain.
  */
 export class TaskFailure extends Error {
-  override readonly name = 'TaskFailure';
+  override readonly name: string = 'TaskFailure';
   constructor(
     message: string,
     readonly code: string = 'TASK_FAILED',
     readonly retryable = true,
   ) {
     super(message);
+  }
+}
+
+/** A child task queued with ctx.call ended failed or cancelled; thrown in the parent. */
+export class ChildTaskFailed extends TaskFailure {
+  override readonly name = 'ChildTaskFailed';
+  constructor(
+    message: string,
+    readonly childTaskId: string,
+    /** The child's error code, or CANCELLED. */
+    readonly childCode: string,
+  ) {
+    super(message, 'CHILD_TASK_FAILED', false);
+  }
+}
+
+/** No signal arrived within waitForSignal's timeoutMs. */
+export class SignalTimeout extends TaskFailure {
+  override readonly name = 'SignalTimeout';
+  constructor(readonly signalName: string) {
+    super(`no signal "${signalName}" arrived in time`, 'SIGNAL_TIMEOUT', false);
   }
 }

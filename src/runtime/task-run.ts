@@ -153,6 +153,7 @@ export class TaskRun {
       taskId: task.id,
       agentId: task.agentId,
       action: task.action,
+      parentTaskId: null,
       attempt: task.attempts,
       maxAttempts: task.maxAttempts,
       signal: this.controller.signal,
@@ -162,6 +163,12 @@ export class TaskRun {
         get: () => deps.state.get(task.agentId),
         update: (data, expectedVersion) => deps.state.update(task.agentId, data, expectedVersion),
       },
+      // Durable execution arrives with the Agent SDK (in progress).
+      step: () => Promise.reject(new Error('ctx.step is not implemented yet')),
+      call: () => Promise.reject(new Error('ctx.call is not implemented yet')),
+      callAll: () => Promise.reject(new Error('ctx.callAll is not implemented yet')),
+      sleep: () => Promise.reject(new Error('ctx.sleep is not implemented yet')),
+      waitForSignal: () => Promise.reject(new Error('ctx.waitForSignal is not implemented yet')),
     };
   }
 
