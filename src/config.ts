@@ -71,6 +71,7 @@ const environmentSchema = z
     CAS_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(30),
     CAS_MAX_RUNNING_PER_CALLER: z.coerce.number().int().min(0).max(1_000_000).default(0),
     CAS_WAIT_TIMEOUT_MS: z.coerce.number().int().min(1).max(86_400_000).default(60_000),
+    CAS_MAX_CALL_DEPTH: z.coerce.number().int().min(1).max(100).default(10),
     CAS_CORS_ORIGINS: commaList.pipe(z.array(origin)).default([]),
     CAS_TRUSTED_DOCUMENTS: z
       .enum(TRUSTED_DOCUMENTS_MODES, { error: `must be one of: ${TRUSTED_DOCUMENTS_MODES.join(', ')}` })
@@ -153,6 +154,8 @@ export interface Config {
    * (still QUEUED or RUNNING). Independent of the task's own timeoutMs.
    */
   waitTimeoutMs: number;
+  /** Deepest chain of ctx.call: a task queued by a client is depth 0. */
+  maxCallDepth: number;
   /** CAS_CORS_ORIGINS: browser origins other than the API's own that may call it (HTTP and WebSocket). */
   corsOrigins: string[];
   /** CAS_TRUSTED_DOCUMENTS and the persisted-documents manifests (CAS_TRUSTED_DOCUMENTS_FILE). */
@@ -228,6 +231,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionDays: e.CAS_RETENTION_DAYS,
     maxRunningPerCaller: e.CAS_MAX_RUNNING_PER_CALLER === 0 ? null : e.CAS_MAX_RUNNING_PER_CALLER,
     waitTimeoutMs: e.CAS_WAIT_TIMEOUT_MS,
+    maxCallDepth: e.CAS_MAX_CALL_DEPTH,
     corsOrigins: e.CAS_CORS_ORIGINS,
     trustedDocuments: { mode: e.CAS_TRUSTED_DOCUMENTS, files: e.CAS_TRUSTED_DOCUMENTS_FILE },
     graphiql: e.CAS_GRAPHIQL ?? e.NODE_ENV !== 'production',

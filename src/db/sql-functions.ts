@@ -66,6 +66,8 @@ const SQLSTATE_CODES: Record<string, ErrorCode> = {
   CASCF: ErrorCode.CONFLICT,
   CASBI: ErrorCode.BAD_USER_INPUT,
   CASCE: ErrorCode.CURSOR_EXPIRED,
+  CASDL: ErrorCode.BAD_USER_INPUT,
+  CASCY: ErrorCode.BAD_USER_INPUT,
   '23505': ErrorCode.CONFLICT, // unique_violation
   '23503': ErrorCode.BAD_USER_INPUT, // foreign_key_violation
   '23514': ErrorCode.BAD_USER_INPUT, // check_violation
@@ -77,16 +79,22 @@ const SQLSTATE_CODES: Record<string, ErrorCode> = {
   '22008': ErrorCode.BAD_USER_INPUT, // datetime_field_overflow
 };
 
+/** Refusals a caller tells apart by `details.reason` (a handler's ctx.call turns them into codes). */
+const SQLSTATE_REASONS: Record<string, string> = {
+  CASDL: 'CALL_DEPTH_EXCEEDED',
+  CASCY: 'CALL_CYCLE',
+};
+
 /** Maps a database error with a known SQLSTATE to a CasError; other errors pass unchanged. */
 export function toCasError(error: unknown): unknown {
   const sqlState = (error as { code?: unknown } | null)?.code;
   if (typeof sqlState !== 'string') return error;
   const code = SQLSTATE_CODES[sqlState];
   if (!code) return error;
-  const message = sqlState.startsWith('CAS')
-    ? (error as Error).message
-    : 'the input was refused by a database constraint';
-  return new CasError(code, message, sqlState.startsWith('CAS') ? undefined : { sqlState });
+  if (!sqlState.startsWith('CAS'))
+    return new CasError(code, 'the input was refused by a database constraint', { sqlState });
+  const reason = SQLSTATE_REASONS[sqlState];
+  return new CasError(code, (error as Error).message, reason ? { reason } : undefined);
 }
 
 async function translateDatabaseError<T>(run: () => Promise<T>): Promise<T> {

@@ -101,8 +101,18 @@ export interface AgentRuntime {
   watchAgents(agentId?: string | null): AsyncIterable<Agent>;
   /** Log entries as they are written. */
   subscribeLogs(filter?: LogSubscriptionFilter): AsyncIterable<LogEntry>;
-  /** Cancels a queued task at once, or asks the worker of a running one to stop. */
+  /**
+   * Cancels a queued or waiting task at once, or asks the worker of a running one to stop; its
+   * unfinished children (and theirs) are cancelled with it.
+   */
   cancelTask(id: string, actor?: Actor): Promise<Task>;
+  /**
+   * Sends signal `name` with `payload` to a task: its oldest ctx.waitForSignal(name) receives it,
+   * or the next one to start. CONFLICT for a finished task.
+   */
+  signalTask(id: string, name: string, payload?: unknown, actor?: Actor): Promise<Task>;
+  /** The children each task queued with ctx.call, oldest first (at most `limit` each). */
+  getChildren(parentIds: readonly string[], limit: number): Promise<Task[][]>;
 
   getAgentState(agentId: string): Promise<AgentState | null>;
   getAgentStates(agentIds: readonly string[]): Promise<(AgentState | null)[]>;

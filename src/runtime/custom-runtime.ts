@@ -28,6 +28,7 @@ import { stateStore, updateStateInput, type AgentState } from '../domains/state/
 import {
   executeTaskInput,
   isFinal,
+  signalTaskInput,
   taskListFilter,
   taskStore,
   throttleMsInput,
@@ -37,6 +38,7 @@ import {
   type TaskListFilter,
 } from '../domains/task/task.js';
 import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
+import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
@@ -83,6 +85,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly logs;
   private readonly metrics;
   private readonly events;
+  private readonly steps;
   private readonly feed: ChangeFeed;
   private readonly backend: Backend;
   private readonly live: LiveStreams;
@@ -103,6 +106,7 @@ export class CustomRuntime implements AgentRuntime {
     this.logs = logStore(sql);
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
+    this.steps = taskStepStore(sql);
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
     this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
@@ -139,6 +143,8 @@ export class CustomRuntime implements AgentRuntime {
         this.tasks,
         {
           logs: this.logs,
+          steps: this.steps,
+          maxCallDepth: config.maxCallDepth,
           logger,
           resolveAction: (agent, action) => this.registry.resolve(agent, action),
           state: {
@@ -351,6 +357,17 @@ export class CustomRuntime implements AgentRuntime {
     // Stop it here at once if it runs in this process; other processes learn through the feed.
     if (task.status === 'running') for (const worker of this.workers) worker.cancel(task.id);
     return task;
+  }
+
+  async signalTask(id: string, name: string, payload: unknown = null, actor: Actor = {}): Promise<Task> {
+    const signal = parseInput(signalTaskInput, { taskId: id, name, payload, userId: actor.userId });
+    return this.tasks.signal(signal.taskId, signal.name, signal.payload, signal.userId);
+  }
+
+  async getChildren(parentIds: readonly string[], limit: number): Promise<Task[][]> {
+    const ids = parseInput(taskIds, parentIds);
+    const children = await this.tasks.children(ids, parseInput(pageSize, limit));
+    return ids.map((id) => children.filter((child) => child.parentId === id));
   }
 
   // State

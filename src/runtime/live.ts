@@ -34,6 +34,7 @@ const AGENT_STATUS_EVENT_TYPES: readonly EventType[] = [
   'task_failed',
   'task_cancelled',
   'task_retry_scheduled',
+  'task_waiting',
 ];
 
 export interface LiveStreamOptions {

@@ -5,10 +5,15 @@ import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Logger } from '../logger.js';
 import { MAX_JSON_BYTES, pathOfNulCharacter } from '../validation.js';
+import type { TaskStepStore } from '../domains/task/steps.js';
+import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
 
 export interface TaskRunDeps {
   tasks: TaskStore;
+  steps: TaskStepStore;
+  /** Deepest chain of ctx.call a task may start (CAS_MAX_CALL_DEPTH). */
+  maxCallDepth: number;
   logs: LogStore;
   workerId: string;
   logger: Logger;
@@ -32,7 +37,8 @@ const LOG_BATCH_SIZE = 100;
 
 class AbandonedError extends Error {}
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+type Outcome =
+  { ok: true; value: unknown } | { ok: false; error: unknown } | { ok: 'suspended'; suspension: Suspension };
 
 /** One attempt of one task on this worker: runs the handler and writes how it ended. */
 export class TaskRun {
@@ -46,11 +52,20 @@ export class TaskRun {
   private logTimer: NodeJS.Timeout | null = null;
   private logWrite: Promise<void> = Promise.resolve();
   private settled = false;
+  private readonly durable: DurableExecution;
 
   constructor(
     readonly task: ClaimedTask,
     private readonly deps: TaskRunDeps,
-  ) {}
+  ) {
+    this.durable = new DurableExecution({
+      steps: deps.steps,
+      lease: task,
+      resolveAction: deps.resolveAction,
+      maxCallDepth: deps.maxCallDepth,
+      checkResult,
+    });
+  }
 
   /** Aborts the handler's signal; the first reason wins, and none once the handler has settled. */
   stop(reason: StopReason): void {
@@ -77,8 +92,7 @@ export class TaskRun {
     if (this.task.cancelRequestedAt) this.stop('cancelled');
     const timeout = this.task.timeoutMs ? setTimeout(() => this.stop('timeout'), this.task.timeoutMs) : null;
     try {
-      const value = await this.untilSettledOrAbandoned(action);
-      return await this.end({ ok: true, value });
+      return await this.end(await this.untilSettledOrAbandoned(action));
     } catch (error) {
       return await this.end({ ok: false, error });
     } finally {
@@ -86,8 +100,12 @@ export class TaskRun {
     }
   }
 
-  private untilSettledOrAbandoned(action: ResolvedAction): Promise<unknown> {
-    const handler = Promise.resolve().then(() => action.run(action.parse(this.task.input), this.context()));
+  /** The handler's value, or the suspension of a handler that waits (it never settles then). */
+  private untilSettledOrAbandoned(action: ResolvedAction): Promise<Outcome> {
+    const handler = Promise.resolve()
+      .then(() => action.run(action.parse(this.task.input), this.context()))
+      .then((value): Outcome => ({ ok: true, value }));
+    const suspended = this.durable.suspended.then((suspension): Outcome => ({ ok: 'suspended', suspension }));
     const abandoned = new Promise<never>((_, reject) => {
       const abandon = () =>
         setTimeout(
@@ -98,12 +116,14 @@ export class TaskRun {
       else this.controller.signal.addEventListener('abort', abandon, { once: true });
     });
     abandoned.catch(() => undefined);
-    return Promise.race([handler, abandoned]);
+    return Promise.race([handler, suspended, abandoned]);
   }
 
   private async end(outcome: Outcome): Promise<Task | null> {
     this.settled = true;
-    if (!outcome.ok && this.stopReason === null) this.logFailure(outcome.error);
+    // A suspended handler waits forever on a durable operation: let whatever else it started stop.
+    if (outcome.ok === 'suspended') this.controller.abort(new Error('task suspended'));
+    if (outcome.ok === false && this.stopReason === null) this.logFailure(outcome.error);
     await this.flushWrites();
     try {
       return await retryWhileUnreachable(() => this.writeOutcome(outcome));
@@ -138,6 +158,10 @@ export class TaskRun {
           true,
         );
     }
+    if (outcome.ok === 'suspended') {
+      const { keys, childTaskIds, signals } = outcome.suspension;
+      return tasks.suspend(lease, keys, { childTaskIds, signals });
+    }
     if (outcome.ok) {
       const failure = checkResult(outcome.value);
       if (!failure) return tasks.complete(lease, outcome.value ?? null);
@@ -153,7 +177,7 @@ export class TaskRun {
       taskId: task.id,
       agentId: task.agentId,
       action: task.action,
-      parentTaskId: null,
+      parentTaskId: task.parentId,
       attempt: task.attempts,
       maxAttempts: task.maxAttempts,
       signal: this.controller.signal,
@@ -163,12 +187,11 @@ export class TaskRun {
         get: () => deps.state.get(task.agentId),
         update: (data, expectedVersion) => deps.state.update(task.agentId, data, expectedVersion),
       },
-      // Durable execution arrives with the Agent SDK (in progress).
-      step: () => Promise.reject(new Error('ctx.step is not implemented yet')),
-      call: () => Promise.reject(new Error('ctx.call is not implemented yet')),
-      callAll: () => Promise.reject(new Error('ctx.callAll is not implemented yet')),
-      sleep: () => Promise.reject(new Error('ctx.sleep is not implemented yet')),
-      waitForSignal: () => Promise.reject(new Error('ctx.waitForSignal is not implemented yet')),
+      step: this.durable.step,
+      call: this.durable.call,
+      callAll: this.durable.callAll,
+      sleep: this.durable.sleep,
+      waitForSignal: this.durable.waitForSignal,
     };
   }
 

@@ -31,6 +31,14 @@ export type RunningAttempts = Map<string, RunningAttempt>;
 
 const CLAIM_ERROR_BACKOFF_MS = 1000;
 const EXPIRED_LEASES_PER_SWEEP = 100;
+/** Children per sweep whose ending could not wake their waiting parent at once. */
+const SETTLED_CHILDREN_PER_SWEEP = 100;
+/** Events after which a task may be due: the doorbell of the claim loop. */
+const TASK_DUE_EVENT_TYPES: ReadonlySet<string> = new Set([
+  'task_queued',
+  'task_retry_scheduled',
+  'task_resumed',
+]);
 
 /**
  * Runs `work` every `periodMs`, skipping a beat while the previous run is still going: a slow
@@ -70,8 +78,7 @@ export class Worker {
     this.processRuns = options.running ?? new Map();
     this.doorbell = new Doorbell(
       feed,
-      (notice) =>
-        isEventNotice(notice) && (notice.type === 'task_queued' || notice.type === 'task_retry_scheduled'),
+      (notice) => isEventNotice(notice) && TASK_DUE_EVENT_TYPES.has(notice.type),
     );
     this.unsubscribeCancels = feed.subscribe((notice) => {
       if (isEventNotice(notice) && notice.type === 'task_cancel_requested' && notice.taskId)
@@ -182,9 +189,9 @@ export class Worker {
     this.processRuns.set(task.id, entry);
   }
 
-  /** A retry this worker scheduled comes due before the next poll: wake up for it. */
+  /** A retry or a wait this worker scheduled comes due before the next poll: wake up for it. */
   private wakeForRetry(task: Task | null): void {
-    if (task?.status !== 'queued' || this.stopping.signal.aborted) return;
+    if ((task?.status !== 'queued' && task?.status !== 'waiting') || this.stopping.signal.aborted) return;
     const delay = task.runAt.getTime() - Date.now();
     if (delay < this.options.pollIntervalMs)
       setTimeout(() => this.doorbell.ring(), Math.max(0, delay) + 5).unref();
@@ -208,6 +215,7 @@ export class Worker {
   }
 
   private async sweepExpiredLeases(): Promise<void> {
+    await this.settleFinishedChildren();
     try {
       const swept = await this.tasks.expireLeases(EXPIRED_LEASES_PER_SWEEP);
       if (swept.length > 0) {
@@ -219,6 +227,14 @@ export class Worker {
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'sweeping expired leases failed');
+    }
+  }
+
+  private async settleFinishedChildren(): Promise<void> {
+    try {
+      if ((await this.tasks.settleFinishedChildren(SETTLED_CHILDREN_PER_SWEEP)) > 0) this.doorbell.ring();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'settling the parents of finished children failed');
     }
   }
 }

@@ -15,6 +15,12 @@ export const EVENT_TYPES = [
   'task_cancel_requested',
   'task_cancelled',
   'task_retry_scheduled',
+  'task_waiting',
+  'task_resumed',
+  'task_signal_received',
+  'step_started',
+  'step_completed',
+  'step_failed',
   'state_updated',
   'state_reset',
 ] as const;

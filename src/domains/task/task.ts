@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
-import { agentId, dateTime, jsonValue, replaceNulCharacters, userId } from '../../validation.js';
+import { agentId, dateTime, jsonValue, replaceNulCharacters, taskId, userId } from '../../validation.js';
 import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
 
-export const TASK_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+export const TASK_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const FINAL_TASK_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const isFinal = (status: TaskStatus) => FINAL_TASK_STATUSES.includes(status);
@@ -39,12 +39,33 @@ export interface Task {
   leaseExpiresAt: Date | null;
   cancelRequestedAt: Date | null;
   userId: string | null;
+  /** The task whose ctx.call queued this one. */
+  parentId: string | null;
+  /** Calls between this task and the one a client queued (0). */
+  depth: number;
+  /** While waiting: what the suspended attempt waits for. */
+  waitingFor: TaskWait | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
   durationMs: number | null;
   updatedAt: Date;
 }
+
+/** What a waiting task waits for (Task.waitingFor). */
+export interface TaskWait {
+  /** The step keys whose settling makes the task due again. */
+  keys: string[];
+  /** Children it waits for (ctx.call, ctx.callAll). */
+  childTaskIds: string[];
+  /** The signal names it waits for (ctx.waitForSignal). */
+  signals: string[];
+  /** When its earliest timer fires (a sleep, a signal's timeout), if any. */
+  until: Date | null;
+}
+
+/** Signals a task may hold that no wait has taken yet; more are refused (CONFLICT). */
+export const MAX_UNDELIVERED_SIGNALS = 1000;
 
 /** Longest a task may run per attempt. */
 export const MAX_TIMEOUT_MS = 86_400_000;
@@ -63,6 +84,13 @@ export const executeTaskInput = z.object({
   userId,
 });
 export type ExecuteTaskInput = z.input<typeof executeTaskInput>;
+
+export const signalTaskInput = z.object({
+  taskId,
+  name: z.string().min(1).max(100),
+  payload: jsonValue.optional(),
+  userId,
+});
 
 /** How far a task stream may coalesce progress (ms); absent means no coalescing. */
 export const throttleMsInput = z
@@ -115,6 +143,9 @@ interface TaskRow {
   lease_expires_at: unknown;
   cancel_requested_at: unknown;
   user_id: string | null;
+  parent_id: string | null;
+  depth: unknown;
+  waiting_for: { keys?: string[]; childTaskIds?: string[]; signals?: string[]; until?: string } | null;
   created_at: unknown;
   started_at: unknown;
   finished_at: unknown;
@@ -151,6 +182,16 @@ const taskFromRow = (row: TaskRow): Task => ({
   leaseExpiresAt: toDateOrNull(row.lease_expires_at),
   cancelRequestedAt: toDateOrNull(row.cancel_requested_at),
   userId: row.user_id,
+  parentId: row.parent_id ?? null,
+  depth: toNumber(row.depth ?? 0),
+  waitingFor: row.waiting_for
+    ? {
+        keys: row.waiting_for.keys ?? [],
+        childTaskIds: row.waiting_for.childTaskIds ?? [],
+        signals: row.waiting_for.signals ?? [],
+        until: row.waiting_for.until ? new Date(row.waiting_for.until) : null,
+      }
+    : null,
   createdAt: toDate(row.created_at),
   startedAt: toDateOrNull(row.started_at),
   finishedAt: toDateOrNull(row.finished_at),
@@ -236,6 +277,32 @@ export function taskStore(sql: SqlFunctions) {
       }))!,
     release: async (lease: Lease) =>
       (await one('cas_release_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,
+    /**
+     * Ends the attempt waiting for the steps `keys` (status waiting, no worker slot held); due at
+     * once if one of them settled meanwhile. `waitingFor` describes the wait for readers.
+     */
+    suspend: async (lease: Lease, keys: readonly string[], waitingFor: Omit<TaskWait, 'keys' | 'until'>) =>
+      (await one('cas_suspend_task', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_keys: [...keys],
+        p_waiting_for: json(waitingFor),
+      }))!,
+    /** Delivers a signal to the task's oldest wait for `name`, or keeps it for the next one. */
+    signal: async (id: string, name: string, payload: unknown, userId?: string | null) =>
+      (await one('cas_signal_task', {
+        p_task_id: id,
+        p_name: name,
+        p_payload: json(payload ?? null),
+        p_user_id: userId ?? null,
+        p_max_undelivered: MAX_UNDELIVERED_SIGNALS,
+      }))!,
+    /** The children of each task (oldest first, at most `limit` each). */
+    children: (parentIds: readonly string[], limit: number) =>
+      many('cas_task_children', { p_parent_ids: [...parentIds], p_limit: limit }),
+    /** Settles parents whose children ended where they could not be settled at once; how many. */
+    settleFinishedChildren: (limit: number) =>
+      sql.value<unknown>('cas_settle_finished_children', { p_limit: limit }).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */
