@@ -33,13 +33,14 @@ export type ExecuteTaskInput = {
   wait?: boolean | null | undefined;
 };
 
-/** QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED (a failed attempt with attempts left goes back to QUEUED). */
+/** QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED (a failed attempt with attempts left goes back to QUEUED). RUNNING → WAITING when the handler waits for children, a signal or a timer (no worker slot held); WAITING → RUNNING again once that has happened. */
 export type TaskStatus =
   | 'CANCELLED'
   | 'FAILED'
   | 'QUEUED'
   | 'RUNNING'
-  | 'SUCCEEDED';
+  | 'SUCCEEDED'
+  | 'WAITING';
 
 export type ListAgentsQueryVariables = Exact<{ [key: string]: never; }>;
 

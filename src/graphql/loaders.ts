@@ -22,6 +22,8 @@ export interface Loaders {
    * the viewer may see (see createLoaders).
    */
   recentTasks(first: number): DataLoader<string, Task[]>;
+  /** One loader per `first`: the children of each task, oldest first. */
+  children(first: number): DataLoader<string, Task[]>;
   /** Forgets every cached value (for subscriptions, before each event). */
   clearAll(): void;
 }
@@ -47,6 +49,7 @@ export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: st
   const states = new DataLoader<string, AgentState | null>(inOrder((ids) => runtime.getAgentStates(ids)));
   const metricsByRange = new Map<string, DataLoader<string, AgentMetrics | null>>();
   const recentByFirst = new Map<number, DataLoader<string, Task[]>>();
+  const childrenByFirst = new Map<number, DataLoader<string, Task[]>>();
 
   return {
     agents,
@@ -77,8 +80,24 @@ export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: st
       }
       return loader;
     },
+    children(first) {
+      let loader = childrenByFirst.get(first);
+      if (!loader) {
+        loader = new DataLoader(inOrder((ids) => runtime.getChildren(ids, first)));
+        childrenByFirst.set(first, loader);
+      }
+      return loader;
+    },
     clearAll() {
-      for (const loader of [agents, tasks, states, ...metricsByRange.values(), ...recentByFirst.values()]) {
+      const all = [
+        agents,
+        tasks,
+        states,
+        ...metricsByRange.values(),
+        ...recentByFirst.values(),
+        ...childrenByFirst.values(),
+      ];
+      for (const loader of all) {
         loader.clearAll();
       }
     },

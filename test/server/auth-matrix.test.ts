@@ -142,6 +142,14 @@ const OPERATIONS: Operation[] = [
     variables: async (caller) => ({ id: await ownTask(caller) }),
   },
   {
+    field: 'signalTask',
+    kind: 'mutation',
+    allows: atLeast('operator'),
+    document:
+      'mutation($id: ID!) { signalTask(id: $id, name: "approval", payload: { ok: true }) { status } }',
+    variables: async (caller) => ({ id: await ownTask(caller) }),
+  },
+  {
     field: 'registerAgent',
     kind: 'mutation',
     allows: atLeast('admin'),

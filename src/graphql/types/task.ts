@@ -1,5 +1,11 @@
 /** Tasks: one action run on one agent, queued, retried and cancellable. */
-import { TASK_STATUSES, taskCursor, type Task, type TaskError } from '../../domains/task/task.js';
+import {
+  TASK_STATUSES,
+  taskCursor,
+  type Task,
+  type TaskError,
+  type TaskWait,
+} from '../../domains/task/task.js';
 import { actorOf, taskCreatorFilter } from '../../auth/roles.js';
 import { badInput, notFound } from '../../errors.js';
 import { taskId as taskIdSchema } from '../../validation.js';
@@ -11,7 +17,9 @@ import { AgentRef, parseAgentId } from './agent.js';
 export const TaskStatusEnum = upperCaseEnum(
   'TaskStatus',
   TASK_STATUSES,
-  'QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED (a failed attempt with attempts left goes back to QUEUED).',
+  'QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED (a failed attempt with attempts left goes back to QUEUED). ' +
+    'RUNNING → WAITING when the handler waits for children, a signal or a timer (no worker slot held); ' +
+    'WAITING → RUNNING again once that has happened.',
 );
 
 /** A task id from a client: a UUID, checked before it reaches any query (BAD_USER_INPUT). */
@@ -34,6 +42,28 @@ const TaskErrorRef = builder.objectRef<TaskError>('TaskError').implement({
     message: t.exposeString('message'),
     code: t.exposeString('code', { nullable: true }),
     retryable: t.exposeBoolean('retryable'),
+  }),
+});
+
+/** Largest `first` of Task.children. */
+export const MAX_CHILDREN = 1000;
+const DEFAULT_CHILDREN = 100;
+
+const TaskWaitRef = builder.objectRef<TaskWait>('TaskWait').implement({
+  description:
+    'What a WAITING task waits for. It runs again once every child and signal listed has arrived, or at `until`.',
+  fields: (t) => ({
+    childTaskIds: t.exposeIDList('childTaskIds', {
+      description: 'Children (ctx.call, ctx.callAll) not final yet.',
+    }),
+    signals: t.exposeStringList('signals', {
+      description: 'Signal names it waits for (ctx.waitForSignal); send them with signalTask.',
+    }),
+    until: t.expose('until', {
+      type: 'DateTime',
+      nullable: true,
+      description: 'When its earliest timer fires (ctx.sleep, a signal timeout); null when none.',
+    }),
   }),
 });
 
@@ -78,6 +108,29 @@ TaskRef.implement({
     updatedAt: t.expose('updatedAt', { type: 'DateTime' }),
     durationMs: t.exposeFloat('durationMs', { nullable: true }),
     cancelRequestedAt: t.expose('cancelRequestedAt', { type: 'DateTime', nullable: true }),
+    waitingFor: t.expose('waitingFor', {
+      type: TaskWaitRef,
+      nullable: true,
+      description: 'Set while WAITING.',
+    }),
+    depth: t.exposeInt('depth', {
+      description: 'Calls between this task and the one a client queued (0); at most CAS_MAX_CALL_DEPTH.',
+    }),
+    parent: t.field({
+      type: TaskRef,
+      nullable: true,
+      description: 'The task whose ctx.call queued this one.',
+      resolve: (task, _args, { loaders }) => (task.parentId ? loaders.tasks.load(task.parentId) : null),
+    }),
+    children: t.field({
+      type: [TaskRef],
+      description: `Tasks this one queued with ctx.call / ctx.callAll, oldest first (first: 1-${MAX_CHILDREN}, default ${DEFAULT_CHILDREN}).`,
+      args: { first: t.arg.int({ required: false }) },
+      resolve: (task, { first }, { loaders }) =>
+        loaders
+          .children(pageSizeArg(first, { defaultSize: DEFAULT_CHILDREN, max: MAX_CHILDREN }))
+          .load(task.id),
+    }),
   }),
 });
 
@@ -185,9 +238,27 @@ builder.mutationFields((t) => ({
     resolve: (_root, { input }, { runtime, viewer, signal }) =>
       runtime.executeTask({ ...input, ...actorOf(viewer) }, { signal }),
   }),
+  signalTask: t.field({
+    type: TaskRef,
+    description:
+      'Sends a signal to a task: its oldest ctx.waitForSignal(name) receives `payload` (a signal sent before the wait is kept for it). CONFLICT for a finished task.',
+    args: {
+      id: t.arg.id({ required: true }),
+      name: t.arg.string({ required: true, description: '1-100 characters, e.g. "approval".' }),
+      payload: t.arg({
+        type: 'JSON',
+        required: false,
+        description: 'Handed to the waiting handler (at most 1 MB).',
+      }),
+    },
+    authScopes: (_root, { id }) => ({ $all: { operator: true, task: parseTaskId(id) } }),
+    resolve: (_root, { id, name, payload }, { runtime, viewer }) =>
+      runtime.signalTask(parseTaskId(id), name, payload ?? null, actorOf(viewer)),
+  }),
   cancelTask: t.field({
     type: TaskRef,
-    description: 'Cancels a queued task at once, or asks the worker running it to stop.',
+    description:
+      'Cancels a queued or waiting task at once, or asks the worker running it to stop; its unfinished children are cancelled with it.',
     args: { id: t.arg.id({ required: true }) },
     authScopes: (_root, { id }) => ({ $all: { operator: true, task: parseTaskId(id) } }),
     resolve: (_root, { id }, { runtime, viewer }) => runtime.cancelTask(parseTaskId(id), actorOf(viewer)),
