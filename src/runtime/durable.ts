@@ -41,6 +41,7 @@ export class DurableExecution implements DurableOperations {
   private readonly uses = new Map<string, number>();
   private readonly pending = new Map<string, TaskStep>();
   private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
   private checkScheduled = false;
   private resolveSuspension!: (suspension: Suspension) => void;
   /** Resolves when the handler can go no further before something it waits for happens. */
@@ -172,8 +173,18 @@ export class DurableExecution implements DurableOperations {
       return await operation();
     } finally {
       this.inFlight -= 1;
+      if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
       this.scheduleSuspensionCheck();
     }
+  }
+
+  /**
+   * Resolves once no operation is in flight: the attempt's outcome is written after a step or call
+   * the handler did not await, so that write does not find its lease gone.
+   */
+  idle(): Promise<void> {
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Never settles: the attempt suspends and a later run gets the outcome from the stored step. */

@@ -5,6 +5,7 @@ import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Logger } from '../logger.js';
 import { MAX_JSON_BYTES, pathOfNulCharacter } from '../validation.js';
+import { sleep } from '../feed/change-feed.js';
 import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
@@ -124,6 +125,7 @@ export class TaskRun {
     // A suspended handler waits forever on a durable operation: let whatever else it started stop.
     if (outcome.ok === 'suspended') this.controller.abort(new Error('task suspended'));
     if (outcome.ok === false && this.stopReason === null) this.logFailure(outcome.error);
+    await this.untilDurableOperationsSettle();
     await this.flushWrites();
     try {
       return await retryWhileUnreachable(() => this.writeOutcome(outcome));
@@ -139,6 +141,15 @@ export class TaskRun {
       }
       throw error;
     }
+  }
+
+  /** Waits for the steps and calls the handler left unawaited, at most the abort grace period. */
+  private async untilDurableOperationsSettle(): Promise<void> {
+    const settled = new AbortController();
+    await Promise.race([
+      this.durable.idle().then(() => settled.abort()),
+      sleep(this.deps.abortGraceMs, settled.signal),
+    ]);
   }
 
   private async writeOutcome(outcome: Outcome): Promise<Task | null> {

@@ -73,6 +73,20 @@ export function exitOnShutdownSignal(
   for (const signal of SHUTDOWN_SIGNALS) process.on(signal, onSignal);
 }
 
+/**
+ * Agent handlers are deployers' code running in this process: a promise one of them leaves
+ * unawaited must not take every other task and subscription down with it (Node's default for an
+ * unhandled rejection is to exit). It is logged as an error instead.
+ */
+export function logUnhandledRejections(logger: Logger): void {
+  process.on('unhandledRejection', (reason) => {
+    logger.error(
+      { err: reason },
+      'unhandled promise rejection (an agent handler left a promise unawaited?); the process keeps running',
+    );
+  });
+}
+
 const showsStacks = () => ['debug', 'trace'].includes(process.env.LOG_LEVEL ?? '');
 
 /** Prints what went wrong at start (the stack too at LOG_LEVEL=debug) and exits 1. */
