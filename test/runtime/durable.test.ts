@@ -84,6 +84,10 @@ describeEachDatabase('durable execution', (kind) => {
             return { caught: error.code, childCode: error.childCode, child: error.childTaskId };
           }
         },
+        fireAndForget: (_input, ctx) => {
+          void ctx.call('tester', 'third', 'unawaited');
+          return 'returned at once';
+        },
         repeated: async (_input, ctx) => [await ctx.step('same', () => 1), await ctx.step('same', () => 2)],
       });
     });
@@ -137,6 +141,15 @@ describeEachDatabase('durable execution', (kind) => {
         ['step_started', 'send mail'],
         ['step_completed', 'send mail'],
       ]);
+    });
+
+    it('a call the handler does not await is queued before the task completes', async () => {
+      const task = await run(t, 'qa', 'fireAndForget');
+      expect(task).toMatchObject({ status: 'succeeded', result: 'returned at once' });
+      const [children] = await t.runtime.getChildren([task.id], 10);
+      expect(children).toHaveLength(1);
+      const child = await taskWhere(t, children![0]!.id, final);
+      expect(child).toMatchObject({ status: 'succeeded', result: { third: 'unawaited' } });
     });
 
     it('a name used twice in one task is two steps', async () => {
