@@ -37,10 +37,9 @@ comment on column cas_tasks.waiting_for is
   'While waiting: { kind, keys, childTaskIds, signal, until } of what the suspended attempt waits for.';
 create index if not exists cas_tasks_parent_idx on cas_tasks (parent_id, seq) where parent_id is not null;
 
--- Waiting tasks become claimable when they are due, as queued ones do.
-drop index if exists cas_tasks_claim_idx;
-create index if not exists cas_tasks_claimable_idx on cas_tasks (priority desc, run_at, seq)
-  where status in ('queued', 'waiting');
+-- Waiting tasks are claimed when they are due, beside queued ones. Their own index keeps the queue's
+-- small: thousands of tasks waiting for a person's approval cost a claim nothing.
+create index if not exists cas_tasks_waiting_due_idx on cas_tasks (run_at, seq) where status = 'waiting';
 
 create table if not exists cas_task_steps (
   task_id uuid not null references cas_tasks (id) on delete cascade,
@@ -313,6 +312,24 @@ begin
   return v_task;
 end $$;
 
+-- Whether a claim may start a task of this agent and caller now: the agent is among p_agent_ids
+-- (all when null) and below its maxConcurrency, the caller below p_max_running_per_caller. Read
+-- without locks to pick candidates; cas_claim_tasks checks again under them.
+create or replace function cas_task_claimable(
+  p_agent_id text,
+  p_user_id text,
+  p_agent_ids text[],
+  p_max_running_per_caller int
+) returns boolean
+language sql stable set search_path = public, pg_temp as $$
+  select (p_agent_ids is null or p_agent_id = any (p_agent_ids))
+    and not exists (
+      select 1 from cas_agents a join cas_agent_status s on s.agent_id = a.id
+      where a.id = p_agent_id and s.running_tasks >= a.max_concurrency)
+    and (p_max_running_per_caller is null
+         or cas_running_tasks_of_caller(coalesce(p_user_id, '')) < p_max_running_per_caller)
+$$;
+
 create or replace function cas_claim_tasks(
   p_worker_id text,
   p_limit int default 1,
@@ -327,20 +344,28 @@ declare
   v_caller_key bigint;
   v_next record;
 begin
-  select array_agg(picked.id order by picked.priority desc, picked.run_at, picked.seq) into v_ids
-  from (
+  -- Due queued tasks by priority, and due waiting tasks (resumed) by when they came due; each set
+  -- skips rows other workers hold; the best p_limit of both are claimed.
+  with queued as (
     select t.id, t.priority, t.run_at, t.seq from cas_tasks t
-    where t.status in ('queued', 'waiting') and t.run_at <= now()
-      and (p_agent_ids is null or t.agent_id = any (p_agent_ids))
-      -- Agents and callers at their limit as of now are passed over; re-checked under locks below.
-      and not exists (
-        select 1 from cas_agents a join cas_agent_status s on s.agent_id = a.id
-        where a.id = t.agent_id and s.running_tasks >= a.max_concurrency)
-      and (p_max_running_per_caller is null
-           or cas_running_tasks_of_caller(coalesce(t.user_id, '')) < p_max_running_per_caller)
+    where t.status = 'queued' and t.run_at <= now()
+      and cas_task_claimable(t.agent_id, t.user_id, p_agent_ids, p_max_running_per_caller)
     order by t.priority desc, t.run_at, t.seq
     limit greatest(p_limit, 0)
     for update of t skip locked
+  ), resumed as (
+    select t.id, t.priority, t.run_at, t.seq from cas_tasks t
+    where t.status = 'waiting' and t.run_at <= now()
+      and cas_task_claimable(t.agent_id, t.user_id, p_agent_ids, p_max_running_per_caller)
+    order by t.run_at, t.seq
+    limit greatest(p_limit, 0)
+    for update of t skip locked
+  )
+  select array_agg(picked.id order by picked.priority desc, picked.run_at, picked.seq) into v_ids
+  from (
+    select * from queued union all select * from resumed
+    order by priority desc, run_at, seq
+    limit greatest(p_limit, 0)
   ) picked;
   if v_ids is null then
     return;
