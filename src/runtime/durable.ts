@@ -2,7 +2,19 @@ import { ErrorCode, isCasError } from '../errors.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Lease } from '../domains/task/task.js';
 import type { ChildTaskRequest, TaskStep, TaskStepStore } from '../domains/task/steps.js';
-import { ChildTaskFailed, SignalTimeout, TaskFailure, type ChildCall, type TaskContext } from './handlers.js';
+import { executeTaskInput } from '../domains/task/task.js';
+import { parseInput } from '../validation.js';
+import {
+  ChildTaskFailed,
+  SignalTimeout,
+  TaskFailure,
+  type CallOptions,
+  type ChildCall,
+  type TaskContext,
+} from './handlers.js';
+
+/** The options of a child, checked as executeTask checks them. */
+const callOptions = executeTaskInput.pick({ maxAttempts: true, timeoutMs: true });
 
 /** Most children one ctx.callAll may queue. */
 export const MAX_CALLS_PER_FAN_OUT = 1000;
@@ -72,8 +84,13 @@ export class DurableExecution implements DurableOperations {
     });
   };
 
-  call = async <T = unknown>(agentId: string, action: string, input?: unknown): Promise<T> => {
-    const [result] = await this.callAll([{ agentId, action, input }]);
+  call = async <T = unknown>(
+    agentId: string,
+    action: string,
+    input?: unknown,
+    options: CallOptions = {},
+  ): Promise<T> => {
+    const [result] = await this.callAll([{ ...options, agentId, action, input }]);
     return result as T;
   };
 
@@ -145,7 +162,18 @@ export class DurableExecution implements DurableOperations {
       );
     }
     try {
-      return { key, agentId: call.agentId, action: call.action, input: action.parse(call.input ?? null) };
+      const { maxAttempts, timeoutMs } = parseInput(callOptions, {
+        maxAttempts: call.maxAttempts,
+        timeoutMs: call.timeoutMs,
+      });
+      return {
+        key,
+        agentId: call.agentId,
+        action: call.action,
+        input: action.parse(call.input ?? null),
+        ...(maxAttempts ? { maxAttempts } : {}),
+        ...(timeoutMs ? { timeoutMs } : {}),
+      };
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       throw new TaskFailure(`input of ${call.agentId}.${call.action}: ${message}`, 'BAD_INPUT', false);

@@ -1,8 +1,16 @@
 import type { LogLevel } from '../domains/log/log.js';
 import type { AgentState } from '../domains/state/state.js';
 
+/** How a child task runs; absent fields take executeTask's defaults. */
+export interface CallOptions {
+  /** 1-100, default 1. */
+  maxAttempts?: number;
+  /** Per-attempt time limit of the child (1-86400000 ms). */
+  timeoutMs?: number;
+}
+
 /** One child task to queue with `ctx.call` or `ctx.callAll`. */
-export interface ChildCall {
+export interface ChildCall extends CallOptions {
   agentId: string;
   action: string;
   input?: unknown;
@@ -45,7 +53,7 @@ export interface TaskContext {
    * holding a worker slot and is run again once the child is final; a failed or cancelled child
    * is thrown here as a ChildTaskFailed.
    */
-  call<T = unknown>(agentId: string, action: string, input?: unknown): Promise<T>;
+  call<T = unknown>(agentId: string, action: string, input?: unknown, options?: CallOptions): Promise<T>;
   /** Queues every call at once and resolves with their results in order, once all are final. */
   callAll<T extends unknown[] = unknown[]>(calls: readonly ChildCall[]): Promise<T>;
   /** Waits `ms` durably: the task holds no worker slot and resumes after the time has passed. */

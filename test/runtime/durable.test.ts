@@ -58,6 +58,10 @@ describeEachDatabase('durable execution', (kind) => {
       });
       t.runtime.defineActions('tester', {
         third: (input) => ({ third: input }),
+        retried: (_input, ctx) => {
+          if (ctx.attempt < 3) throw new Error(`attempt ${ctx.attempt} fails`);
+          return { attempts: ctx.attempt };
+        },
         flaky: () => {
           throw new TaskFailure('child gave up', 'CHILD_GAVE_UP', false);
         },
@@ -84,6 +88,8 @@ describeEachDatabase('durable execution', (kind) => {
             return { caught: error.code, childCode: error.childCode, child: error.childTaskId };
           }
         },
+        withOptions: (_input, ctx) =>
+          ctx.call('tester', 'retried', null, { maxAttempts: 3, timeoutMs: 60_000 }),
         fireAndForget: (_input, ctx) => {
           void ctx.call('tester', 'third', 'unawaited');
           return 'returned at once';
@@ -141,6 +147,13 @@ describeEachDatabase('durable execution', (kind) => {
         ['step_started', 'send mail'],
         ['step_completed', 'send mail'],
       ]);
+    });
+
+    it('a call takes maxAttempts and timeoutMs for its child', async () => {
+      const task = await run(t, 'qa', 'withOptions');
+      expect(task).toMatchObject({ status: 'succeeded', result: { attempts: 3 } });
+      const [[child]] = (await t.runtime.getChildren([task.id], 1)) as [[Task]];
+      expect(child).toMatchObject({ maxAttempts: 3, timeoutMs: 60_000, attempts: 3 });
     });
 
     it('a call the handler does not await is queued before the task completes', async () => {
