@@ -77,7 +77,8 @@ export class TaskRun {
     if (this.task.cancelRequestedAt) this.stop('cancelled');
     const timeout = this.task.timeoutMs ? setTimeout(() => this.stop('timeout'), this.task.timeoutMs) : null;
     try {
-      const value = await this.untilSettledOrAbandoned(action);
+      // The output schema's check (INVALID_RESULT, not retryable) and normalisation, if it has one.
+      const value = action.parseOutput(await this.untilSettledOrAbandoned(action));
       return await this.end({ ok: true, value });
     } catch (error) {
       return await this.end({ ok: false, error });
