@@ -66,20 +66,39 @@ const actionDefinition = z.strictObject({
   run: aFunction('(input, ctx) => result'),
 });
 
-const actionName = z
-  .string()
-  .regex(ACTION_NAME, 'an action name is 1-100 letters, digits, "-" or "_", starting with a letter')
-  .refine((name) => !DIAGNOSTIC_ACTION_NAMES.includes(name), {
-    error: (issue) =>
-      `"${String(issue.input)}" is a diagnostic action every agent has (${DIAGNOSTIC_ACTION_NAMES.join(', ')}); choose another name`,
-  });
+/** A plain function, or a definition (its own issues reported, rather than "no union member matched"). */
+const action = z.unknown().superRefine((value, context) => {
+  if (typeof value === 'function') return;
+  const parsed = actionDefinition.safeParse(value);
+  if (parsed.success) return;
+  for (const issue of parsed.error.issues) {
+    context.addIssue({ code: 'custom', message: issue.message, path: issue.path });
+  }
+});
+
+/** Action names, checked here rather than as record keys so each problem keeps its own message. */
+const actionNames = (actions: Record<string, unknown>, context: z.RefinementCtx) => {
+  for (const name of Object.keys(actions)) {
+    if (!ACTION_NAME.test(name)) {
+      context.addIssue({
+        code: 'custom',
+        path: [name],
+        message: 'an action name is 1-100 letters, digits, "-" or "_", starting with a letter',
+      });
+    } else if (DIAGNOSTIC_ACTION_NAMES.includes(name)) {
+      context.addIssue({
+        code: 'custom',
+        path: [name],
+        message: `"${name}" is a diagnostic action every agent has (${DIAGNOSTIC_ACTION_NAMES.join(', ')}); choose another name`,
+      });
+    }
+  }
+};
 
 const agentDefinition = z.strictObject({
   ...registerAgentInput.shape,
   id: agentId,
-  actions: z.record(actionName, z.union([aFunction('(input, ctx) => result'), actionDefinition]), {
-    error: 'must be an object of actions by name, e.g. { publish: defineAction({ ... }) }',
-  }),
+  actions: z.record(z.string(), action).superRefine(actionNames),
 });
 
 /** A definition that passed checkDefinition: what the runtime registers and runs. */
