@@ -31,7 +31,8 @@ export default defineAgent({
       run: async ({ title, body }, ctx) => {
         ctx.log('info', 'reviewing', { title });
         const comments: string[] = [];
-        if (body.length < MIN_BODY_CHARS) comments.push(`the body is shorter than ${MIN_BODY_CHARS} characters`);
+        if (body.length < MIN_BODY_CHARS)
+          comments.push(`the body is shorter than ${MIN_BODY_CHARS} characters`);
         if (title !== title.trim()) comments.push('the title has leading or trailing spaces');
         ctx.progress(1, 'reviewed');
         return { approved: comments.length === 0, comments };

@@ -51,9 +51,15 @@ export default defineAgent({
         }
 
         ctx.progress(0.5, 'waiting for approval');
-        const decision = approval.safeParse(await ctx.waitForSignal('approval', { timeoutMs: approvalTimeoutMs }));
+        const decision = approval.safeParse(
+          await ctx.waitForSignal('approval', { timeoutMs: approvalTimeoutMs }),
+        );
         if (!decision.success) {
-          throw new TaskFailure('the approval signal needs a payload { approved: boolean }', 'BAD_APPROVAL', false);
+          throw new TaskFailure(
+            'the approval signal needs a payload { approved: boolean }',
+            'BAD_APPROVAL',
+            false,
+          );
         }
         if (!decision.data.approved) {
           const comments = decision.data.note ? [decision.data.note] : [];

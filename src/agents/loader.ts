@@ -19,7 +19,10 @@ export class AgentLoadError extends Error {
 /** Agent files: `*.ts` and `*.js`, not declarations (`.d.ts`) nor tests (`*.test.*`, `*.spec.*`). */
 export function isAgentFile(name: string): boolean {
   return (
-    /\.(ts|js)$/.test(name) && !name.endsWith('.d.ts') && !/\.(test|spec)\./.test(name) && !name.startsWith('.')
+    /\.(ts|js)$/.test(name) &&
+    !name.endsWith('.d.ts') &&
+    !/\.(test|spec)\./.test(name) &&
+    !name.startsWith('.')
   );
 }
 
@@ -99,7 +102,9 @@ export async function loadAgents(options: LoadAgentsOptions): Promise<LoadedAgen
     }
     const checked = checkDefinition(module.default);
     if (!checked.ok) {
-      throw new AgentLoadError(`agent file ${name} has an invalid definition: ${checked.problems.join('; ')}`);
+      throw new AgentLoadError(
+        `agent file ${name} has an invalid definition: ${checked.problems.join('; ')}`,
+      );
     }
     const same = loaded.find((agent) => agent.registration.id === checked.agent.registration.id);
     if (same) {

@@ -49,7 +49,9 @@ export function resolveAction(name: string, action: Action): ResolvedAction {
     try {
       return toJsonSchema(schema, io);
     } catch (error) {
-      throw new Error(`action "${name}": its ${io} schema has no JSON Schema: ${(error as Error).message}`);
+      throw new Error(`action "${name}": its ${io} schema has no JSON Schema: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   };
   const { input, output } = action;

@@ -41,7 +41,10 @@ async function loadError(files: Record<string, string>): Promise<{ message: stri
   return { message, dir };
 }
 
-const agentFile = (id: string, actions = `{ hello: defineAction({ input: z.object({}), run: () => 'hi' }) }`) =>
+const agentFile = (
+  id: string,
+  actions = `{ hello: defineAction({ input: z.object({}), run: () => 'hi' }) }`,
+) =>
   `${IMPORT}export default defineAgent({ id: '${id}', name: '${id}', role: 'test', actions: ${actions} });\n`;
 
 afterAll(() => rm(FOLDERS, { recursive: true, force: true }));
@@ -71,7 +74,9 @@ describe('loading the agents folder', () => {
     const { message, dir } = await loadError({
       'plain.js': `export default { id: 'plain', name: 'P', role: 'r', actions: {} };\n`,
     });
-    expect(message).toContain(`agent file ${dir}/plain.js: its default export is not a defineAgent(...) result`);
+    expect(message).toContain(
+      `agent file ${dir}/plain.js: its default export is not a defineAgent(...) result`,
+    );
   });
 
   it('two files defining one agent id name both files', async () => {
@@ -83,7 +88,10 @@ describe('loading the agents folder', () => {
 
   it('an input schema with no JSON Schema (a date)', async () => {
     const { message, dir } = await loadError({
-      'dated.ts': agentFile('dated', `{ at: defineAction({ input: z.object({ when: z.date() }), run: () => 1 }) }`),
+      'dated.ts': agentFile(
+        'dated',
+        `{ at: defineAction({ input: z.object({ when: z.date() }), run: () => 1 }) }`,
+      ),
     });
     expect(message).toBe(
       `agent file ${dir}/dated.ts has an invalid definition: action "at": its input schema has no JSON Schema: Date cannot be represented in JSON Schema`,
@@ -197,7 +205,14 @@ describeEachDatabase('agents loaded from a folder', (kind) => {
       status: 'idle',
     });
     const actions = t.runtime.describeActions('greeter');
-    expect(actions.map((action) => action.name)).toEqual(['echo', 'fail', 'greet', 'misreport', 'ping', 'wait']);
+    expect(actions.map((action) => action.name)).toEqual([
+      'echo',
+      'fail',
+      'greet',
+      'misreport',
+      'ping',
+      'wait',
+    ]);
     expect(actions.find((action) => action.name === 'greet')).toEqual({
       name: 'greet',
       description: 'Says hello to someone.',

@@ -62,7 +62,9 @@ describe('a broken agent file stops start-up, naming the file', () => {
     const stderr = await failedStart(
       run('src/server/worker-main.ts', { CAS_AGENTS_DIR: brokenDir, DATABASE_URL: url }),
     );
-    expect(stderr).toMatch(new RegExp(`^cas-runtime-api: agent file ${brokenDir}/broken\\.ts failed to load: `));
+    expect(stderr).toMatch(
+      new RegExp(`^cas-runtime-api: agent file ${brokenDir}/broken\\.ts failed to load: `),
+    );
   });
 
   it('a CAS_AGENTS_DIR that does not exist', { timeout: 120_000 }, async () => {

@@ -13,7 +13,12 @@ const ACTIONS = /* GraphQL */ `
   query Actions($id: ID!) {
     agent(id: $id) {
       id
-      actions { name description inputSchema outputSchema }
+      actions {
+        name
+        description
+        inputSchema
+        outputSchema
+      }
       actionNames
     }
   }
@@ -21,7 +26,13 @@ const ACTIONS = /* GraphQL */ `
 
 const EXECUTE = /* GraphQL */ `
   mutation Execute($input: ExecuteTaskInput!) {
-    executeTask(input: $input) { status result error { code } }
+    executeTask(input: $input) {
+      status
+      result
+      error {
+        code
+      }
+    }
   }
 `;
 
@@ -70,7 +81,10 @@ describeEachDatabase('Agent.actions of agents in code', (kind) => {
   });
 
   it('computes the schemas once, not per request', () => {
-    const [first, second] = [server.runtime.describeActions('writer'), server.runtime.describeActions('writer')];
+    const [first, second] = [
+      server.runtime.describeActions('writer'),
+      server.runtime.describeActions('writer'),
+    ];
     const publish = (actions: typeof first) => actions.find((action) => action.name === 'publish')!;
     expect(publish(first).inputSchema).not.toBeNull();
     expect(publish(second).inputSchema).toBe(publish(first).inputSchema);
