@@ -17,6 +17,9 @@ export const SUPABASE_JWKS_PATH = '/auth/v1/.well-known/jwks.json';
 export const TRUSTED_DOCUMENTS_MODES = ['off', 'allow', 'only'] as const;
 export type TrustedDocumentsMode = (typeof TRUSTED_DOCUMENTS_MODES)[number];
 
+/** Where agent files are looked for when CAS_AGENTS_DIR is unset, relative to the working directory. */
+export const DEFAULT_AGENTS_DIR = 'agents';
+
 /** A comma-separated list, blanks dropped. */
 const commaList = z.string().transform((value) =>
   value
@@ -44,6 +47,7 @@ const environmentSchema = z
     HOST: z.string().min(1).default('127.0.0.1'),
     NODE_ENV: z.string().optional(),
     CAS_DATA_DIR: z.string().min(1).default('.cas/data'),
+    CAS_AGENTS_DIR: z.string().min(1).optional(),
     DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -118,6 +122,12 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /**
+   * CAS_AGENTS_DIR: the folder of agent files (src/agents/loader.ts), relative to the working
+   * directory. `explicit`: set by the environment, so a missing folder is an error; the default
+   * folder may be absent (no agents in code).
+   */
+  agentsDir: { path: string; explicit: boolean };
   databaseUrl?: string;
   supabase?: { url: string; serviceRoleKey: string };
   mode: DatabaseMode;
@@ -214,6 +224,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     dataDir: e.CAS_DATA_DIR,
+    agentsDir: { path: e.CAS_AGENTS_DIR ?? DEFAULT_AGENTS_DIR, explicit: e.CAS_AGENTS_DIR !== undefined },
     databaseUrl: e.DATABASE_URL,
     supabase,
     // A direct connection wins for data when both are set: it is faster and transactional.

@@ -13,11 +13,15 @@ const MAX_WAIT_MS = 3_600_000;
  */
 export const diagnosticActions: Record<string, Action> = {
   ping: defineAction({
+    description: 'Answers { pong: true } at once: checks that tasks of this agent reach a worker.',
     input: z.unknown(),
-    run: () => ({ pong: true }),
+    output: z.object({ pong: z.literal(true) }),
+    run: () => ({ pong: true as const }),
   }),
 
   wait: defineAction({
+    description:
+      'Waits `ms` milliseconds, reporting progress `steps` times; honours cancellation. Admins only.',
     input: z
       .object({
         ms: z.number().int().min(0).max(MAX_WAIT_MS).default(1000),
@@ -25,6 +29,7 @@ export const diagnosticActions: Record<string, Action> = {
       })
       .nullish()
       .transform((value) => value ?? { ms: 1000, steps: 0 }),
+    output: z.object({ waitedMs: z.number(), steps: z.number().int() }),
     run: async ({ ms, steps }, ctx) => {
       const stepCount = Math.max(steps, 1);
       for (let step = 1; step <= stepCount; step += 1) {
@@ -37,6 +42,8 @@ export const diagnosticActions: Record<string, Action> = {
   }),
 
   fail: defineAction({
+    description:
+      'Fails the first `times` attempts (retryable, code DIAGNOSTIC_FAILURE), then succeeds. Admins only.',
     input: z
       .object({
         message: z.string().max(1000).default('diagnostic failure'),
@@ -44,6 +51,7 @@ export const diagnosticActions: Record<string, Action> = {
       })
       .nullish()
       .transform((value) => value ?? { message: 'diagnostic failure', times: 1 }),
+    output: z.object({ attempt: z.number().int(), failedAttempts: z.number().int() }),
     run: ({ message, times }, ctx) => {
       if (ctx.attempt <= times) throw new TaskFailure(message, 'DIAGNOSTIC_FAILURE', true);
       return { attempt: ctx.attempt, failedAttempts: times };

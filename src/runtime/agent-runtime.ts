@@ -7,7 +7,8 @@ import type { Page } from '../domains/pagination.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { ApiKeyStore } from '../domains/api-key/api-key.js';
 import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '../domains/task/task.js';
-import type { AgentActions } from './handlers.js';
+import type { ActionMap } from '../agents/actions.js';
+import type { ActionDescription } from '../agents/registry.js';
 
 /** Who asked for a change; recorded as user_id on the events it writes. */
 export interface Actor {
@@ -67,15 +68,20 @@ export interface AgentRuntime {
   healthCheck(): Promise<HealthStatus>;
 
   /** Registers (or re-registers) an agent; `actions` adds handlers in this process. */
-  registerAgent(input: RegisterAgentInput, options?: Actor & { actions?: AgentActions }): Promise<Agent>;
+  registerAgent(input: RegisterAgentInput, options?: Actor & { actions?: ActionMap }): Promise<Agent>;
   /** Stops the agent and cancels its queued tasks; its history is kept. */
   unregisterAgent(id: string, actor?: Actor): Promise<Agent>;
   listAgents(): Promise<Agent[]>;
   /** Throws NOT_FOUND for an unknown agent. */
   getAgentStatus(id: string): Promise<Agent>;
   getAgents(ids: readonly string[]): Promise<(Agent | null)[]>;
-  /** The action names an agent accepts (the diagnostics and its own). */
+  /** The action names an agent accepts (the diagnostics and its own), sorted. */
   actionsOf(agentId: string): string[];
+  /**
+   * The actions an agent accepts in this process (the diagnostics and its own), sorted by name,
+   * with their descriptions and JSON Schemas (computed once, when the action is defined).
+   */
+  describeActions(agentId: string): ActionDescription[];
 
   /**
    * Queues a task. With `wait`, resolves once it is final, or with the task as it is then after

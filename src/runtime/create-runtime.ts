@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js';
 import { openPglite } from '../db/pglite.js';
 import { openPostgres, poolSize } from '../db/postgres.js';
 import { silentLogger, type Logger } from '../logger.js';
+import type { LoadedAgent } from '../agents/loader.js';
 import type { AgentRuntime } from './agent-runtime.js';
 import { databaseBackend, type Backend } from './backend.js';
 import { CustomRuntime } from './custom-runtime.js';
@@ -16,6 +17,8 @@ export interface CreateRuntimeOptions {
   database?: Database;
   /** A whole backend to use instead; the runtime closes it. */
   backend?: Backend;
+  /** Agents in code (loadAgents): registered with their actions at start, before workers claim. */
+  agents?: readonly LoadedAgent[];
 }
 
 /**
@@ -53,7 +56,7 @@ export async function openBackend(config: Config, logger: Logger, database?: Dat
 export async function createRuntime(options: CreateRuntimeOptions): Promise<CustomRuntime & AgentRuntime> {
   const { config, logger = silentLogger() } = options;
   const backend = options.backend ?? (await openBackend(config, logger, options.database));
-  const runtime = new CustomRuntime({ config, backend, logger });
+  const runtime = new CustomRuntime({ config, backend, logger, agents: options.agents });
   try {
     await runtime.initialize();
   } catch (error) {

@@ -56,7 +56,9 @@ import type {
   StreamOptions,
   WaitOptions,
 } from './agent-runtime.js';
-import type { AgentActions } from './handlers.js';
+import type { ActionMap } from '../agents/actions.js';
+import type { ActionDescription } from '../agents/registry.js';
+import type { LoadedAgent } from '../agents/loader.js';
 import { RetentionJob } from './retention.js';
 import { retentionStore, type PruneBatch } from '../domains/retention/retention.js';
 import { Worker, type RunningAttempts } from './worker.js';
@@ -70,6 +72,8 @@ export interface CustomRuntimeOptions {
   config: Config;
   backend: Backend;
   logger: Logger;
+  /** Agents in code (CAS_AGENTS_DIR): registered (upserted) with their actions before workers start. */
+  agents?: readonly LoadedAgent[];
 }
 
 /**
@@ -128,6 +132,15 @@ export class CustomRuntime implements AgentRuntime {
     await this.backend.prepare();
     await this.feed.start();
     this.live.start();
+    for (const agent of this.options.agents ?? []) {
+      await this.registerAgent(agent.registration, { actions: agent.actions });
+    }
+    if (this.options.agents?.length) {
+      logger.info(
+        { agents: this.options.agents.map((agent) => agent.registration.id) },
+        `registered ${this.options.agents.length} agent(s) from code`,
+      );
+    }
     const running: RunningAttempts = new Map();
     for (let index = 0; index < config.workers; index += 1) {
       const worker = new Worker(
@@ -202,7 +215,7 @@ export class CustomRuntime implements AgentRuntime {
 
   async registerAgent(
     input: RegisterAgentInput,
-    options: Actor & { actions?: AgentActions } = {},
+    options: Actor & { actions?: ActionMap } = {},
   ): Promise<Agent> {
     const parsed = parseInput(registerAgentInput, input);
     const agent = await this.agents.register(parsed, parseInput(userId, options.userId));
@@ -211,7 +224,7 @@ export class CustomRuntime implements AgentRuntime {
   }
 
   /** Adds actions for an agent in this process without touching the database. */
-  defineActions(agentIdValue: string, actions: AgentActions): void {
+  defineActions(agentIdValue: string, actions: ActionMap): void {
     this.registry.define(parseInput(agentId, agentIdValue), actions);
   }
 
@@ -235,6 +248,10 @@ export class CustomRuntime implements AgentRuntime {
 
   actionsOf(agent: string): string[] {
     return this.registry.names(agent);
+  }
+
+  describeActions(agent: string): ActionDescription[] {
+    return this.registry.describe(agent);
   }
 
   // Tasks

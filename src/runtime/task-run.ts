@@ -93,7 +93,10 @@ export class TaskRun {
     if (this.task.cancelRequestedAt) this.stop('cancelled');
     const timeout = this.task.timeoutMs ? setTimeout(() => this.stop('timeout'), this.task.timeoutMs) : null;
     try {
-      return await this.end(await this.untilSettledOrAbandoned(action));
+      const outcome = await this.untilSettledOrAbandoned(action);
+      // The output schema's check (INVALID_RESULT, not retryable) and normalisation, if it has one.
+      if (outcome.ok === true) outcome.value = action.parseOutput(outcome.value);
+      return await this.end(outcome);
     } catch (error) {
       return await this.end({ ok: false, error });
     } finally {

@@ -5,6 +5,7 @@
  */
 import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
+import { loadAgents } from '../agents/loader.js';
 import { createRuntime } from '../runtime/create-runtime.js';
 import { buildApp } from './app.js';
 import {
@@ -21,7 +22,9 @@ async function main() {
   config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   logSettingsSources(logger, envFile);
-  const runtime = await createRuntime({ config, logger });
+  // Before the database: a broken agent file stops start-up at once, naming the file.
+  const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
+  const runtime = await createRuntime({ config, logger, agents });
   const app = buildApp({ config, runtime, logger });
 
   const { shutdownTimeoutMs } = config;

@@ -1,8 +1,9 @@
 /**
  * What a failed start tells a person: one or two lines saying what is wrong and what to do, for
  * the failures people meet (a database that is down, missing or refuses the login, a port in use,
- * a data folder in use, a wrong Supabase URL or key). The stack only at LOG_LEVEL=debug.
+ * a data folder in use, a wrong Supabase URL or key, an agent file that cannot be used). The stack only at LOG_LEVEL=debug.
  */
+import { AgentLoadError } from '../agents/loader.js';
 import { ConfigError } from '../config.js';
 import { DataDirInUseError } from '../db/pglite.js';
 import { SupabaseError } from '../db/supabase.js';
@@ -81,7 +82,7 @@ export function describeStartupError(
 ): { lines: string; understood: boolean } {
   if (error instanceof ConfigError)
     return { lines: `${error.message}\nsee .env.example for every variable`, understood: true };
-  if (error instanceof DataDirInUseError || error instanceof SupabaseError)
+  if (error instanceof DataDirInUseError || error instanceof SupabaseError || error instanceof AgentLoadError)
     return { lines: error.message, understood: true };
   if (error instanceof Error) {
     const known = knownFailure(error as ErrorFields, context);

@@ -5,6 +5,7 @@
  */
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
+import { loadAgents } from '../agents/loader.js';
 import { createRuntime } from '../runtime/create-runtime.js';
 import {
   exitOnShutdownSignal,
@@ -26,7 +27,9 @@ async function main() {
   config = { ...loaded, workers: Math.max(loaded.workers, 1) };
   const logger = createLogger(config.logLevel);
   logSettingsSources(logger, envFile);
-  const runtime = await createRuntime({ config, logger });
+  // Before the database: a broken agent file stops start-up at once, naming the file.
+  const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
+  const runtime = await createRuntime({ config, logger, agents });
   const { shutdownTimeoutMs } = config;
   exitOnShutdownSignal(logger, async (signal) => {
     logger.info({ signal, deadlineMs: shutdownTimeoutMs }, 'worker stopping');

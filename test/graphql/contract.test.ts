@@ -75,7 +75,7 @@ describeEachDatabase('API contract over HTTP', (kind) => {
     it('agents lists the eight built-in agents, idle, with upper-case statuses', async () => {
       const { agents } = await data(
         url,
-        '{ agents { id name role description status lastActivityAt errorMessage registeredAt actions } }',
+        '{ agents { id name role description status lastActivityAt errorMessage registeredAt actions { name description inputSchema outputSchema } actionNames } }',
       );
       expect(agents.map((agent: { id: string }) => agent.id)).toEqual(BUILT_IN);
       for (const agent of agents) {
@@ -84,7 +84,14 @@ describeEachDatabase('API contract over HTTP', (kind) => {
         expect(agent.role).not.toBe('');
         expect(agent.registeredAt).toMatch(ISO);
         expect(agent.errorMessage).toBeNull();
-        expect(agent.actions).toEqual(expect.arrayContaining(['ping', 'wait', 'fail']));
+        const names = agent.actions.map((action: { name: string }) => action.name);
+        expect(names).toEqual(expect.arrayContaining(['ping', 'wait', 'fail']));
+        expect(names).toEqual([...names].sort());
+        expect(agent.actionNames).toEqual(names);
+        const wait = agent.actions.find((action: { name: string }) => action.name === 'wait');
+        expect(wait.description).toContain('progress');
+        expect(wait.inputSchema.anyOf[0].properties.ms).toMatchObject({ type: 'integer', default: 1000 });
+        expect(wait.outputSchema).toMatchObject({ type: 'object', required: ['waitedMs', 'steps'] });
       }
     });
 
@@ -428,7 +435,7 @@ describeEachDatabase('API contract over HTTP', (kind) => {
       const { registerAgent } = await data(
         url,
         `mutation { registerAgent(input: { id: "writer", name: "Writer", role: "content", description: "Writes copy" }) {
-            id name role description status registeredAt actions } }`,
+            id name role description status registeredAt actions { name } } }`,
       );
       expect(registerAgent).toMatchObject({
         id: 'writer',
@@ -437,7 +444,7 @@ describeEachDatabase('API contract over HTTP', (kind) => {
         description: 'Writes copy',
         status: 'IDLE',
       });
-      expect(registerAgent.actions).toEqual(expect.arrayContaining(['ping']));
+      expect(registerAgent.actions).toEqual(expect.arrayContaining([{ name: 'ping' }]));
       await data(url, EXECUTE, {
         input: { agentId: 'writer', action: 'ping', wait: true, timeoutMs: 10_000 },
       });

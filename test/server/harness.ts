@@ -3,6 +3,7 @@
  * database, and speaks HTTP to it. `queries` counts the database round trips the runtime makes
  * (every `query`, `exec` and statement inside a transaction), for the DataLoader test.
  */
+import type { LoadedAgent } from '../../src/agents/loader.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger, type Logger } from '../../src/logger.js';
 import type { AgentRuntime } from '../../src/runtime/agent-runtime.js';
@@ -32,6 +33,8 @@ export interface StartOptions {
   env?: Record<string, string>;
   limits?: Partial<ApiLimits>;
   logger?: Logger;
+  /** Agents in code (loadAgents), registered at start as `npm start` does. */
+  agents?: readonly LoadedAgent[];
 }
 
 export async function startTestServer(
@@ -62,6 +65,7 @@ export async function startTestServer(
   const runtime = await createRuntime({
     config,
     logger,
+    agents: options.agents,
     // Round trips are counted on the databases the runtime reaches directly.
     database: testDb.env ? undefined : countingDatabase(testDb.db, queries),
   });

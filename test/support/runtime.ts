@@ -1,3 +1,4 @@
+import type { LoadedAgent } from '../../src/agents/loader.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
 import { silentLogger } from '../../src/logger.js';
@@ -28,17 +29,24 @@ export const FAST_RUNTIME_ENV = {
 export async function openTestRuntime(
   kind: TestDatabaseKind,
   env: Record<string, string> = {},
+  /** Agents in code (loadAgents), registered at start as `npm start` does. */
+  options: { agents?: readonly LoadedAgent[] } = {},
 ): Promise<TestRuntime> {
   const testDb = await openTestDatabase(kind);
   let runtime: CustomRuntime;
   try {
     runtime = await createRuntime(
       testDb.env
-        ? { config: loadConfig({ ...FAST_RUNTIME_ENV, ...env, ...testDb.env }), logger: silentLogger() }
+        ? {
+            config: loadConfig({ ...FAST_RUNTIME_ENV, ...env, ...testDb.env }),
+            logger: silentLogger(),
+            agents: options.agents,
+          }
         : {
             config: loadConfig({ ...FAST_RUNTIME_ENV, ...env }),
             database: testDb.db,
             logger: silentLogger(),
+            agents: options.agents,
           },
     );
   } catch (error) {

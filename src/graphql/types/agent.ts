@@ -1,4 +1,5 @@
 /** Agents: the registry of who can run tasks, and their live status. */
+import type { ActionDescription } from '../../agents/registry.js';
 import { AGENT_STATUSES, MAX_AGENT_CONCURRENCY, type Agent } from '../../domains/agent/agent.js';
 import { badInput } from '../../errors.js';
 import { agentId as agentIdSchema } from '../../validation.js';
@@ -13,6 +14,28 @@ export const AgentStatusEnum = upperCaseEnum(
 );
 
 export const AgentRef = builder.objectRef<Agent>('Agent');
+
+export const AgentActionRef = builder.objectRef<ActionDescription>('AgentAction');
+
+AgentActionRef.implement({
+  description:
+    'An action an agent accepts in executeTask, with JSON Schemas (draft 2020-12) a client can build a form from.',
+  fields: (t) => ({
+    name: t.exposeString('name', { description: 'The `action` of executeTask, e.g. "ping".' }),
+    description: t.exposeString('description', { nullable: true }),
+    inputSchema: t.expose('inputSchema', {
+      type: 'JSON',
+      nullable: true,
+      description:
+        'JSON Schema of the input a client sends (executeTask checks it when queuing); null when unknown (an action without a schema takes any JSON).',
+    }),
+    outputSchema: t.expose('outputSchema', {
+      type: 'JSON',
+      nullable: true,
+      description: "JSON Schema of the task's result; null when the action declares none.",
+    }),
+  }),
+});
 
 /** An agent id from a client: a slug, checked before it reaches any query (BAD_USER_INPUT). */
 export function parseAgentId(id: string, argument = 'id'): string {
@@ -44,9 +67,15 @@ AgentRef.implement({
       nullable: true,
       description: 'Most tasks of this agent running at once over all workers; null for no limit.',
     }),
-    actions: t.stringList({
+    actions: t.field({
+      type: [AgentActionRef],
       description:
-        'The actions this agent accepts in executeTask (the diagnostics ping, wait, fail and its own).',
+        'The actions this agent accepts in executeTask (the diagnostics ping, wait, fail and its own), sorted by name.',
+      resolve: (agent, _args, { runtime }) => runtime.describeActions(agent.id),
+    }),
+    actionNames: t.stringList({
+      description: 'The names of `actions`, sorted.',
+      deprecationReason: 'use actions { name }',
       resolve: (agent, _args, { runtime }) => runtime.actionsOf(agent.id),
     }),
   }),
