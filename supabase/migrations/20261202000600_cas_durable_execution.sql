@@ -627,6 +627,12 @@ begin
     returning * into v_task;
   perform cas_append_event('task_waiting', v_task.agent_id, v_task.id,
     jsonb_build_object('attempt', v_task.attempts, 'waitingFor', v_task.waiting_for), null);
+  if v_pending < cardinality(p_keys) then
+    -- What it waits for arrived while the attempt was suspending: due at once, and every wait
+    -- reads as waiting, then resumed.
+    perform cas_append_event('task_resumed', v_task.agent_id, v_task.id,
+      jsonb_build_object('reason', 'arrived_while_suspending'), null);
+  end if;
   return next v_task;
 end $$;
 
