@@ -12,6 +12,7 @@ import {
   exitOnStartupFailure,
   loadEnvFile,
   logSettingsSources,
+  logUnhandledRejections,
 } from './process-lifecycle.js';
 
 let config: Config | undefined;
@@ -27,6 +28,7 @@ async function main() {
   config = { ...loaded, workers: Math.max(loaded.workers, 1) };
   const logger = createLogger(config.logLevel);
   logSettingsSources(logger, envFile);
+  logUnhandledRejections(logger);
   // Before the database: a broken agent file stops start-up at once, naming the file.
   const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
   const runtime = await createRuntime({ config, logger, agents });

@@ -98,3 +98,30 @@ it(
     expect(publish?.inputSchema).toMatchObject({ type: 'object', required: ['topic'] });
   },
 );
+
+it(
+  'a promise an agent left unawaited is logged; the server keeps serving',
+  { timeout: START_CEILING_MS + 30_000 },
+  async () => {
+    const port = await freePort();
+    const main = run('src/server/main.ts', {
+      CAS_AGENTS_DIR: 'test/support/fixtures/durable-agents',
+      PORT: String(port),
+    });
+    await main.waitForOutput(/ready at/, START_CEILING_MS);
+    const graphql = async (query: string) => {
+      const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      });
+      return ((await response.json()) as { data: Record<string, { status?: string; ok?: boolean }> }).data;
+    };
+    const { executeTask } = await graphql(
+      'mutation { executeTask(input: { agentId: "stray", action: "leave", wait: true }) { status } }',
+    );
+    expect(executeTask?.status).toBe('SUCCEEDED');
+    await main.waitForOutput(/unhandled promise rejection/, START_CEILING_MS);
+    expect((await graphql('{ health { ok } }')).health?.ok).toBe(true);
+  },
+);
