@@ -1,6 +1,6 @@
 import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
 import WebSocket from 'ws';
-import { isCasError } from '../errors.js';
+import { CasError, ErrorCode, isCasError } from '../errors.js';
 import { JsonArg, toCasError, type SqlArg, type SqlArgs, type SqlFunctions } from './sql-functions.js';
 
 /**
@@ -140,12 +140,40 @@ export function supabaseFailure(url: string, fn: string, status: number, body: P
   return new SupabaseError(`${fn} failed on ${url} (HTTP ${status}, ${code})${said}`, status, code, body);
 }
 
+/**
+ * Failures that say nothing about the request, only that the database could not be reached now:
+ * no response (a reset connection, a timeout), a gateway's 502/503/504, PostgREST's own connection
+ * errors (PGRST000-002) and the database's (SQLSTATE class 08, shutdown, too many connections).
+ */
+export function isTransientSupabaseFailure(error: SupabaseError): boolean {
+  if ([0, 502, 503, 504].includes(error.status)) return true;
+  const code = error.code ?? '';
+  return /^PGRST00[0-2]$/.test(code) || code.startsWith('08') || code.startsWith('57P') || code === '53300';
+}
+
+/**
+ * A transient failure as clients see it: UNAVAILABLE (retry), not an unexpected error. The request
+ * may or may not have run, as with any dropped connection; the lease and version checks of the SQL
+ * functions keep a retried write from applying twice where it matters.
+ */
+function unavailable(error: SupabaseError): CasError {
+  return new CasError(ErrorCode.UNAVAILABLE, `the database did not answer: ${error.message}; retry`, {
+    status: error.status,
+    code: error.code,
+  });
+}
+
 /** The SqlFunctions port over PostgREST RPC. */
 export function supabaseSqlFunctions(client: SupabaseClient, url: string): SqlFunctions {
   const call = async (fn: string, args: SqlArgs): Promise<unknown> => {
     if (!FUNCTION_NAME.test(fn)) throw new Error(`not a cas_ function name: ${fn}`);
     const { data, error, status } = await client.rpc(fn, rpcBody(args));
-    if (error) throw supabaseFailure(url, fn, status, error);
+    if (error) {
+      const failure = supabaseFailure(url, fn, status, error);
+      throw failure instanceof SupabaseError && isTransientSupabaseFailure(failure)
+        ? unavailable(failure)
+        : failure;
+    }
     return data;
   };
   return {

@@ -71,7 +71,16 @@ function mapErrors(errors: readonly GraphQLError[], context: GraphQLContext | un
   return errors.map((error) => {
     if (isOurOwn(error)) return withCode(error);
     const cause = error.originalError;
-    if (isCasError(cause)) return fromCasError(cause, error);
+    if (isCasError(cause)) {
+      // The service could not reach its database: the client retries, the operator should know.
+      if (cause.code === ErrorCode.UNAVAILABLE) {
+        (context?.logger ?? logger).warn(
+          { err: cause, details: cause.details, path: error.path?.join('.'), requestId: context?.requestId },
+          'database unavailable while resolving an operation',
+        );
+      }
+      return fromCasError(cause, error);
+    }
     const requestId = context?.requestId;
     (context?.logger ?? logger).error(
       { err: cause, path: error.path?.join('.'), requestId },

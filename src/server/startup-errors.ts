@@ -7,6 +7,7 @@ import { AgentLoadError } from '../agents/loader.js';
 import { ConfigError } from '../config.js';
 import { DataDirInUseError } from '../db/pglite.js';
 import { SupabaseError } from '../db/supabase.js';
+import { ErrorCode, isCasError } from '../errors.js';
 
 /** What the message may name: where the process listens and which database it uses. */
 export interface StartupContext {
@@ -83,6 +84,8 @@ export function describeStartupError(
   if (error instanceof ConfigError)
     return { lines: `${error.message}\nsee .env.example for every variable`, understood: true };
   if (error instanceof DataDirInUseError || error instanceof SupabaseError || error instanceof AgentLoadError)
+    return { lines: error.message, understood: true };
+  if (isCasError(error) && error.code === ErrorCode.UNAVAILABLE)
     return { lines: error.message, understood: true };
   if (error instanceof Error) {
     const known = knownFailure(error as ErrorFields, context);

@@ -347,9 +347,15 @@ begin
   -- Due queued tasks by priority, and due waiting tasks (resumed) by when they came due; each set
   -- skips rows other workers hold; the best p_limit of both are claimed.
   with queued as (
+    -- cas_task_claimable's condition written out: the hot path of every claim, planned inline.
     select t.id, t.priority, t.run_at, t.seq from cas_tasks t
     where t.status = 'queued' and t.run_at <= now()
-      and cas_task_claimable(t.agent_id, t.user_id, p_agent_ids, p_max_running_per_caller)
+      and (p_agent_ids is null or t.agent_id = any (p_agent_ids))
+      and not exists (
+        select 1 from cas_agents a join cas_agent_status s on s.agent_id = a.id
+        where a.id = t.agent_id and s.running_tasks >= a.max_concurrency)
+      and (p_max_running_per_caller is null
+           or cas_running_tasks_of_caller(coalesce(t.user_id, '')) < p_max_running_per_caller)
     order by t.priority desc, t.run_at, t.seq
     limit greatest(p_limit, 0)
     for update of t skip locked

@@ -36,6 +36,9 @@ async function notSupabase(): Promise<{ url: string; close(): Promise<void> }> {
   };
 }
 
+/** A PostgREST error body with its own code (PGRSTxxx). */
+const pgrstError = (code: string, message: string) => ({ code, message, details: null, hint: null });
+
 async function closedPort(): Promise<string> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -127,6 +130,31 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
     const badUuid = await sql.rows('cas_get_tasks', { p_ids: ['not-a-uuid'] }).catch((e: unknown) => e);
     expect(badUuid).toMatchObject({ name: 'CasError', code: 'BAD_USER_INPUT', details: { sqlState: '22P02' } });
     expect(callsOf('cas_get_tasks').at(-1)?.status).toBe(400);
+  });
+
+  it('answers UNAVAILABLE (retry), not an unexpected error, when the gateway or database is down', async () => {
+    const double = t.supabase!.postgrest;
+    const before = await runtime.getAgentState('analyst');
+    for (const status of [502, 503, 504]) {
+      double.failWith = { status, body: { message: 'upstream connect error or disconnect/reset before headers' } };
+      try {
+        await expect(runtime.updateAgentState('analyst', { step: status })).rejects.toMatchObject({
+          code: 'UNAVAILABLE',
+          message: expect.stringMatching(/^the database did not answer: .*; retry$/),
+        });
+      } finally {
+        double.failWith = null;
+      }
+    }
+    double.failWith = { status: 503, body: pgrstError('PGRST001', 'Database client error. Retrying the connection.') };
+    try {
+      await expect(runtime.listAgents()).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    } finally {
+      double.failWith = null;
+    }
+    // Nothing was written meanwhile, and the next call goes through.
+    expect(await runtime.getAgentState('analyst')).toEqual(before);
+    await expect(runtime.updateAgentState('analyst', { step: 'after' })).resolves.toMatchObject({ data: { step: 'after' } });
   });
 
   it('reports a function the project does not have as not deployed, with the fix', async () => {
