@@ -1,4 +1,5 @@
 import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from '@supabase/supabase-js';
+import pLimit from 'p-limit';
 import WebSocket from 'ws';
 import { CasError, ErrorCode, isCasError } from '../errors.js';
 import { JsonArg, toCasError, type SqlArg, type SqlArgs, type SqlFunctions } from './sql-functions.js';
@@ -163,11 +164,24 @@ function unavailable(error: SupabaseError): CasError {
   });
 }
 
-/** The SqlFunctions port over PostgREST RPC. */
-export function supabaseSqlFunctions(client: SupabaseClient, url: string): SqlFunctions {
+/** Requests in flight at once when the caller does not say (as many as a default Postgres pool). */
+export const DEFAULT_MAX_CONCURRENT_REQUESTS = 20;
+
+/**
+ * The SqlFunctions port over PostgREST RPC. At most `maxConcurrentRequests` requests are in flight
+ * at once, the rest wait their turn, as queries wait for a pool's connection in the other modes:
+ * a burst (a thousand subscriptions replaying at once) must not open a thousand connections, which
+ * overflows the gateway's accept queue and comes back as connections reset.
+ */
+export function supabaseSqlFunctions(
+  client: SupabaseClient,
+  url: string,
+  maxConcurrentRequests = DEFAULT_MAX_CONCURRENT_REQUESTS,
+): SqlFunctions {
+  const inTurn = pLimit(maxConcurrentRequests);
   const call = async (fn: string, args: SqlArgs): Promise<unknown> => {
     if (!FUNCTION_NAME.test(fn)) throw new Error(`not a cas_ function name: ${fn}`);
-    const { data, error, status } = await client.rpc(fn, rpcBody(args));
+    const { data, error, status } = await inTurn(() => client.rpc(fn, rpcBody(args)));
     if (error) {
       const failure = supabaseFailure(url, fn, status, error);
       throw failure instanceof SupabaseError && isTransientSupabaseFailure(failure)

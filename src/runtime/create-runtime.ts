@@ -45,7 +45,8 @@ export async function openDatabase(config: Config, logger: Logger = silentLogger
  * the feed then comes over Supabase Realtime if that database broadcasts (CAS_FEED, docs/supabase.md).
  */
 export async function openBackend(config: Config, logger: Logger, database?: Database): Promise<Backend> {
-  if (!database && config.mode === 'supabase') return supabaseBackend(config.supabase!, logger);
+  if (!database && config.mode === 'supabase')
+    return supabaseBackend(config.supabase!, logger, poolSize(config));
   const db = database ?? (await openDatabase(config, logger));
   const backend = databaseBackend(db, logger);
   const feed = feedForDatabase(db, config, logger);

@@ -20,10 +20,15 @@ import type { Backend } from './backend.js';
  * only checks that every migration in supabase/migrations is there, so a wrong URL, a wrong key or
  * a project without the schema fails at start with a message saying which.
  */
-export function supabaseBackend(settings: SupabaseSettings, logger: Logger): Backend {
+export function supabaseBackend(
+  settings: SupabaseSettings,
+  logger: Logger,
+  /** Requests to the project in flight at once (the pool size the other modes would use). */
+  maxConcurrentRequests?: number,
+): Backend {
   const client = createSupabaseClient(settings);
   const feed = supabaseRealtimeFeed(client, logger);
-  const sql = supabaseSqlFunctions(client, settings.url);
+  const sql = supabaseSqlFunctions(client, settings.url, maxConcurrentRequests);
   /** The migrations this code expects; read once (the files do not change under a running process). */
   let expected: ReturnType<typeof readMigrations> | null = null;
   let closed = false;

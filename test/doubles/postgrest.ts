@@ -200,6 +200,8 @@ export interface PostgrestDouble {
   readonly calls: Array<{ fn: string; status: number; headers: IncomingMessage['headers']; body: string }>;
   /** While set, every request is answered with this status and body (an outage, a gateway error). */
   failWith: { status: number; body: unknown } | null;
+  /** The most requests that were being handled at once. */
+  readonly maxInFlight: number;
 }
 
 export function postgrestDouble(options: PostgrestDoubleOptions): PostgrestDouble {
@@ -216,12 +218,20 @@ export function postgrestDouble(options: PostgrestDoubleOptions): PostgrestDoubl
     return cached;
   };
 
+  let inFlight = 0;
+  let maxInFlight = 0;
   const double: PostgrestDouble = {
     calls: [],
     failWith: null,
+    get maxInFlight() {
+      return maxInFlight;
+    },
     async handle(req, res) {
       const url = new URL(req.url ?? '/', 'http://double');
       if (!url.pathname.startsWith('/rest/v1/')) return false;
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      res.once('close', () => (inFlight -= 1));
       if (double.failWith) {
         send(res, double.failWith.status, double.failWith.body);
         return true;

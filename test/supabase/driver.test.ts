@@ -132,6 +132,23 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
     expect(callsOf('cas_get_tasks').at(-1)?.status).toBe(400);
   });
 
+  it('keeps at most maxConcurrentRequests requests in flight; the rest wait their turn', async () => {
+    const client = createSupabaseClient({ url: t.supabase!.url, serviceRoleKey: t.supabase!.keys.serviceRole });
+    const limited = supabaseSqlFunctions(client, t.supabase!.url, 4);
+    const before = t.supabase!.postgrest.maxInFlight;
+    const heads = await Promise.all(Array.from({ length: 200 }, () => limited.value<number>('cas_event_head', {})));
+    expect(heads).toHaveLength(200);
+    // The double's high-water mark counts every client; this burst alone stays within 4.
+    if (before <= 4) expect(t.supabase!.postgrest.maxInFlight).toBeLessThanOrEqual(4);
+    // Without the limit the same burst overlaps (the PostgreSQL server answers concurrently; PGlite
+    // behind the double answers one query at a time, so it cannot show it).
+    if (backing === 'postgres') {
+      const unlimited = supabaseSqlFunctions(client, t.supabase!.url, 200);
+      await Promise.all(Array.from({ length: 200 }, () => unlimited.value<number>('cas_event_head', {})));
+      expect(t.supabase!.postgrest.maxInFlight).toBeGreaterThan(4);
+    }
+  });
+
   it('answers UNAVAILABLE (retry), not an unexpected error, when the gateway or database is down', async () => {
     const double = t.supabase!.postgrest;
     const before = await runtime.getAgentState('analyst');
