@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Task } from '../../src/domains/task/task.js';
 import { ChildTaskFailed, SignalTimeout, TaskFailure, type TaskHandler } from '../../src/runtime/handlers.js';
 import { describeEachDatabase } from '../support/databases.js';
-import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { databaseSnapshot, openTestRuntime, type TestRuntime } from '../support/runtime.js';
 
 /** Polls until `check` holds; a generous deadline, not a margin. */
 async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
@@ -320,6 +320,24 @@ describeEachDatabase('durable execution', (kind) => {
       expect(cancelled.status).toBe('cancelled');
       const child = await taskWhere(t, childId!, final);
       expect(child).toMatchObject({ status: 'cancelled', parentId: task.id });
+    });
+
+    it('refuses a bad signal with a coded error and writes nothing', async () => {
+      const task = await t.runtime.executeTask({
+        agentId: 'qa',
+        action: 'ping',
+        runAt: new Date(Date.now() + 86_400_000),
+      });
+      const before = await databaseSnapshot(t.db);
+      const refused = async (id: string, name: string, payload: unknown, code: string) =>
+        expect(t.runtime.signalTask(id, name, payload)).rejects.toMatchObject({ code });
+      await refused('not-a-uuid', 'approval', 1, 'BAD_USER_INPUT');
+      await refused(task.id, '', 1, 'BAD_USER_INPUT');
+      await refused(task.id, 'x'.repeat(101), 1, 'BAD_USER_INPUT');
+      await refused(task.id, 'approval', { text: 'a\u0000b' }, 'BAD_USER_INPUT');
+      await refused(task.id, 'approval', 'x'.repeat(2_000_000), 'BAD_USER_INPUT');
+      await refused('00000000-0000-4000-8000-000000000000', 'approval', 1, 'NOT_FOUND');
+      expect(await databaseSnapshot(t.db)).toBe(before);
     });
 
     it('cancelling while it waits for a signal ends it, and later signals are refused', async () => {
