@@ -17,6 +17,15 @@ export const SUPABASE_JWKS_PATH = '/auth/v1/.well-known/jwks.json';
 export const TRUSTED_DOCUMENTS_MODES = ['off', 'allow', 'only'] as const;
 export type TrustedDocumentsMode = (typeof TRUSTED_DOCUMENTS_MODES)[number];
 
+/** CAS_LOG_FORMAT: auto is pretty, human-readable lines on a terminal and JSON otherwise. */
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+/** OTEL_TRACES_EXPORTER values this service can start (the OpenTelemetry names). */
+export const TRACE_EXPORTERS = ['otlp', 'console', 'none'] as const;
+/** OTLP transports over HTTP (gRPC is not bundled: collectors serve both on 4317/4318). */
+export const OTLP_PROTOCOLS = ['http/protobuf', 'http/json'] as const;
+/** The OTLP protocol OpenTelemetry specifies as the default. */
+const DEFAULT_OTLP_PROTOCOL = 'http/protobuf';
+
 /** Where agent files are looked for when CAS_AGENTS_DIR is unset, relative to the working directory. */
 export const DEFAULT_AGENTS_DIR = 'agents';
 
@@ -38,6 +47,9 @@ const origin = z.string().refine((value) => {
 const booleanFlag = z
   .enum(['true', 'false'], { error: 'must be true or false' })
   .transform((v) => v === 'true');
+const otlpProtocol = z.enum(OTLP_PROTOCOLS, {
+  error: `must be one of: ${OTLP_PROTOCOLS.join(', ')} (grpc is not supported: point it at the collector's HTTP port, 4318)`,
+});
 const quota = (max: number) => z.coerce.number().int().min(0).max(max);
 
 const environmentSchema = z
@@ -87,6 +99,20 @@ const environmentSchema = z
     CAS_MAX_SSE_STREAMS_PER_CALLER: quota(100_000).default(20),
     CAS_MAX_RESPONSE_BYTES: quota(1_000_000_000).default(5_000_000),
     CAS_MUTATION_RATE_LIMIT: quota(1_000_000).default(60),
+    CAS_LOG_FORMAT: z
+      .enum(LOG_FORMATS, { error: `must be one of: ${LOG_FORMATS.join(', ')}` })
+      .default('auto'),
+    CAS_METRICS_TOKEN: z.string().min(16, 'must be 16 characters or more (a random secret)').optional(),
+    CAS_METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+    OTEL_SDK_DISABLED: booleanFlag.default(false),
+    OTEL_TRACES_EXPORTER: commaList
+      .pipe(z.array(z.enum(TRACE_EXPORTERS, { error: `each must be one of: ${TRACE_EXPORTERS.join(', ')}` })))
+      .optional(),
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).optional(),
+    OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
+    OTEL_SERVICE_NAME: z.string().min(1).optional(),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -139,6 +165,16 @@ export interface Config {
   feed: (typeof FEEDS)[number];
   runtime: (typeof RUNTIMES)[number];
   logLevel: string;
+  /** CAS_LOG_FORMAT: 'auto' pretty-prints on a terminal and writes JSON lines otherwise. */
+  logFormat: (typeof LOG_FORMATS)[number];
+  /**
+   * GET /metrics (Prometheus). `token`: the bearer token a scraper presents; without one, only
+   * local callers (loopback, not forwarded by a proxy) may scrape. `port`: where `npm run worker`
+   * serves it (API processes serve it on their own port).
+   */
+  metrics: { token?: string; port?: number };
+  /** Null when no OTEL_* variable turns tracing on (no SDK, no exporter, no overhead). */
+  tracing: TracingConfig | null;
   /** In-process worker loops; 0 for an API-only process. */
   workers: number;
   workerConcurrency: number;
@@ -180,6 +216,14 @@ export interface Config {
     maxResponseBytes: number;
     mutationsPerMinute: number;
   };
+}
+
+/** OpenTelemetry tracing (src/observability/tracing.ts): on only when an exporter is configured. */
+export interface TracingConfig {
+  exporters: ('otlp' | 'console')[];
+  /** OTLP over HTTP: protobuf (the OpenTelemetry default) or JSON. */
+  protocol: (typeof OTLP_PROTOCOLS)[number];
+  serviceName: string;
 }
 
 export class ConfigError extends Error {
@@ -233,6 +277,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     feed: e.CAS_FEED,
     runtime: e.CAS_RUNTIME,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.CAS_LOG_FORMAT,
+    metrics: { token: e.CAS_METRICS_TOKEN, port: e.CAS_METRICS_PORT },
+    tracing: tracingConfig(e),
     workers: e.CAS_WORKERS,
     workerConcurrency: e.CAS_WORKER_CONCURRENCY,
     taskLeaseMs: e.CAS_TASK_LEASE_MS,
@@ -274,6 +321,24 @@ export function unknownVariableWarnings(env: NodeJS.ProcessEnv = process.env): s
         distance(name, nearest) <= MAX_SUGGESTION_DISTANCE ? `did you mean ${nearest}?` : 'see .env.example';
       return `${name} is not a setting of this service and is ignored; ${hint}`;
     });
+}
+
+/**
+ * Tracing is on when OTEL_TRACES_EXPORTER names an exporter or an OTLP endpoint is set, and
+ * OTEL_SDK_DISABLED is not true: unset, no SDK starts.
+ */
+function tracingConfig(e: z.output<typeof environmentSchema>): TracingConfig | null {
+  const endpoint = e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? e.OTEL_EXPORTER_OTLP_ENDPOINT;
+  const named = e.OTEL_TRACES_EXPORTER ?? (endpoint ? ['otlp' as const] : []);
+  const exporters = named.includes('none')
+    ? []
+    : [...new Set(named.filter((name): name is 'otlp' | 'console' => name !== 'none'))];
+  if (e.OTEL_SDK_DISABLED || exporters.length === 0) return null;
+  return {
+    exporters,
+    protocol: e.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? e.OTEL_EXPORTER_OTLP_PROTOCOL ?? DEFAULT_OTLP_PROTOCOL,
+    serviceName: e.OTEL_SERVICE_NAME ?? 'cas-runtime-api',
+  };
 }
 
 function authConfig(e: z.output<typeof environmentSchema>): AuthConfig {

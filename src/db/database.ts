@@ -21,4 +21,13 @@ export interface Database extends Queryable {
   listen(channel: string, onNotify: (payload: string) => void): Promise<Unlisten>;
   /** Idempotent. */
   close(): Promise<void>;
+  /** Connections of the pool by state; absent where there is no pool (PGlite: one connection). */
+  poolStats?(): PoolStats;
+}
+
+export interface PoolStats {
+  inUse: number;
+  idle: number;
+  /** Queries waiting for a connection. */
+  waiting: number;
 }

@@ -69,6 +69,11 @@ export function openPostgres(options: PostgresOptions): Database & { pool: pg.Po
       }
     },
     listen: (channel, onNotify) => listenWithReconnect(options, channel, onNotify, () => closed),
+    poolStats: () => ({
+      inUse: pool.totalCount - pool.idleCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+    }),
     async close() {
       if (closed) return;
       closed = true;

@@ -1,5 +1,6 @@
 import type { Database, SqlParam } from './database.js';
 import { CasError, ErrorCode } from '../errors.js';
+import { inSpan, SpanKind } from '../observability/tracing.js';
 
 /**
  * Domain code reaches the database only through the cas_ SQL functions in supabase/migrations,
@@ -103,4 +104,18 @@ async function translateDatabaseError<T>(run: () => Promise<T>): Promise<T> {
   } catch (error) {
     throw toCasError(error);
   }
+}
+
+/**
+ * The same functions, each call a client span named after the SQL function (a bounded set), so a
+ * trace shows every database round trip of a request or a task attempt. No-op with tracing off.
+ */
+export function tracedSqlFunctions(sql: SqlFunctions, system: 'postgresql'): SqlFunctions {
+  const attributes = (fn: string) => ({ 'db.system.name': system, 'db.operation.name': fn });
+  return {
+    rows: (fn, args) =>
+      inSpan(`db ${fn}`, { kind: SpanKind.CLIENT, attributes: attributes(fn) }, () => sql.rows(fn, args)),
+    value: (fn, args) =>
+      inSpan(`db ${fn}`, { kind: SpanKind.CLIENT, attributes: attributes(fn) }, () => sql.value(fn, args)),
+  };
 }

@@ -3,6 +3,7 @@ import pLimit from 'p-limit';
 import WebSocket from 'ws';
 import { CasError, ErrorCode, isCasError } from '../errors.js';
 import { JsonArg, toCasError, type SqlArg, type SqlArgs, type SqlFunctions } from './sql-functions.js';
+import type { PoolStats } from './database.js';
 
 /**
  * The Supabase driver: the same cas_ SQL functions, called over PostgREST with `supabase.rpc()`.
@@ -177,7 +178,7 @@ export function supabaseSqlFunctions(
   client: SupabaseClient,
   url: string,
   maxConcurrentRequests = DEFAULT_MAX_CONCURRENT_REQUESTS,
-): SqlFunctions {
+): SqlFunctions & { poolStats(): PoolStats } {
   const inTurn = pLimit(maxConcurrentRequests);
   const call = async (fn: string, args: SqlArgs): Promise<unknown> => {
     if (!FUNCTION_NAME.test(fn)) throw new Error(`not a cas_ function name: ${fn}`);
@@ -200,5 +201,11 @@ export function supabaseSqlFunctions(
     async value<T>(fn: string, args: SqlArgs): Promise<T> {
       return (await call(fn, args)) as T;
     },
+    // Requests in flight stand for connections in use: PostgREST holds one for each.
+    poolStats: () => ({
+      inUse: inTurn.activeCount,
+      idle: maxConcurrentRequests - inTurn.activeCount,
+      waiting: inTurn.pendingCount,
+    }),
   };
 }

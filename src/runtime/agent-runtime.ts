@@ -9,6 +9,7 @@ import type { ApiKeyStore } from '../domains/api-key/api-key.js';
 import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '../domains/task/task.js';
 import type { ActionMap } from '../agents/actions.js';
 import type { ActionDescription } from '../agents/registry.js';
+import type { CasMetrics } from '../observability/metrics.js';
 
 /** Who asked for a change; recorded as user_id on the events it writes. */
 export interface Actor {
@@ -58,6 +59,8 @@ export interface LogSubscriptionFilter {
  */
 export interface AgentRuntime {
   readonly name: string;
+  /** Prometheus metrics of this process (GET /metrics): its workers' tasks, its API's operations. */
+  readonly processMetrics: CasMetrics;
   /** API keys, stored beside the runtime's data (credentials, not agent work: see src/auth). */
   readonly apiKeys: ApiKeyStore;
 

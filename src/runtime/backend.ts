@@ -1,4 +1,4 @@
-import type { Database } from '../db/database.js';
+import type { Database, PoolStats } from '../db/database.js';
 import { migrate, migrationsApplied } from '../db/migrate.js';
 import { sqlFunctionsOver, type SqlFunctions } from '../db/sql-functions.js';
 import { databaseChangeFeed, type ChangeFeed } from '../feed/change-feed.js';
@@ -18,6 +18,8 @@ export interface Backend {
   migrationsApplied(): Promise<boolean>;
   /** Closes connections. Idempotent. */
   close(): Promise<void>;
+  /** Connections (or requests in flight) by state, for GET /metrics; null without a pool. */
+  poolStats(): PoolStats | null;
 }
 
 /** A backend on a database this process connects to (embedded PGlite or Postgres). */
@@ -38,5 +40,6 @@ export function databaseBackend(db: Database, logger: Logger): Backend {
     },
     migrationsApplied: () => migrationsApplied(db),
     close: () => db.close(),
+    poolStats: () => db.poolStats?.() ?? null,
   };
 }

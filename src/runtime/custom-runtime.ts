@@ -43,6 +43,9 @@ import { ActionRegistry } from '../agents/registry.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
+import { CasMetrics, type RuntimeReadings } from '../observability/metrics.js';
+import { currentTraceParent } from '../observability/tracing.js';
+import { tracedSqlFunctions } from '../db/sql-functions.js';
 import type { Backend } from './backend.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -74,6 +77,8 @@ export interface CustomRuntimeOptions {
   logger: Logger;
   /** Agents in code (CAS_AGENTS_DIR): registered (upserted) with their actions before workers start. */
   agents?: readonly LoadedAgent[];
+  /** This process's Prometheus metrics; a new registry when absent. */
+  processMetrics?: CasMetrics;
 }
 
 /**
@@ -83,6 +88,7 @@ export interface CustomRuntimeOptions {
 export class CustomRuntime implements AgentRuntime {
   readonly name = 'custom';
   readonly apiKeys: ApiKeyStore;
+  readonly processMetrics: CasMetrics;
   private readonly agents;
   private readonly tasks;
   private readonly states;
@@ -103,7 +109,7 @@ export class CustomRuntime implements AgentRuntime {
 
   constructor(private readonly options: CustomRuntimeOptions) {
     this.backend = options.backend;
-    const { sql } = options.backend;
+    const sql = tracedSqlFunctions(options.backend.sql, 'postgresql');
     this.agents = agentStore(sql);
     this.tasks = taskStore(sql);
     this.states = stateStore(sql);
@@ -120,6 +126,14 @@ export class CustomRuntime implements AgentRuntime {
       { pollMs: EVENT_POLL_MS, subscriberCapacity: SUBSCRIBER_CAPACITY },
       options.logger,
     );
+    this.processMetrics = options.processMetrics ?? new CasMetrics();
+    this.processMetrics.readFrom(() => this.readings());
+  }
+
+  /** Shared state for the gauges of GET /metrics, read at scrape time. */
+  private async readings(): Promise<RuntimeReadings> {
+    const [queue, feedLagEvents] = await Promise.all([this.tasks.queueDepth(), this.live.feedLag()]);
+    return { queue, feedLagEvents, pool: this.backend.poolStats() };
   }
 
   initialize(): Promise<void> {
@@ -159,6 +173,7 @@ export class CustomRuntime implements AgentRuntime {
           steps: this.steps,
           maxCallDepth: config.maxCallDepth,
           logger,
+          metrics: this.processMetrics,
           resolveAction: (agent, action) => this.registry.resolve(agent, action),
           state: {
             get: (agent) => this.getAgentState(agent),
@@ -265,7 +280,10 @@ export class CustomRuntime implements AgentRuntime {
         actions: this.actionsOf(request.agentId),
       });
     }
-    const task = await this.tasks.enqueue({ ...request, input: action.parse(request.input ?? null) });
+    const task = await this.tasks.enqueue(
+      { ...request, input: action.parse(request.input ?? null) },
+      currentTraceParent(),
+    );
     for (const worker of this.workers) worker.nudge();
     if (!request.wait) return task;
     return this.waitUntilFinal(task, options.signal);

@@ -12,6 +12,7 @@ import {
   type ChildCall,
   type TaskContext,
 } from './handlers.js';
+import { inSpan } from '../observability/tracing.js';
 
 /** The options of a child, checked as executeTask checks them. */
 const callOptions = executeTaskInput.pick({ maxAttempts: true, timeoutMs: true });
@@ -65,23 +66,26 @@ export class DurableExecution implements DurableOperations {
     requireName('step name', name, MAX_STEP_NAME_LENGTH);
     if (typeof fn !== 'function') throw new TypeError('ctx.step needs a function to run');
     const key = this.keyFor(name);
-    return this.tracked(async () => {
-      const stored = (await this.storedSteps()).get(key);
-      if (stored?.status === 'completed') return stored.result as T;
-      const { steps, lease } = this.deps;
-      await steps.start(lease, key);
-      let value: T;
-      try {
-        value = await fn();
-      } catch (error) {
-        await steps.fail(lease, key, describe(error)).catch(() => undefined);
-        throw error;
-      }
-      const invalid = this.deps.checkResult(value);
-      if (invalid) throw new TaskFailure(`step "${key}": ${invalid.message}`, invalid.code, false);
-      // The stored JSON, not `value`: a replay returns the same.
-      return (await steps.complete(lease, key, value)).result as T;
-    });
+    return this.tracked(() =>
+      inSpan(`step ${name}`, { attributes: { 'cas.step.key': key } }, async (span) => {
+        const stored = (await this.storedSteps()).get(key);
+        span.setAttribute('cas.step.replayed', stored?.status === 'completed');
+        if (stored?.status === 'completed') return stored.result as T;
+        const { steps, lease } = this.deps;
+        await steps.start(lease, key);
+        let value: T;
+        try {
+          value = await fn();
+        } catch (error) {
+          await steps.fail(lease, key, describe(error)).catch(() => undefined);
+          throw error;
+        }
+        const invalid = this.deps.checkResult(value);
+        if (invalid) throw new TaskFailure(`step "${key}": ${invalid.message}`, invalid.code, false);
+        // The stored JSON, not `value`: a replay returns the same.
+        return (await steps.complete(lease, key, value)).result as T;
+      }),
+    );
   };
 
   call = async <T = unknown>(

@@ -56,6 +56,7 @@ export class LiveStreams {
   private readonly logs: LogTail<LogEntry, LogStreamFilter>;
   private readonly taskLoader: DataLoader<string, Task | null>;
   private readonly agentLoader: DataLoader<string, Agent | null>;
+  private readonly eventHead: () => Promise<number>;
   private unsubscribe: (() => void) | null = null;
   private poll: NodeJS.Timeout | null = null;
 
@@ -65,6 +66,7 @@ export class LiveStreams {
     private readonly options: LiveStreamOptions,
     logger: Logger,
   ) {
+    this.eventHead = () => stores.events.head();
     this.events = new LogTail(
       {
         position: (event) => event.seq,
@@ -121,6 +123,12 @@ export class LiveStreams {
     this.poll = null;
     this.events.closeAll();
     this.logs.closeAll();
+  }
+
+  /** Events committed but not yet delivered to this process's streams (0 while none listen). */
+  async feedLag(): Promise<number> {
+    const [delivered, committed] = await Promise.all([this.events.currentHead(), this.eventHead()]);
+    return Math.max(0, committed - delivered);
   }
 
   subscriberCounts(): { events: number; logs: number } {

@@ -87,6 +87,7 @@ export function supabaseBackend(
       }
     },
     migrationsApplied: async () => (await schemaState()).missing.length === 0,
+    poolStats: () => sql.poolStats(),
     async close() {
       if (closed) return;
       closed = true;

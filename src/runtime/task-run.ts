@@ -9,6 +9,30 @@ import { sleep } from '../feed/change-feed.js';
 import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
+import type { AttemptOutcome, CasMetrics } from '../observability/metrics.js';
+import {
+  activeTraceId,
+  contextOfTraceParent,
+  inSpan,
+  SpanKind,
+  SpanStatusCode,
+} from '../observability/tracing.js';
+
+/** How an attempt ended, from the task row it wrote (null: nothing written, its lease was lost). */
+function attemptOutcome(written: Task | null): AttemptOutcome {
+  switch (written?.status) {
+    case undefined:
+      return 'lease_lost';
+    case 'succeeded':
+    case 'failed':
+    case 'cancelled':
+    case 'waiting':
+      return written.status;
+    default:
+      // Queued again: a retry was scheduled, or shutdown handed it back.
+      return 'requeued';
+  }
+}
 
 export interface TaskRunDeps {
   tasks: TaskStore;
@@ -29,6 +53,8 @@ export interface TaskRunDeps {
   progressIntervalMs: number;
   /** Least time between two log writes of one task (a full batch goes at once). */
   logIntervalMs: number;
+  /** This process's Prometheus metrics: attempts started and ended, durations, queue wait. */
+  metrics: CasMetrics;
 }
 
 /** Why a run's signal was aborted; decides how the attempt ends. */
@@ -54,11 +80,14 @@ export class TaskRun {
   private logWrite: Promise<void> = Promise.resolve();
   private settled = false;
   private readonly durable: DurableExecution;
+  /** Every line about this attempt carries its task id, agent id and (tracing on) trace id. */
+  private logger: Logger;
 
   constructor(
     readonly task: ClaimedTask,
     private readonly deps: TaskRunDeps,
   ) {
+    this.logger = deps.logger.child({ taskId: task.id, agentId: task.agentId, attempt: task.attempts });
     this.durable = new DurableExecution({
       steps: deps.steps,
       lease: task,
@@ -77,8 +106,41 @@ export class TaskRun {
     );
   }
 
-  /** Runs the attempt to its end; resolves with the task as written, or null if nothing was written. */
+  /**
+   * Runs the attempt to its end, in a span that continues the trace of the request that queued the
+   * task; resolves with the task as written, or null if nothing was written.
+   */
   async run(): Promise<Task | null> {
+    const { task, deps } = this;
+    const startedAt = Date.now();
+    deps.metrics.attemptStarted(task);
+    const written = await inSpan(
+      `task ${task.agentId}.${task.action}`,
+      {
+        kind: SpanKind.CONSUMER,
+        parent: contextOfTraceParent(task.traceParent),
+        attributes: {
+          'cas.task.id': task.id,
+          'cas.agent.id': task.agentId,
+          'cas.task.action': task.action,
+          'cas.task.attempt': task.attempts,
+        },
+      },
+      async (span) => {
+        const traceId = activeTraceId();
+        if (traceId) this.logger = this.logger.child({ traceId });
+        const ended = await this.attempt();
+        span.setAttribute('cas.task.outcome', attemptOutcome(ended));
+        if (ended?.status === 'failed' || ended?.error)
+          span.setStatus({ code: SpanStatusCode.ERROR, message: ended.error?.message });
+        return ended;
+      },
+    );
+    deps.metrics.attemptEnded(task, attemptOutcome(written), Date.now() - startedAt);
+    return written;
+  }
+
+  private async attempt(): Promise<Task | null> {
     const action = this.deps.resolveAction(this.task.agentId, this.task.action);
     if (!action) {
       return this.end({
@@ -136,10 +198,7 @@ export class TaskRun {
       if (isLeaseLost(error)) {
         // The task was claimed again after this attempt's lease expired, or a retried write had
         // already landed: the recorded outcome stands.
-        this.deps.logger.warn(
-          { taskId: this.task.id, attempt: this.task.attempts, workerId: this.deps.workerId },
-          'lease lost; outcome discarded',
-        );
+        this.logger.warn({ workerId: this.deps.workerId }, 'lease lost; outcome discarded');
         return null;
       }
       throw error;
@@ -240,7 +299,7 @@ export class TaskRun {
       .catch((error: unknown) => {
         // The lease was swept and the task claimed again: this attempt must stop writing.
         if (isLeaseLost(error)) this.stop('lease_lost');
-        this.deps.logger.warn({ err: error, taskId: this.task.id }, 'progress not written');
+        this.logger.warn({ err: error }, 'progress not written');
       });
   }
 
@@ -271,9 +330,7 @@ export class TaskRun {
       this.deps.logs
         .write(batch)
         .then(() => undefined)
-        .catch((error: unknown) =>
-          this.deps.logger.warn({ err: error, taskId: this.task.id }, 'task logs not written'),
-        ),
+        .catch((error: unknown) => this.logger.warn({ err: error }, 'task logs not written')),
     );
   }
 

@@ -219,6 +219,7 @@ export class Worker {
     try {
       const swept = await this.tasks.expireLeases(EXPIRED_LEASES_PER_SWEEP);
       if (swept.length > 0) {
+        this.runDeps.metrics.leasesExpired(swept.length);
         this.logger.warn(
           { taskIds: swept.map((task) => task.id) },
           'requeued tasks of a worker that stopped',

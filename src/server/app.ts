@@ -18,6 +18,7 @@ import { DEFAULT_LIMITS, type ApiLimits } from './limits.js';
 import { ConcurrencyQuota, holdStreamSlot } from './quotas.js';
 import { loadTrustedDocuments } from './trusted-documents.js';
 import { attachGraphQLWebSocket } from './websocket.js';
+import { createMetricsHandler, METRICS_PATH } from '../observability/metrics-endpoint.js';
 import { createYogaServer, GRAPHIQL_OPTIONS, GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** How long `stop` lets requests in flight finish before closing their connections. */
@@ -26,7 +27,7 @@ export const IN_FLIGHT_GRACE_MS = 1_000;
 export interface BuildAppOptions {
   config: Pick<
     Config,
-    'port' | 'host' | 'mode' | 'auth' | 'corsOrigins' | 'trustedDocuments' | 'graphiql' | 'quotas'
+    'port' | 'host' | 'mode' | 'auth' | 'corsOrigins' | 'trustedDocuments' | 'graphiql' | 'quotas' | 'metrics'
   >;
   runtime: AgentRuntime;
   logger: Logger;
@@ -72,12 +73,14 @@ export function buildApp(options: BuildAppOptions): App {
   });
   const graphiql = config.graphiql ? createGraphiQLPage(GRAPHIQL_OPTIONS) : undefined;
   const sseStreams = new ConcurrencyQuota(config.quotas.maxSseStreamsPerCaller);
+  const sendMetrics = createMetricsHandler(runtime.processMetrics, config.metrics.token, logger);
 
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if (path === '/health' && isRead) return sendLiveness(res);
     if (path === '/ready' && isRead) return void sendReadiness(res, runtime, logger);
+    if (path === METRICS_PATH && isRead) return sendMetrics(req, res);
     if (path === '/' && isRead) {
       res.writeHead(302, { location: GRAPHQL_PATH });
       return void res.end();
@@ -125,6 +128,7 @@ export function buildApp(options: BuildAppOptions): App {
             maxSocketsPerCaller: config.quotas.maxSocketsPerCaller,
             maxOperationsPerSocket: config.quotas.maxSubscriptionsPerSocket,
           });
+          runtime.processMetrics.countSockets(ws.openSockets);
           resolve({ url: publicUrl(server.address() as AddressInfo) });
         });
       }),

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { loadAgents } from '../agents/loader.js';
 import { createRuntime } from '../runtime/create-runtime.js';
+import { startTracing } from '../observability/tracing.js';
 import { buildApp } from './app.js';
 import {
   exitOnShutdownSignal,
@@ -21,9 +22,11 @@ let config: Config | undefined;
 async function main() {
   const envFile = loadEnvFile();
   config = loadConfig(process.env);
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   logSettingsSources(logger, envFile);
   logUnhandledRejections(logger);
+  // Before anything makes a span: the SDK must be registered first (no-op when OTEL_* is unset).
+  const tracing = startTracing(config.tracing, logger);
   // Before the database: a broken agent file stops start-up at once, naming the file.
   const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
   const runtime = await createRuntime({ config, logger, agents });
@@ -37,6 +40,7 @@ async function main() {
     );
     await app.stop();
     await runtime.shutdown({ deadlineMs: shutdownTimeoutMs });
+    await tracing?.shutdown();
     logger.info('stopped');
   });
 

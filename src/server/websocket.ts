@@ -35,6 +35,8 @@ export const KEEP_ALIVE_MS = 12_000;
 export const TOO_MANY_SOCKETS = 4429;
 
 export interface GraphQLWebSocketServer {
+  /** WebSocket connections open now (the cas_websocket_connections gauge). */
+  openSockets(): number;
   /** Closes every socket with GOING_AWAY and stops accepting new ones. */
   close(): Promise<void>;
 }
@@ -194,6 +196,7 @@ export function attachGraphQLWebSocket(options: {
   );
 
   return {
+    openSockets: () => wss.clients.size,
     async close() {
       // dispose() closes each socket with 1001 Going away and waits for the operations to end.
       await disposable.dispose();

@@ -7,6 +7,8 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { loadAgents } from '../agents/loader.js';
 import { createRuntime } from '../runtime/create-runtime.js';
+import { startTracing } from '../observability/tracing.js';
+import { serveMetrics } from '../observability/metrics-endpoint.js';
 import {
   exitOnShutdownSignal,
   exitOnStartupFailure,
@@ -26,19 +28,39 @@ async function main() {
     );
   }
   config = { ...loaded, workers: Math.max(loaded.workers, 1) };
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, config.logFormat);
   logSettingsSources(logger, envFile);
   logUnhandledRejections(logger);
+  // Before anything makes a span: the SDK must be registered first (no-op when OTEL_* is unset).
+  const tracing = startTracing(config.tracing, logger);
   // Before the database: a broken agent file stops start-up at once, naming the file.
   const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
   const runtime = await createRuntime({ config, logger, agents });
+  const { host, metrics } = config;
+  const metricsServer =
+    metrics.port === undefined
+      ? null
+      : await serveMetrics({
+          host,
+          port: metrics.port,
+          metrics: runtime.processMetrics,
+          token: metrics.token,
+          logger,
+        });
   const { shutdownTimeoutMs } = config;
   exitOnShutdownSignal(logger, async (signal) => {
     logger.info({ signal, deadlineMs: shutdownTimeoutMs }, 'worker stopping');
+    await metricsServer?.close();
     await runtime.shutdown({ deadlineMs: shutdownTimeoutMs });
+    await tracing?.shutdown();
   });
   logger.info(
-    { mode: config.mode, workers: config.workers, concurrency: config.workerConcurrency },
+    {
+      mode: config.mode,
+      workers: config.workers,
+      concurrency: config.workerConcurrency,
+      metrics: metricsServer?.url ?? 'off (set CAS_METRICS_PORT)',
+    },
     'worker started',
   );
 }

@@ -25,6 +25,7 @@ import { useVaryOnOrigin, type OriginPolicy } from './cors.js';
 import { csrfPlugins } from './csrf.js';
 import { armorPlugins, useFieldRepetitionLimit, useResponseSizeLimit, type ApiLimits } from './limits.js';
 import { useMutationRateLimit } from './quotas.js';
+import { observabilityPlugins } from '../observability/graphql.js';
 import { trustedDocumentPlugins, type TrustedDocuments } from './trusted-documents.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -230,6 +231,7 @@ export function createYogaServer(options: {
     logging: yogaLogger(logger),
     plugins: [
       useRequestIdHeader(requestIds),
+      ...observabilityPlugins(runtime.processMetrics),
       useVaryOnOrigin(),
       ...csrfPlugins(),
       useQueryStringJsonCheck(),

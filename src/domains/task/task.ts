@@ -45,6 +45,8 @@ export interface Task {
   depth: number;
   /** While waiting: what the suspended attempt waits for. */
   waitingFor: TaskWait | null;
+  /** W3C traceparent of the request (or parent task) that queued it; null when tracing was off. */
+  traceParent: string | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -146,6 +148,7 @@ interface TaskRow {
   parent_id: string | null;
   depth: unknown;
   waiting_for: { keys?: string[]; childTaskIds?: string[]; signals?: string[]; until?: string } | null;
+  trace_parent?: string | null;
   created_at: unknown;
   started_at: unknown;
   finished_at: unknown;
@@ -192,6 +195,7 @@ const taskFromRow = (row: TaskRow): Task => ({
         until: row.waiting_for.until ? new Date(row.waiting_for.until) : null,
       }
     : null,
+  traceParent: row.trace_parent ?? null,
   createdAt: toDate(row.created_at),
   startedAt: toDateOrNull(row.started_at),
   finishedAt: toDateOrNull(row.finished_at),
@@ -223,7 +227,7 @@ export function taskStore(sql: SqlFunctions) {
      * Queues a task. With an idempotency key this caller used before for the same request, returns
      * that task instead; for a different request, a CONFLICT.
      */
-    async enqueue(input: z.output<typeof executeTaskInput>): Promise<Task> {
+    async enqueue(input: z.output<typeof executeTaskInput>, traceParent: string | null = null): Promise<Task> {
       const task = await one('cas_enqueue_task', {
         p_agent_id: input.agentId,
         p_action: input.action,
@@ -235,6 +239,7 @@ export function taskStore(sql: SqlFunctions) {
         p_retry_delay_ms: input.retryDelayMs ?? 1000,
         p_idempotency_key: input.idempotencyKey ?? null,
         p_user_id: input.userId ?? null,
+        p_trace_parent: traceParent,
       });
       return task!;
     },
@@ -242,6 +247,11 @@ export function taskStore(sql: SqlFunctions) {
      * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
      * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
      */
+    /** Tasks not yet ended, by agent and status (the queue-depth gauge of GET /metrics). */
+    queueDepth: async () =>
+      (await sql.rows<{ agent_id: string; status: string; count: unknown }>('cas_task_queue_depth', {})).map(
+        (row) => ({ agentId: row.agent_id, status: row.status, count: toNumber(row.count) }),
+      ),
     claim: async (workerId: string, limit: number, leaseMs: number, filter: ClaimFilter = {}) =>
       (await many('cas_claim_tasks', {
         p_worker_id: workerId,

@@ -1,0 +1,109 @@
+/**
+ * OpenTelemetry across processes: an API process (no workers) and a worker process, both exporting
+ * OTLP/JSON to a collector double. A request carrying a client's traceparent queues a task; the
+ * worker's attempt span is a child of the API's operation span, in the client's trace, and the
+ * database calls of each are spans under them.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTracing, tracingEnabled } from '../../src/observability/tracing.js';
+import { silentLogger } from '../../src/logger.js';
+import { startOtlpCollector, type OtlpCollector } from '../doubles/otlp-collector.js';
+import { testDatabaseKinds } from '../support/databases.js';
+import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
+import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+
+describe('tracing off', () => {
+  it('without OTEL_* settings no SDK starts and spans are not even created', () => {
+    expect(startTracing(null, silentLogger())).toBeNull();
+    expect(tracingEnabled()).toBe(false);
+  });
+});
+
+describe.skipIf(!testDatabaseKinds.includes('postgres'))(
+  'traces from a request to a task attempt [postgres]',
+  () => {
+    let t: TestRuntime;
+    let collector: OtlpCollector;
+    const processes: ServiceProcess[] = [];
+    let apiUrl: string;
+
+    beforeAll(async () => {
+      // A fresh database for the two processes; this runtime only migrates it.
+      t = await openTestRuntime('postgres', { CAS_WORKERS: '0' });
+      collector = await startOtlpCollector();
+      const env = {
+        DATABASE_URL: t.testDb.url!,
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+        // Export within 100 ms of a span ending, not the default 5 s.
+        OTEL_BSP_SCHEDULE_DELAY: '100',
+        CAS_SHUTDOWN_TIMEOUT_MS: '1000',
+      };
+      const [api, worker] = await Promise.all([
+        startProcess(
+          'src/server/main.ts',
+          { ...env, PORT: '0', CAS_WORKERS: '0', OTEL_SERVICE_NAME: 'cas-api' },
+          'CAS Runtime API ready at',
+        ),
+        startProcess(
+          'src/server/worker-main.ts',
+          { ...env, OTEL_SERVICE_NAME: 'cas-worker' },
+          'worker started',
+        ),
+      ]);
+      processes.push(api, worker);
+      apiUrl = /ready at (http:\/\/\S+\/graphql)/.exec(api.output())![1]!;
+    }, 180_000);
+
+    afterAll(async () => {
+      await Promise.all(processes.map((process) => stopProcess(process, 'SIGKILL')));
+      await collector?.close();
+      await t?.close();
+    });
+
+    it(
+      "the worker span of the attempt is a child of the request span, in the caller's trace",
+      { timeout: 120_000 },
+      async () => {
+        const traceId = randomBytes(16).toString('hex');
+        const clientSpanId = randomBytes(8).toString('hex');
+        const response = await fetch(apiUrl, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', traceparent: `00-${traceId}-${clientSpanId}-01` },
+          body: JSON.stringify({
+            query:
+              'mutation TracedPing { executeTask(input: { agentId: "marketer", action: "ping", wait: true }) { id status } }',
+          }),
+        });
+        const body = (await response.json()) as { data: { executeTask: { id: string; status: string } } };
+        expect(body.data.executeTask.status).toBe('SUCCEEDED');
+        const taskId = body.data.executeTask.id;
+
+        const request = await collector.waitForSpan(
+          (span) => span.service === 'cas-api' && span.name === 'mutation.TracedPing',
+        );
+        expect(request).toMatchObject({ traceId, parentSpanId: clientSpanId });
+        const enqueue = await collector.waitForSpan(
+          (span) =>
+            span.service === 'cas-api' && span.name === 'db cas_enqueue_task' && span.traceId === traceId,
+        );
+        expect(enqueue.parentSpanId).toBe(request.spanId);
+
+        const attempt = await collector.waitForSpan(
+          (span) => span.service === 'cas-worker' && span.name === 'task marketer.ping',
+        );
+        expect(attempt).toMatchObject({
+          traceId,
+          parentSpanId: request.spanId,
+          attributes: { 'cas.task.id': taskId, 'cas.agent.id': 'marketer', 'cas.task.outcome': 'succeeded' },
+        });
+        const complete = await collector.waitForSpan(
+          (span) =>
+            span.service === 'cas-worker' && span.name === 'db cas_complete_task' && span.traceId === traceId,
+        );
+        expect(complete.parentSpanId).toBe(attempt.spanId);
+      },
+    );
+  },
+);
