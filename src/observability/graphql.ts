@@ -1,15 +1,13 @@
 /**
  * GraphQL observability as yoga plugins: Prometheus metrics of operations and HTTP requests
  * (@graphql-yoga/plugin-prometheus) with bounded labels, the active-subscription gauge, and, with
- * tracing on, a span per operation (@envelop/opentelemetry) continuing the caller's `traceparent`.
+ * tracing on, a span per operation (tracing.ts).
  */
-import { useOpenTelemetry, setCurrentOtelContext } from '@envelop/opentelemetry';
-import { context, propagation, trace } from '@opentelemetry/api';
 import type { Plugin } from 'graphql-yoga';
 import { createCounter, createHistogram, usePrometheus } from '@graphql-yoga/plugin-prometheus';
 import { isCasError } from '../errors.js';
 import type { CasMetrics } from './metrics.js';
-import { tracingEnabled } from './tracing.js';
+import { operationTracingPlugins } from './tracing.js';
 
 /** Distinct operation names kept as label values; later ones are counted as "other". */
 export const MAX_OPERATION_NAME_LABELS = 200;
@@ -140,31 +138,7 @@ function useSubscriptionGauge(metrics: CasMetrics): Plugin {
   };
 }
 
-/** An HTTP caller's `traceparent`/`tracestate` headers become the parent of the operation's span. */
-function useIncomingTraceContext(): Plugin<{ request?: Request }> {
-  return {
-    onExecute({ args }) {
-      const headers = args.contextValue.request?.headers;
-      const traceparent = headers?.get('traceparent');
-      if (!traceparent) return;
-      const carrier = { traceparent, tracestate: headers?.get('tracestate') ?? '' };
-      setCurrentOtelContext(args.contextValue, propagation.extract(context.active(), carrier));
-    },
-  };
-}
-
 export function observabilityPlugins(metrics: CasMetrics): Plugin[] {
   const plugins: Plugin[] = [usePrometheusMetrics(metrics), useSubscriptionGauge(metrics)];
-  if (tracingEnabled()) {
-    plugins.push(
-      useIncomingTraceContext() as Plugin,
-      // Operation spans only: no per-resolver spans, no variables or results (they may hold secrets);
-      // the document is recorded unless it has inline arguments.
-      useOpenTelemetry(
-        { resolvers: false, variables: false, result: false },
-        trace.getTracerProvider(),
-      ) as Plugin,
-    );
-  }
-  return plugins;
+  return [...plugins, ...operationTracingPlugins()];
 }

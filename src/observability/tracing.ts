@@ -18,21 +18,8 @@ import {
   type Context,
   type Span,
 } from '@opentelemetry/api';
-import { OTLPTraceExporter as OtlpJsonExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OtlpProtobufExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import {
-  detectResources,
-  envDetector,
-  hostDetector,
-  processDetector,
-  resourceFromAttributes,
-} from '@opentelemetry/resources';
-import {
-  BatchSpanProcessor,
-  ConsoleSpanExporter,
-  NodeTracerProvider,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-node';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-node';
+import type { Plugin } from 'graphql-yoga';
 import type { TracingConfig } from '../config.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
@@ -52,27 +39,64 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-function exporterFor(name: 'otlp' | 'console', config: TracingConfig): SpanExporter {
-  if (name === 'console') return new ConsoleSpanExporter();
+/** The GraphQL operation-span plugins, loaded with the SDK (none while tracing is off). */
+let operationTracing: (() => Plugin[]) | null = null;
+
+async function exporterFor(name: 'otlp' | 'console', config: TracingConfig): Promise<SpanExporter> {
+  if (name === 'console') return new (await import('@opentelemetry/sdk-trace-node')).ConsoleSpanExporter();
   // Endpoint, headers and timeout come from the standard OTEL_EXPORTER_OTLP_* variables.
-  return config.protocol === 'http/json' ? new OtlpJsonExporter() : new OtlpProtobufExporter();
+  const { OTLPTraceExporter } =
+    config.protocol === 'http/json'
+      ? await import('@opentelemetry/exporter-trace-otlp-http')
+      : await import('@opentelemetry/exporter-trace-otlp-proto');
+  return new OTLPTraceExporter();
 }
 
 /**
  * Registers the OpenTelemetry SDK globally (tracer provider, AsyncLocalStorage context, W3C trace
- * context propagation). Null config: nothing is registered and every span is a no-op.
+ * context propagation). Null config: nothing is even loaded, and `inSpan` adds nothing.
  */
-export function startTracing(config: TracingConfig | null, logger: Logger): Tracing | null {
+export async function startTracing(config: TracingConfig | null, logger: Logger): Promise<Tracing | null> {
   if (!config) return null;
-  const resource = resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': VERSION })
+  const [{ BatchSpanProcessor, NodeTracerProvider }, resources, envelop] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/resources'),
+    import('@envelop/opentelemetry'),
+  ]);
+  const resource = resources
+    .resourceFromAttributes({ 'service.name': config.serviceName, 'service.version': VERSION })
     // OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME, host and process: theirs win over ours.
-    .merge(detectResources({ detectors: [hostDetector, processDetector, envDetector] }));
+    .merge(
+      resources.detectResources({
+        detectors: [resources.hostDetector, resources.processDetector, resources.envDetector],
+      }),
+    );
   const provider = new NodeTracerProvider({
     resource,
-    spanProcessors: config.exporters.map((name) => new BatchSpanProcessor(exporterFor(name, config))),
+    spanProcessors: await Promise.all(
+      config.exporters.map(async (name) => new BatchSpanProcessor(await exporterFor(name, config))),
+    ),
   });
   provider.register();
   enabled = true;
+  operationTracing = () => [
+    // An HTTP caller's traceparent/tracestate headers become the parent of the operation's span.
+    {
+      onExecute({ args }) {
+        const headers = (args.contextValue as { request?: Request }).request?.headers;
+        const traceparent = headers?.get('traceparent');
+        if (!traceparent) return;
+        const carrier = { traceparent, tracestate: headers?.get('tracestate') ?? '' };
+        envelop.setCurrentOtelContext(args.contextValue, propagation.extract(context.active(), carrier));
+      },
+    },
+    // Operation spans only: no per-resolver spans, no variables or results (they may hold
+    // secrets); the document is recorded unless it has inline arguments.
+    envelop.useOpenTelemetry(
+      { resolvers: false, variables: false, result: false },
+      trace.getTracerProvider(),
+    ) as Plugin,
+  ];
   logger.info(
     { exporters: config.exporters, protocol: config.protocol, service: config.serviceName },
     'OpenTelemetry tracing on',
@@ -86,8 +110,8 @@ export function startTracing(config: TracingConfig | null, logger: Logger): Trac
   };
 }
 
-/** Whether the SDK is registered in this process. */
-export const tracingEnabled = () => enabled;
+/** yoga plugins making a span per GraphQL operation; none while tracing is off. */
+export const operationTracingPlugins = (): Plugin[] => operationTracing?.() ?? [];
 
 /** The W3C traceparent of `ctx` (the active context by default); null when tracing is off. */
 export function currentTraceParent(ctx: Context = context.active()): string | null {

@@ -32,7 +32,7 @@ async function main() {
   logSettingsSources(logger, envFile);
   logUnhandledRejections(logger);
   // Before anything makes a span: the SDK must be registered first (no-op when OTEL_* is unset).
-  const tracing = startTracing(config.tracing, logger);
+  const tracing = await startTracing(config.tracing, logger);
   // Before the database: a broken agent file stops start-up at once, naming the file.
   const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
   const runtime = await createRuntime({ config, logger, agents });

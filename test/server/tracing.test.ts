@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTracing, tracingEnabled } from '../../src/observability/tracing.js';
+import { inSpan, operationTracingPlugins, startTracing } from '../../src/observability/tracing.js';
 import { silentLogger } from '../../src/logger.js';
 import { startOtlpCollector, type OtlpCollector } from '../doubles/otlp-collector.js';
 import { testDatabaseKinds } from '../support/databases.js';
@@ -14,9 +14,12 @@ import { startProcess, stopProcess, type ServiceProcess } from '../support/proce
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
 
 describe('tracing off', () => {
-  it('without OTEL_* settings no SDK starts and spans are not even created', () => {
-    expect(startTracing(null, silentLogger())).toBeNull();
-    expect(tracingEnabled()).toBe(false);
+  it('without OTEL_* settings no SDK starts and spans are not even created', async () => {
+    expect(await startTracing(null, silentLogger())).toBeNull();
+    expect(operationTracingPlugins()).toEqual([]);
+    // The span handed to the work is the invalid (all-zero) one: nothing was created.
+    const traceId = inSpan('unrecorded', {}, async (span) => span.spanContext().traceId);
+    return expect(traceId).resolves.toBe('0'.repeat(32));
   });
 });
 
