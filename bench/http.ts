@@ -1,7 +1,9 @@
 /**
  * HTTP: the real server (src/server/main.ts, API only: CAS_WORKERS=0) against a bare node:http
  * server answering the same bytes, with autocannon, for 1 and 2 server processes (node:cluster,
- * one port, for both servers alike). Every response is checked against the expected body.
+ * one port, for both servers alike); and, with 1 process, the same server with OpenTelemetry tracing
+ * on (exporting to a sink), for the cost of tracing. Every response is checked against the
+ * expected body.
  */
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +11,7 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
+import { startOtlpSink } from './lib/otlp-sink.js';
 import { progress } from './lib/progress.js';
 import { ratio } from './lib/stats.js';
 
@@ -27,8 +30,11 @@ export interface HttpSettings {
   processCounts: number[];
 }
 
+/** bare node:http, the GraphQL server, the GraphQL server with OpenTelemetry tracing on. */
+export type HttpServer = 'graphql' | 'bare' | 'graphql-traced';
+
 export interface HttpRun {
-  server: 'graphql' | 'bare';
+  server: HttpServer;
   query: QueryName;
   processes: number;
   requestsPerSecond: number;
@@ -58,6 +64,8 @@ export interface HttpResults {
   ratios: HttpRatio[];
   /** Requests/s with 2 processes divided by 1 process, per server and query. */
   scaling: { server: 'graphql' | 'bare'; query: QueryName; twoOverOne: number }[];
+  /** `health` requests/s with tracing on divided by off, 1 process, same run (1 = free). */
+  tracingOnOverOffRps?: number;
 }
 
 const BODY = (query: QueryName) => JSON.stringify({ query: QUERIES[query] });
@@ -118,6 +126,72 @@ async function startCluster(target: string, processes: number, env: Record<strin
   return { child, url: `http://127.0.0.1:${port}/graphql` };
 }
 
+/** One autocannon row (after its warm-up) against `url`, recorded in `runs`. */
+async function measure(
+  runs: HttpRun[],
+  settings: HttpSettings,
+  row: { server: HttpServer; query: QueryName; processes: number; url: string; canned: Canned },
+): Promise<void> {
+  const { server, query, processes, url, canned } = row;
+  const label = `${server} ${query}, ${processes} process(es), ${settings.connections} connections`;
+  progress(`HTTP: ${label}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s`);
+  if (settings.warmupSeconds > 0) await load(url, canned, settings.connections, settings.warmupSeconds);
+  const result = await load(url, canned, settings.connections, settings.durationSeconds);
+  const run: HttpRun = {
+    server,
+    query,
+    processes,
+    requestsPerSecond: result.requests.average,
+    latencyP50Ms: result.latency.p50,
+    latencyP99Ms: result.latency.p99,
+    latencyMeanMs: result.latency.average,
+    requests: result.requests.total,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    non2xx: result.non2xx,
+    mismatches: result.mismatches,
+    responseBytes: Buffer.byteLength(canned.response),
+  };
+  runs.push(run);
+  progress(
+    `HTTP: ${label}: ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.latencyP50Ms} ms, ` +
+      `p99 ${run.latencyP99Ms} ms, errors ${run.errors + run.non2xx + run.mismatches}`,
+  );
+}
+
+/**
+ * `{ health { ok } }` on one process with tracing on, exporting every span (OTLP/protobuf, the
+ * default) to a sink; beside the same row with tracing off, measured just before.
+ */
+async function measureTracing(
+  runs: HttpRun[],
+  settings: HttpSettings,
+  databaseUrl: string,
+  canned: Canned,
+): Promise<void> {
+  const sink = await startOtlpSink();
+  const traced = await startCluster('src/server/main.ts', 1, {
+    DATABASE_URL: databaseUrl,
+    CAS_WORKERS: '0',
+    LOG_LEVEL: 'warn',
+    OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    OTEL_SERVICE_NAME: 'cas-bench',
+  });
+  try {
+    await measure(runs, settings, {
+      server: 'graphql-traced',
+      query: 'health',
+      processes: 1,
+      url: traced.url,
+      canned,
+    });
+    if (sink.exports() === 0) throw new Error('the traced server exported no spans');
+  } finally {
+    await traced.child.stop();
+    await sink.close();
+  }
+}
+
 export async function runHttp(databaseUrl: string, settings: HttpSettings): Promise<HttpResults> {
   const runs: HttpRun[] = [];
   const children: Child[] = [];
@@ -142,41 +216,17 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
       for (const query of ['health', 'dashboard'] as const) {
         for (const server of ['bare', 'graphql'] as const) {
           const url = server === 'bare' ? bare.url : graphql.url;
-          const label = `${server} ${query}, ${processes} process(es), ${settings.connections} connections`;
-          progress(`HTTP: ${label}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s`);
-          if (settings.warmupSeconds > 0) {
-            await load(url, canned[query], settings.connections, settings.warmupSeconds);
-          }
-          const result = await load(url, canned[query], settings.connections, settings.durationSeconds);
-          const run: HttpRun = {
-            server,
-            query,
-            processes,
-            requestsPerSecond: result.requests.average,
-            latencyP50Ms: result.latency.p50,
-            latencyP99Ms: result.latency.p99,
-            latencyMeanMs: result.latency.average,
-            requests: result.requests.total,
-            errors: result.errors,
-            timeouts: result.timeouts,
-            non2xx: result.non2xx,
-            mismatches: result.mismatches,
-            responseBytes: Buffer.byteLength(canned[query].response),
-          };
-          runs.push(run);
-          progress(
-            `HTTP: ${label}: ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.latencyP50Ms} ms, ` +
-              `p99 ${run.latencyP99Ms} ms, errors ${run.errors + run.non2xx + run.mismatches}`,
-          );
+          await measure(runs, settings, { server, query, processes, url, canned: canned[query] });
         }
       }
       await Promise.all([graphql.child.stop(), bare.child.stop()]);
+      if (processes === 1) await measureTracing(runs, settings, databaseUrl, canned.health);
     }
   } finally {
     await Promise.all(children.map((child) => child.stop()));
   }
 
-  const find = (server: 'graphql' | 'bare', query: QueryName, processes: number) =>
+  const find = (server: HttpServer, query: QueryName, processes: number) =>
     runs.find((run) => run.server === server && run.query === query && run.processes === processes);
   const ratios: HttpRatio[] = [];
   const scaling: HttpResults['scaling'] = [];
@@ -202,5 +252,9 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
       });
     }
   }
-  return { settings, runs, ratios, scaling };
+  const tracingOnOverOffRps = ratio(
+    find('graphql-traced', 'health', 1)?.requestsPerSecond,
+    find('graphql', 'health', 1)?.requestsPerSecond,
+  );
+  return { settings, runs, ratios, scaling, tracingOnOverOffRps };
 }

@@ -1,6 +1,14 @@
 /** bench/REPORT.md from the results of a run. */
 import type { BenchResults } from './run.js';
 import { fmt } from './lib/stats.js';
+import type { HttpServer } from './http.js';
+
+/** How the HTTP table names each server. */
+const SERVER_NAMES: Record<HttpServer, string> = {
+  bare: 'bare node:http',
+  graphql: 'GraphQL (yoga)',
+  'graphql-traced': 'GraphQL (yoga), tracing on',
+};
 
 /** A ratio, with enough digits to tell small ones apart. */
 const x = (value: number | undefined) =>
@@ -61,6 +69,12 @@ export function writeReport(results: BenchResults): string {
       headline.push(
         `- GraphQL \`${r.query}\` query vs bare node:http answering the same bytes, ${r.processes} process(es): ` +
           `**${x(r.graphqlOverBareRps)}** the requests/s (mean latency ${x(r.graphqlOverBareMeanLatency)}).`,
+      );
+    }
+    if (http.tracingOnOverOffRps !== undefined) {
+      headline.push(
+        `- \`{ health { ok } }\` with OpenTelemetry tracing on (every span exported) vs off, 1 process: ` +
+          `**${x(http.tracingOnOverOffRps)}** the requests/s.`,
       );
     }
   }
@@ -153,7 +167,7 @@ export function writeReport(results: BenchResults): string {
         ['query', 'server', 'processes', 'requests/s', 'p50', 'p99', 'mean', 'errors', 'response bytes'],
         http.runs.map((r) => [
           r.query,
-          r.server === 'bare' ? 'bare node:http' : 'GraphQL (yoga)',
+          SERVER_NAMES[r.server],
           r.processes,
           int(r.requestsPerSecond),
           ms(r.latencyP50Ms),

@@ -15,7 +15,8 @@ const TASK_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 const QUEUE_WAIT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60];
 
 /** How an attempt this process ran ended, as its written task row says. */
-export type AttemptOutcome = 'succeeded' | 'failed' | 'cancelled' | 'waiting' | 'requeued' | 'lease_lost';
+export type AttemptOutcome =
+  'succeeded' | 'failed' | 'cancelled' | 'waiting' | 'retry_scheduled' | 'released' | 'lease_lost';
 
 /** What a running attempt is: its labels and when it became due. */
 export interface AttemptLabels {
@@ -43,7 +44,7 @@ export class CasMetrics {
   });
   private readonly ended = new Counter({
     name: 'cas_task_attempts_ended_total',
-    help: 'Task attempts this process ran to an end, by agent, action and outcome (succeeded, failed, cancelled, waiting, requeued: a retry or a shutdown hand-back, lease_lost).',
+    help: 'Task attempts this process ran to an end, by agent, action and outcome (succeeded, failed, cancelled, waiting, retry_scheduled, released by a shutdown, lease_lost).',
     labelNames: ['agent', 'action', 'outcome'] as const,
     registers: [this.registry],
   });

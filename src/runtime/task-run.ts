@@ -19,7 +19,7 @@ import {
 } from '../observability/tracing.js';
 
 /** How an attempt ended, from the task row it wrote (null: nothing written, its lease was lost). */
-function attemptOutcome(written: Task | null): AttemptOutcome {
+function attemptOutcome(written: Task | null, stopReason: StopReason | null): AttemptOutcome {
   switch (written?.status) {
     case undefined:
       return 'lease_lost';
@@ -29,8 +29,8 @@ function attemptOutcome(written: Task | null): AttemptOutcome {
     case 'waiting':
       return written.status;
     default:
-      // Queued again: a retry was scheduled, or shutdown handed it back.
-      return 'requeued';
+      // Queued again: handed back by a shutdown, or a retry was scheduled.
+      return stopReason === 'shutdown' ? 'released' : 'retry_scheduled';
   }
 }
 
@@ -130,13 +130,13 @@ export class TaskRun {
         const traceId = activeTraceId();
         if (traceId) this.logger = this.logger.child({ traceId });
         const ended = await this.attempt();
-        span.setAttribute('cas.task.outcome', attemptOutcome(ended));
+        span.setAttribute('cas.task.outcome', attemptOutcome(ended, this.stopReason));
         if (ended?.status === 'failed' || ended?.error)
           span.setStatus({ code: SpanStatusCode.ERROR, message: ended.error?.message });
         return ended;
       },
     );
-    deps.metrics.attemptEnded(task, attemptOutcome(written), Date.now() - startedAt);
+    deps.metrics.attemptEnded(task, attemptOutcome(written, this.stopReason), Date.now() - startedAt);
     return written;
   }
 

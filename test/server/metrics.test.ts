@@ -71,7 +71,7 @@ describeEachDatabase('GET /metrics', (kind) => {
       metrics.value('cas_task_attempts_ended_total', {
         agent: 'gauged',
         action: 'fail',
-        outcome: 'requeued',
+        outcome: 'retry_scheduled',
       }),
     ).toBe(1);
     expect(

@@ -9,6 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inSpan, operationTracingPlugins, startTracing } from '../../src/observability/tracing.js';
 import { silentLogger } from '../../src/logger.js';
 import { startOtlpCollector, type OtlpCollector } from '../doubles/otlp-collector.js';
+import { freePort } from '../support/net.js';
+import { parsePrometheusText } from '../support/prometheus-text.js';
 import { testDatabaseKinds } from '../support/databases.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
@@ -30,6 +32,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
     let collector: OtlpCollector;
     const processes: ServiceProcess[] = [];
     let apiUrl: string;
+    let workerMetricsUrl: string;
 
     beforeAll(async () => {
       // A fresh database for the two processes; this runtime only migrates it.
@@ -51,12 +54,13 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
         ),
         startProcess(
           'src/server/worker-main.ts',
-          { ...env, OTEL_SERVICE_NAME: 'cas-worker' },
+          { ...env, OTEL_SERVICE_NAME: 'cas-worker', CAS_METRICS_PORT: String(await freePort()) },
           'worker started',
         ),
       ]);
       processes.push(api, worker);
       apiUrl = /ready at (http:\/\/\S+\/graphql)/.exec(api.output())![1]!;
+      workerMetricsUrl = /"metrics":"(http:\/\/[^"]+)"/.exec(worker.output())![1]!;
     }, 180_000);
 
     afterAll(async () => {
@@ -108,5 +112,24 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
         expect(complete.parentSpanId).toBe(attempt.spanId);
       },
     );
+
+    it('each process counts what it did: the worker serves its task counters on CAS_METRICS_PORT', async () => {
+      const scrape = async (url: string) => parsePrometheusText(await (await fetch(url)).text());
+      await collector.waitForSpan(
+        (span) => span.service === 'cas-worker' && span.name === 'task marketer.ping',
+      );
+      const worker = await scrape(workerMetricsUrl);
+      const api = await scrape(apiUrl.replace(/\/graphql$/, '/metrics'));
+      const pings = { agent: 'marketer', action: 'ping' };
+      expect(worker.value('cas_task_attempts_started_total', pings)).toBe(1);
+      expect(worker.value('cas_tasks_finished_total', { ...pings, status: 'succeeded' })).toBe(1);
+      expect(api.value('cas_task_attempts_started_total', pings)).toBe(0);
+      expect(api.value('graphql_envelop_request', { operationName: 'TracedPing' })).toBe(1);
+      // The shared queue reads the same from both.
+      expect(worker.all('cas_tasks', { agent: 'marketer' })).toEqual(
+        api.all('cas_tasks', { agent: 'marketer' }),
+      );
+      expect((await fetch(workerMetricsUrl.replace(/\/metrics$/, '/graphql'))).status).toBe(404);
+    });
   },
 );

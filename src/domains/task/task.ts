@@ -227,7 +227,10 @@ export function taskStore(sql: SqlFunctions) {
      * Queues a task. With an idempotency key this caller used before for the same request, returns
      * that task instead; for a different request, a CONFLICT.
      */
-    async enqueue(input: z.output<typeof executeTaskInput>, traceParent: string | null = null): Promise<Task> {
+    async enqueue(
+      input: z.output<typeof executeTaskInput>,
+      traceParent: string | null = null,
+    ): Promise<Task> {
       const task = await one('cas_enqueue_task', {
         p_agent_id: input.agentId,
         p_action: input.action,
