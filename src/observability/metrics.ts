@@ -145,8 +145,10 @@ export class CasMetrics {
     return this.registry.metrics();
   }
 
-  attemptStarted(task: AttemptLabels & { runAt: Date }, claimedAt = new Date()): void {
+  /** A claimed attempt starts; its wait is from due (runAt) to claim (startedAt), both database clock. */
+  attemptStarted(task: AttemptLabels & { runAt: Date; startedAt: Date | null }): void {
     this.started.inc({ agent: task.agentId, action: task.action });
+    const claimedAt = task.startedAt ?? new Date();
     this.queueWait.observe(
       { agent: task.agentId },
       Math.max(0, claimedAt.getTime() - task.runAt.getTime()) / 1000,
