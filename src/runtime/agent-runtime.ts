@@ -23,7 +23,10 @@ export interface HealthStatus {
   runtime: string;
   version: string;
   uptimeSeconds: number;
-  /** Round trip of a trivial query; null when the database did not answer. */
+  /**
+   * Round trip of the readiness query; null when the database did not answer. The answer is reused
+   * for up to a second (HEALTH_CHECK_REUSE_MS), so polling health does not load the database.
+   */
   databaseLatencyMs: number | null;
   migrationsApplied: boolean;
 }

@@ -71,6 +71,15 @@ const EVENT_POLL_MS = 1000;
 /** Batches of events a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
 const SUBSCRIBER_CAPACITY = 1000;
 
+/** How long one database answer serves the health checks of this process. */
+export const HEALTH_CHECK_REUSE_MS = 1000;
+
+interface DatabaseCheck {
+  reachable: boolean;
+  applied: boolean;
+  latencyMs: number | null;
+}
+
 export interface CustomRuntimeOptions {
   config: Config;
   backend: Backend;
@@ -105,6 +114,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly retention: RetentionJob;
   private readonly startedAt = Date.now();
   private initialized: Promise<void> | null = null;
+  private lastDatabaseCheck: { at: number; answer: Promise<DatabaseCheck> } | null = null;
   private shutDown: Promise<void> | null = null;
 
   constructor(private readonly options: CustomRuntimeOptions) {
@@ -205,15 +215,7 @@ export class CustomRuntime implements AgentRuntime {
   }
 
   async healthCheck(): Promise<HealthStatus> {
-    const started = performance.now();
-    let reachable = false;
-    let applied = false;
-    try {
-      applied = await this.backend.migrationsApplied();
-      reachable = true;
-    } catch (error) {
-      this.options.logger.warn({ err: error }, 'health check: database unreachable');
-    }
+    const { reachable, applied, latencyMs } = await this.databaseCheck();
     return {
       ok: reachable && applied,
       database: reachable ? 'ok' : 'unreachable',
@@ -221,9 +223,32 @@ export class CustomRuntime implements AgentRuntime {
       runtime: this.name,
       version: VERSION,
       uptimeSeconds: (Date.now() - this.startedAt) / 1000,
-      databaseLatencyMs: reachable ? performance.now() - started : null,
+      databaseLatencyMs: latencyMs,
       migrationsApplied: applied,
     };
+  }
+
+  /**
+   * The database's answer to the readiness check: one round trip, shared by every health check in
+   * this process within HEALTH_CHECK_REUSE_MS of it (an answer still on its way included), so load
+   * balancers and dashboards polling health cost the database at most one query a second.
+   */
+  private databaseCheck(): Promise<DatabaseCheck> {
+    const now = Date.now();
+    if (this.lastDatabaseCheck && now - this.lastDatabaseCheck.at < HEALTH_CHECK_REUSE_MS)
+      return this.lastDatabaseCheck.answer;
+    const answer = (async (): Promise<DatabaseCheck> => {
+      const started = performance.now();
+      try {
+        const applied = await this.backend.migrationsApplied();
+        return { reachable: true, applied, latencyMs: performance.now() - started };
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'health check: database unreachable');
+        return { reachable: false, applied: false, latencyMs: null };
+      }
+    })();
+    this.lastDatabaseCheck = { at: now, answer };
+    return answer;
   }
 
   // Agents

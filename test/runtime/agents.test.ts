@@ -87,4 +87,14 @@ describeEachDatabase('agents', (kind) => {
     expect(health).toMatchObject({ ok: true, database: 'ok', runtime: 'custom', migrationsApplied: true });
     expect(health.databaseLatencyMs).toBeGreaterThan(0);
   });
+
+  it('health checks close together share one database answer', async () => {
+    const checks = await Promise.all([
+      t.runtime.healthCheck(),
+      t.runtime.healthCheck(),
+      t.runtime.healthCheck(),
+    ]);
+    // The same answer (its latency included), not three round trips.
+    expect(new Set(checks.map((health) => health.databaseLatencyMs)).size).toBe(1);
+  });
 });

@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { json, type SqlFunctions } from '../../src/db/sql-functions.js';
 import { createSupabaseClient, SupabaseError, supabaseSqlFunctions } from '../../src/db/supabase.js';
@@ -187,7 +187,12 @@ describeEachDatabase('Supabase driver over the PostgREST double', (kind) => {
       'delete from supabase_migrations.schema_migrations where version = (select max(version) from supabase_migrations.schema_migrations) returning version, name, statements',
     );
     try {
-      expect(await runtime.healthCheck()).toMatchObject({ ok: false, database: 'ok', migrationsApplied: false });
+      // Health answers are reused for up to a second: the next fresh one sees the missing migration.
+      await vi.waitFor(
+        async () =>
+          expect(await runtime.healthCheck()).toMatchObject({ ok: false, database: 'ok', migrationsApplied: false }),
+        { timeout: 10_000, interval: 100 },
+      );
       await expect(start(t.env!)).rejects.toThrow(
         new RegExp(`lacks 1 of the migrations in supabase/migrations \\(${last!.version}_${last!.name}\\): run \`supabase db push\``),
       );
