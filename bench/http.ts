@@ -17,6 +17,8 @@ import { ratio } from './lib/stats.js';
 
 export const QUERIES = {
   health: '{ health { ok } }',
+  /** What plain graphql-yoga serves: the floor of any GraphQL request on this stack. */
+  typename: '{ __typename }',
   dashboard:
     '{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }',
 } as const;
@@ -30,8 +32,11 @@ export interface HttpSettings {
   processCounts: number[];
 }
 
-/** bare node:http, the GraphQL server, the GraphQL server with OpenTelemetry tracing on. */
-export type HttpServer = 'graphql' | 'bare' | 'graphql-traced';
+/**
+ * bare node:http; the GraphQL server; the same with OpenTelemetry tracing on; plain graphql-yoga
+ * (bench/servers/plain-yoga.ts).
+ */
+export type HttpServer = 'graphql' | 'bare' | 'graphql-traced' | 'plain-yoga';
 
 export interface HttpRun {
   server: HttpServer;
@@ -66,6 +71,8 @@ export interface HttpResults {
   scaling: { server: 'graphql' | 'bare'; query: QueryName; twoOverOne: number }[];
   /** `health` requests/s with tracing on divided by off, 1 process, same run (1 = free). */
   tracingOnOverOffRps?: number;
+  /** `{ health { ok } }` requests/s of the API over `{ __typename }` of plain yoga, 1 process. */
+  healthOverPlainYogaRps?: number;
 }
 
 const BODY = (query: QueryName) => JSON.stringify({ query: QUERIES[query] });
@@ -192,6 +199,23 @@ async function measureTracing(
   }
 }
 
+/** Plain graphql-yoga serving `{ __typename }`, 1 process: what the API's own stack adds is the rest. */
+async function measurePlainYoga(runs: HttpRun[], settings: HttpSettings): Promise<void> {
+  const yoga = await startCluster('bench/servers/plain-yoga.ts', 1, {});
+  try {
+    const canned = await fetchCanned(yoga.url, 'typename');
+    await measure(runs, settings, {
+      server: 'plain-yoga',
+      query: 'typename',
+      processes: 1,
+      url: yoga.url,
+      canned,
+    });
+  } finally {
+    await yoga.child.stop();
+  }
+}
+
 export async function runHttp(databaseUrl: string, settings: HttpSettings): Promise<HttpResults> {
   const runs: HttpRun[] = [];
   const children: Child[] = [];
@@ -220,7 +244,10 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
         }
       }
       await Promise.all([graphql.child.stop(), bare.child.stop()]);
-      if (processes === 1) await measureTracing(runs, settings, databaseUrl, canned.health);
+      if (processes === 1) {
+        await measureTracing(runs, settings, databaseUrl, canned.health);
+        await measurePlainYoga(runs, settings);
+      }
     }
   } finally {
     await Promise.all(children.map((child) => child.stop()));
@@ -256,5 +283,9 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
     find('graphql-traced', 'health', 1)?.requestsPerSecond,
     find('graphql', 'health', 1)?.requestsPerSecond,
   );
-  return { settings, runs, ratios, scaling, tracingOnOverOffRps };
+  const healthOverPlainYogaRps = ratio(
+    find('graphql', 'health', 1)?.requestsPerSecond,
+    find('plain-yoga', 'typename', 1)?.requestsPerSecond,
+  );
+  return { settings, runs, ratios, scaling, tracingOnOverOffRps, healthOverPlainYogaRps };
 }

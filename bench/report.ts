@@ -3,11 +3,18 @@ import type { BenchResults } from './run.js';
 import { fmt } from './lib/stats.js';
 import type { HttpServer } from './http.js';
 
+/**
+ * A 1-minute load average above this when a section starts means something else was running (the
+ * benchmark's own processes stop between sections).
+ */
+const LOADED_MACHINE = 1.0;
+
 /** How the HTTP table names each server. */
 const SERVER_NAMES: Record<HttpServer, string> = {
   bare: 'bare node:http',
   graphql: 'GraphQL (yoga)',
   'graphql-traced': 'GraphQL (yoga), tracing on',
+  'plain-yoga': 'plain graphql-yoga',
 };
 
 /** A ratio, with enough digits to tell small ones apart. */
@@ -49,6 +56,11 @@ export function writeReport(results: BenchResults): string {
           '1-min load average',
           `${fmt(machine.loadAverageAtStart, 2)} at start, ${fmt(machine.loadAverageAtEnd, 2)} at end`,
         ],
+        ...(results.sectionLoad ?? []).map(({ section, before, after }) => [
+          `load, ${section}`,
+          `${fmt(before, 2)} before, ${fmt(after, 2)} after` +
+            (before > LOADED_MACHINE ? ' **(started under load: compare with care)**' : ''),
+        ]),
       ],
     ),
     '',
@@ -69,6 +81,12 @@ export function writeReport(results: BenchResults): string {
       headline.push(
         `- GraphQL \`${r.query}\` query vs bare node:http answering the same bytes, ${r.processes} process(es): ` +
           `**${x(r.graphqlOverBareRps)}** the requests/s (mean latency ${x(r.graphqlOverBareMeanLatency)}).`,
+      );
+    }
+    if (http.healthOverPlainYogaRps !== undefined) {
+      headline.push(
+        `- \`{ health { ok } }\` of the API vs \`{ __typename }\` of plain graphql-yoga, 1 process: ` +
+          `**${x(http.healthOverPlainYogaRps)}** the requests/s (the API's own overhead per request).`,
       );
     }
     if (http.tracingOnOverOffRps !== undefined) {
@@ -157,7 +175,8 @@ export function writeReport(results: BenchResults): string {
         'autocannon and PostgreSQL for the CPU. autocannon reports latency in whole milliseconds, so the ' +
         'ratios use the mean latency.',
       '',
-      '- `health`: `{ health { ok } }` (one database round trip: the migrations check).',
+      '- `health`: `{ health { ok } }` (the migrations check: one database round trip a second per process, shared by every request in that second).',
+      '- `typename`: `{ __typename }` on plain graphql-yoga (`bench/servers/plain-yoga.ts`, defaults, no database): what any request on this stack costs.',
       '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
         'over the 8 built-in agents, each with 5 finished tasks and a state.',
       '',

@@ -41,6 +41,8 @@ export interface BenchResults {
   subscriptions?: SubscriptionResults;
   history?: HistoryResults;
   failures: { section: Section; error: string }[];
+  /** The 1-minute load average before and after each section that ran. */
+  sectionLoad?: { section: Section; before: number; after: number }[];
 }
 
 const args = process.argv.slice(2);
@@ -94,6 +96,7 @@ async function main() {
     quick,
     machine: await machineInfo(),
     failures: [],
+    sectionLoad: [],
   };
   progress(
     `machine: ${results.machine.cpuModel}, ${results.machine.cores} cores, ${results.machine.memoryGiB} GiB, ` +
@@ -105,6 +108,7 @@ async function main() {
 
   const attempt = async (name: Section, work: () => Promise<void>) => {
     if (!only.includes(name)) return;
+    const before = os.loadavg()[0]!;
     try {
       await work();
     } catch (error) {
@@ -113,6 +117,7 @@ async function main() {
       results.failures.push({ section: name, error: message });
       await stopAllChildren();
     }
+    results.sectionLoad!.push({ section: name, before, after: os.loadavg()[0]! });
   };
 
   await attempt('http', async () => {
