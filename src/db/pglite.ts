@@ -82,6 +82,14 @@ async function lockDataDir(
   }
 }
 
+/**
+ * PostgreSQL settings of the embedded database. PGlite runs one backend in this process's memory,
+ * so the server defaults (128 MB of shared buffers, slots for 100 connections) only cost RSS:
+ * 32 MB of buffers (the data folder's files stay in the OS page cache beside it) and a few slots
+ * take the embedded database from about 300 to about 200 MiB resident, and open it faster.
+ */
+export const PGLITE_SETTINGS = ['shared_buffers = 32MB', 'max_connections = 10'];
+
 export async function openPglite(options: PgliteOptions = {}): Promise<Database & { pglite: PGlite }> {
   let unlock = async () => {};
   if (options.dataDir) {
@@ -90,7 +98,11 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
   }
   let pglite: PGlite;
   try {
-    pglite = await PGlite.create({ dataDir: options.dataDir, loadDataDir: options.loadDataDir });
+    pglite = await PGlite.create({
+      dataDir: options.dataDir,
+      loadDataDir: options.loadDataDir,
+      postgresqlconf: PGLITE_SETTINGS,
+    });
   } catch (error) {
     await unlock();
     throw error;
