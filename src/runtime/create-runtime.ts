@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
 import { openPglite } from '../db/pglite.js';
+import { findEmbeddedTemplate, isNewDataDir } from '../db/embedded-template.js';
 import { openPostgres, poolSize } from '../db/postgres.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { LoadedAgent } from '../agents/loader.js';
@@ -29,12 +30,18 @@ export async function openDatabase(config: Config, logger: Logger = silentLogger
   switch (config.mode) {
     case 'postgres':
       return openPostgres({ connectionString: config.databaseUrl!, maxConnections: poolSize(config) });
-    case 'embedded':
+    case 'embedded': {
+      const dataDir = path.resolve(config.dataDir);
+      // A first start copies the template `npm install` made, if it matches this code.
+      const template = isNewDataDir(dataDir) ? await findEmbeddedTemplate() : null;
+      if (template) logger.info({ dataDir }, 'new embedded database: starting from the installed template');
       return openPglite({
-        dataDir: path.resolve(config.dataDir),
+        dataDir,
+        loadDataDir: template ?? undefined,
         onStaleLock: ({ file, pid }) =>
           logger.warn({ file, pid }, `took over the lock of process ${pid ?? '?'}, which no longer runs`),
       });
+    }
     case 'supabase':
       throw new Error('Supabase mode reaches the database over HTTP: use openBackend, not openDatabase');
   }

@@ -3,11 +3,13 @@
  * the URL and mode, the eight agents served, a clean exit on SIGTERM, and a clear message and
  * exit 1 on bad configuration.
  */
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { killGroup, spawnInGroup } from '../support/child-processes.js';
+import { embeddedTemplatePath } from '../../src/db/embedded-template.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /**
@@ -66,6 +68,9 @@ it(
         );
       });
       expect(readyLine.mode).toBe('embedded');
+      // A first start copies the template `npm install` built (postinstall), when it matches.
+      const installed = existsSync(await embeddedTemplatePath());
+      expect(main.output().stdout.includes('starting from the installed template')).toBe(installed);
       expect(readyLine.msg).toMatch(/^CAS Runtime API ready at http:\/\/127\.0\.0\.1:\d+\/graphql/);
       const url = readyLine.url as string;
       // No authentication configured: one warning line says every caller is the local admin.
