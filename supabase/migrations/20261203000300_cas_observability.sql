@@ -115,11 +115,13 @@ language sql stable set search_path = public, pg_temp as $$
   order by a.id, s.status
 $$;
 
-do $$
+-- Access to cas_ functions, as 20261125000400_cas_security.sql set it: only the owner and the
+-- service role run them. Later migrations call this once at their end instead of repeating the loop.
+create or replace function cas_restrict_function_access() returns void
+language plpgsql set search_path = public, pg_temp as $$
 declare
   v_fn regprocedure;
 begin
-  -- As for every cas_ function (20261125000400_cas_security.sql): only the service calls them.
   for v_fn in
     select p.oid::regprocedure from pg_proc p
     join pg_namespace n on n.oid = p.pronamespace
@@ -134,3 +136,5 @@ begin
     end if;
   end loop;
 end $$;
+
+select cas_restrict_function_access();
