@@ -42,64 +42,87 @@ const inOrder =
 const rangeKey = (range: { from?: Date | null; to?: Date | null }) =>
   `${range.from?.toISOString() ?? ''}..${range.to?.toISOString() ?? ''}`;
 
+/**
+ * The loaders of one operation, each made on first use: a subscription that never reads, say, an
+ * agent's state holds no loader for it (thousands of idle subscriptions hold one context each).
+ */
+class OperationLoaders implements Loaders {
+  private tasksLoader?: DataLoader<string, Task | null>;
+  private agentsLoader?: DataLoader<string, Agent | null>;
+  private statesLoader?: DataLoader<string, AgentState | null>;
+  private metricsByRange?: Map<string, DataLoader<string, AgentMetrics | null>>;
+  private recentByFirst?: Map<number, DataLoader<string, Task[]>>;
+  private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
+
+  constructor(
+    private readonly runtime: AgentRuntime,
+    private readonly visibility: { createdBy: string | null },
+  ) {}
+
+  get tasks() {
+    return (this.tasksLoader ??= new DataLoader(inOrder((ids) => this.runtime.getTasks(ids))));
+  }
+
+  get agents() {
+    return (this.agentsLoader ??= new DataLoader(inOrder((ids) => this.runtime.getAgents(ids))));
+  }
+
+  get states() {
+    return (this.statesLoader ??= new DataLoader(inOrder((ids) => this.runtime.getAgentStates(ids))));
+  }
+
+  metrics(range: { from?: Date | null; to?: Date | null }) {
+    const timeRange: TimeRange = { from: range.from ?? null, to: range.to ?? null };
+    return loaderFor((this.metricsByRange ??= new Map()), rangeKey(range), () =>
+      inOrder((ids) => this.runtime.getMetricsMany(ids, timeRange)),
+    );
+  }
+
+  recentTasks(first: number) {
+    return loaderFor((this.recentByFirst ??= new Map()), first, () =>
+      inOrder(async (ids) => {
+        const lists = await this.runtime.getRecentTasks(ids, first, this.visibility);
+        // The same tasks are often asked for again by id (Task.agent → Agent.recentTasks ...).
+        for (const task of lists.flat()) this.tasks.prime(task.id, task);
+        return lists;
+      }),
+    );
+  }
+
+  children(first: number) {
+    return loaderFor((this.childrenByFirst ??= new Map()), first, () =>
+      inOrder((ids) => this.runtime.getChildren(ids, first)),
+    );
+  }
+
+  clearAll() {
+    const made = [
+      this.agentsLoader,
+      this.tasksLoader,
+      this.statesLoader,
+      ...(this.metricsByRange?.values() ?? []),
+      ...(this.recentByFirst?.values() ?? []),
+      ...(this.childrenByFirst?.values() ?? []),
+    ];
+    for (const loader of made) loader?.clearAll();
+  }
+}
+
+/** The loader kept under `key`, made with `batch` the first time it is asked for. */
+function loaderFor<K, V>(
+  loaders: Map<K, DataLoader<string, V>>,
+  key: K,
+  batch: () => DataLoader.BatchLoadFn<string, V>,
+): DataLoader<string, V> {
+  let loader = loaders.get(key);
+  if (!loader) {
+    loader = new DataLoader(batch());
+    loaders.set(key, loader);
+  }
+  return loader;
+}
+
 /** `createdBy`: the creator whose tasks lists show (taskCreatorFilter), null for everyone's. */
 export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: string | null }): Loaders {
-  const tasks = new DataLoader<string, Task | null>(inOrder((ids) => runtime.getTasks(ids)));
-  const agents = new DataLoader<string, Agent | null>(inOrder((ids) => runtime.getAgents(ids)));
-  const states = new DataLoader<string, AgentState | null>(inOrder((ids) => runtime.getAgentStates(ids)));
-  const metricsByRange = new Map<string, DataLoader<string, AgentMetrics | null>>();
-  const recentByFirst = new Map<number, DataLoader<string, Task[]>>();
-  const childrenByFirst = new Map<number, DataLoader<string, Task[]>>();
-
-  return {
-    agents,
-    tasks,
-    states,
-    metrics(range) {
-      const key = rangeKey(range);
-      let loader = metricsByRange.get(key);
-      if (!loader) {
-        const timeRange: TimeRange = { from: range.from ?? null, to: range.to ?? null };
-        loader = new DataLoader(inOrder((ids) => runtime.getMetricsMany(ids, timeRange)));
-        metricsByRange.set(key, loader);
-      }
-      return loader;
-    },
-    recentTasks(first) {
-      let loader = recentByFirst.get(first);
-      if (!loader) {
-        loader = new DataLoader(
-          inOrder(async (ids) => {
-            const lists = await runtime.getRecentTasks(ids, first, visibility);
-            // The same tasks are often asked for again by id (Task.agent → Agent.recentTasks ...).
-            for (const task of lists.flat()) tasks.prime(task.id, task);
-            return lists;
-          }),
-        );
-        recentByFirst.set(first, loader);
-      }
-      return loader;
-    },
-    children(first) {
-      let loader = childrenByFirst.get(first);
-      if (!loader) {
-        loader = new DataLoader(inOrder((ids) => runtime.getChildren(ids, first)));
-        childrenByFirst.set(first, loader);
-      }
-      return loader;
-    },
-    clearAll() {
-      const all = [
-        agents,
-        tasks,
-        states,
-        ...metricsByRange.values(),
-        ...recentByFirst.values(),
-        ...childrenByFirst.values(),
-      ];
-      for (const loader of all) {
-        loader.clearAll();
-      }
-    },
-  };
+  return new OperationLoaders(runtime, visibility);
 }
