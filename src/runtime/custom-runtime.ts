@@ -40,6 +40,7 @@ import {
 import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
+import { builtInActions } from '../agents/builtin/index.js';
 import { badInput, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
@@ -113,6 +114,7 @@ export class CustomRuntime implements AgentRuntime {
     this.steps = taskStepStore(sql);
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
+    for (const [agent, actions] of Object.entries(builtInActions)) this.registry.define(agent, actions);
     this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
     this.live = new LiveStreams(
       this.feed,

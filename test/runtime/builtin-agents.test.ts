@@ -1,0 +1,42 @@
+/**
+ * The built-in agents' actions through the runtime: security.scan_secrets runs with no model
+ * provider; model-backed actions are refused at enqueue while no provider is configured.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../support/databases.js';
+import { openTestRuntime, tableCounts, type TestRuntime } from '../support/runtime.js';
+
+describeEachDatabase('built-in agents', (kind) => {
+  let t: TestRuntime;
+  beforeAll(async () => {
+    t = await openTestRuntime(kind);
+  });
+  afterAll(() => t.close());
+
+  it('security.scan_secrets finds a key in files with no provider configured', async () => {
+    const key = ['AKIA', 'Q7RZ3XK2M5N4P6T2'].join('');
+    const task = await t.runtime.executeTask({
+      agentId: 'security',
+      action: 'scan_secrets',
+      input: { files: [{ path: '.env', content: `# keys\nAWS_ACCESS_KEY_ID=${key}\n` }] },
+      wait: true,
+    });
+    expect(task.status).toBe('succeeded');
+    expect(task.result).toMatchObject({
+      scannedFiles: 1,
+      truncated: false,
+      findings: [
+        { rule: 'aws-access-key-id', path: '.env', line: 2, column: 19, redacted: 'AKIA…(20 chars)' },
+      ],
+    });
+    expect(JSON.stringify(task.result)).not.toContain(key);
+  });
+
+  it('security.scan_secrets refuses input that is neither text nor files, writing nothing', async () => {
+    const before = await tableCounts(t.db);
+    await expect(
+      t.runtime.executeTask({ agentId: 'security', action: 'scan_secrets', input: { nope: 1 } }),
+    ).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    expect(await tableCounts(t.db)).toEqual(before);
+  });
+});
