@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import { PROVIDER_NOT_CONFIGURED_MESSAGE, type Config } from '../config.js';
 import {
   agentStore,
   registerAgentInput,
@@ -41,7 +41,7 @@ import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { builtInActions } from '../agents/builtin/index.js';
-import { badInput, notFound, notImplemented } from '../errors.js';
+import { badInput, CasError, ErrorCode, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import type { Backend } from './backend.js';
@@ -267,7 +267,13 @@ export class CustomRuntime implements AgentRuntime {
         actions: this.actionsOf(request.agentId),
       });
     }
-    const task = await this.tasks.enqueue({ ...request, input: action.parse(request.input ?? null) });
+    const parsedInput = action.parse(request.input ?? null);
+    if (action.modelBacked && !this.options.config.llm) {
+      throw new CasError(ErrorCode.PROVIDER_NOT_CONFIGURED, PROVIDER_NOT_CONFIGURED_MESSAGE, {
+        variables: ['CAS_LLM_BASE_URL', 'CAS_LLM_MODEL', 'CAS_LLM_API_KEY'],
+      });
+    }
+    const task = await this.tasks.enqueue({ ...request, input: parsedInput });
     for (const worker of this.workers) worker.nudge();
     if (!request.wait) return task;
     return this.waitUntilFinal(task, options.signal);

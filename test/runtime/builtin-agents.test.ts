@@ -3,6 +3,8 @@
  * provider; model-backed actions are refused at enqueue while no provider is configured.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { z } from 'zod';
+import { defineAction } from '../../src/agents/actions.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, tableCounts, type TestRuntime } from '../support/runtime.js';
 
@@ -38,5 +40,24 @@ describeEachDatabase('built-in agents', (kind) => {
       t.runtime.executeTask({ agentId: 'security', action: 'scan_secrets', input: { nope: 1 } }),
     ).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     expect(await tableCounts(t.db)).toEqual(before);
+  });
+
+  it('a model-backed action is refused at enqueue with PROVIDER_NOT_CONFIGURED naming the variables', async () => {
+    await t.runtime.registerAgent(
+      { id: 'modelled', name: 'Modelled', role: 'writer' },
+      {
+        actions: {
+          write: defineAction({ model: true, input: z.object({ topic: z.string() }), run: () => 'x' }),
+        },
+      },
+    );
+    const before = await tableCounts(t.db);
+    const refused = t.runtime.executeTask({ agentId: 'modelled', action: 'write', input: { topic: 'a' } });
+    await expect(refused).rejects.toMatchObject({ code: 'PROVIDER_NOT_CONFIGURED' });
+    await expect(refused).rejects.toThrow(/CAS_LLM_BASE_URL.*CAS_LLM_MODEL/);
+    expect(await tableCounts(t.db)).toEqual(before);
+    // Deterministic actions of the same agent still run.
+    const ping = await t.runtime.executeTask({ agentId: 'modelled', action: 'ping', wait: true });
+    expect(ping.status).toBe('succeeded');
   });
 });
