@@ -350,6 +350,22 @@ export class CustomRuntime implements AgentRuntime {
     yield* events;
   }
 
+  /**
+   * A task's output deltas (task_output events) after the cursor `after`, from its first without
+   * one, then live; ends after the task's final event. The same stream as streamTask, filtered.
+   */
+  async *streamTaskOutput(id: string, options: { after?: string | null } = {}): AsyncIterable<AgentEvent> {
+    const task = parseInput(taskId, id);
+    const [existing] = await this.tasks.get([task]);
+    if (!existing) throw notFound('task', id);
+    const afterSeq = options.after ? await this.events.positionOf(options.after) : 0;
+    if (isFinal(existing.status)) {
+      const [next] = await this.events.list({ taskId: task, afterSeq, limit: 1 });
+      if (!next) return;
+    }
+    yield* this.live.taskEvents(task, afterSeq, { types: ['task_output'] });
+  }
+
   async *watchTask(id: string, options: { throttleMs?: number | null } = {}): AsyncIterable<Task> {
     const task = parseInput(taskId, id);
     const throttleMs = parseInput(throttleMsInput, options.throttleMs);

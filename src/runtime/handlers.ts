@@ -35,6 +35,13 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Reports progress (0..1). Chatty callers are coalesced; the latest value always lands. */
   progress(fraction: number, message?: string): void;
+  /**
+   * Appends text to the task's output (`Task.output`, subscription `taskOutput`), e.g. a model's
+   * answer as it streams. Coalesced to a few writes a second; all of it lands before the task ends.
+   * Each run of the handler writes its output from the start: text a replayed or retried run emits
+   * again is not duplicated (see docs/agents.md).
+   */
+  output(delta: string): void;
   /** Writes a structured log entry for this task; entries are batched. */
   log(level: LogLevel, message: string, context?: Record<string, unknown>): void;
   /** The agent's versioned state. */

@@ -9,6 +9,7 @@ import { sleep } from '../feed/change-feed.js';
 import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
+import { OutputWriter } from './task-output.js';
 
 export interface TaskRunDeps {
   tasks: TaskStore;
@@ -54,6 +55,18 @@ export class TaskRun {
   private logWrite: Promise<void> = Promise.resolve();
   private settled = false;
   private readonly durable: DurableExecution;
+  private readonly output = new OutputWriter({
+    write: async (offset, text) => {
+      await this.deps.tasks.writeOutput(this.task, offset, text);
+    },
+    failed: (error) => {
+      const leaseLost = isLeaseLost(error);
+      // The lease was swept and the task claimed again: this attempt must stop writing.
+      if (leaseLost) this.stop('lease_lost');
+      this.deps.logger.warn({ err: error, taskId: this.task.id }, 'task output not written');
+      return { leaseLost };
+    },
+  });
 
   constructor(
     readonly task: ClaimedTask,
@@ -196,6 +209,9 @@ export class TaskRun {
       maxAttempts: task.maxAttempts,
       signal: this.controller.signal,
       progress: (fraction, message) => this.progress(fraction, message),
+      output: (delta) => {
+        if (!this.settled) this.output.append(delta);
+      },
       log: (level, message, context) => this.log(level, message, context),
       state: {
         get: () => deps.state.get(task.agentId),
@@ -283,6 +299,7 @@ export class TaskRun {
     this.progressTimer = null;
     await this.progressWrite;
     await this.writeProgress();
+    await this.output.flush(true);
     this.writeLogs();
     await this.logWrite;
   }
