@@ -168,6 +168,7 @@ export class CustomRuntime implements AgentRuntime {
           },
           abortGraceMs: config.abortGraceMs,
           progressIntervalMs: 100,
+          llm: config.llm,
           logIntervalMs: 50,
         },
         logger,

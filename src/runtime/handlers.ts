@@ -1,5 +1,6 @@
 import type { LogLevel } from '../domains/log/log.js';
 import type { AgentState } from '../domains/state/state.js';
+import type { TaskModel } from '../agents/model/session.js';
 
 /** How a child task runs; absent fields take executeTask's defaults. */
 export interface CallOptions {
@@ -42,6 +43,12 @@ export interface TaskContext {
    * again is not duplicated (see docs/agents.md).
    */
   output(delta: string): void;
+  /**
+   * The model provider for this agent (streams into `output`, durable, retried, usage recorded);
+   * null when none is configured (CAS_LLM_BASE_URL, CAS_LLM_MODEL). Declare the action
+   * `model: true` so it is refused at enqueue instead.
+   */
+  readonly model: TaskModel | null;
   /** Writes a structured log entry for this task; entries are batched. */
   log(level: LogLevel, message: string, context?: Record<string, unknown>): void;
   /** The agent's versioned state. */

@@ -43,6 +43,26 @@ export class OutputWriter {
     this.schedule();
   }
 
+  /** Characters (code points) this run has emitted so far. */
+  length(): number {
+    return this.offset + codePointLength(this.pending);
+  }
+
+  /**
+   * Takes back what this run emitted after `length` characters (a model request that failed
+   * mid-stream and is retried): text not yet written is dropped, and the next write starts at
+   * `length`, so the database replaces the rest from there (see the migration).
+   */
+  rewind(length: number): void {
+    if (length >= this.length()) return;
+    if (length >= this.offset) {
+      this.pending = [...this.pending].slice(0, length - this.offset).join('');
+    } else {
+      this.pending = '';
+      this.offset = length;
+    }
+  }
+
   /** Writes everything appended so far; stops further writes when `final`. */
   async flush(final = false): Promise<void> {
     if (this.timer) clearTimeout(this.timer);

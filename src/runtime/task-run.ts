@@ -10,6 +10,8 @@ import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type TaskContext } from './handlers.js';
 import { OutputWriter } from './task-output.js';
+import type { LlmConfig } from '../config.js';
+import { createTaskModel } from '../agents/model/session.js';
 
 export interface TaskRunDeps {
   tasks: TaskStore;
@@ -30,6 +32,8 @@ export interface TaskRunDeps {
   progressIntervalMs: number;
   /** Least time between two log writes of one task (a full batch goes at once). */
   logIntervalMs: number;
+  /** The model provider (ctx.model); null when not configured. */
+  llm?: LlmConfig | null;
 }
 
 /** Why a run's signal was aborted; decides how the attempt ends. */
@@ -200,7 +204,27 @@ export class TaskRun {
 
   private context(): TaskContext {
     const { task, deps } = this;
+    const model = deps.llm
+      ? createTaskModel(deps.llm, {
+          agentId: task.agentId,
+          signal: this.controller.signal,
+          step: this.durable.step,
+          output: (delta) => {
+            if (!this.settled) this.output.append(delta);
+          },
+          outputLength: () => this.output.length(),
+          rewindOutput: (length) => this.output.rewind(length),
+          recordUsage: async (name, promptTokens, completionTokens) => {
+            await deps.tasks
+              .recordModelUsage(task, name, promptTokens, completionTokens)
+              .catch((error: unknown) =>
+                deps.logger.warn({ err: error, taskId: task.id }, 'model usage not recorded'),
+              );
+          },
+        })
+      : null;
     return {
+      model,
       taskId: task.id,
       agentId: task.agentId,
       action: task.action,

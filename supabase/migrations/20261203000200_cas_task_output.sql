@@ -71,13 +71,35 @@ begin
   return query select p_offset + char_length(p_text), true;
 end $$;
 
+-- Token usage of one model request of a running task: two metric points of its agent
+-- (llm_prompt_tokens, llm_completion_tokens), tagged with the action, task and model. Lock order:
+-- the task row, then (implicitly, by the inserts' foreign key) the agent row.
+create or replace function cas_record_model_usage(
+  p_task_id uuid,
+  p_lease_token uuid,
+  p_model text,
+  p_prompt_tokens int,
+  p_completion_tokens int
+) returns int
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_task cas_tasks := cas_lock_running_task(p_task_id, p_lease_token);
+  v_tags jsonb := jsonb_build_object('action', v_task.action, 'taskId', v_task.id, 'model', p_model);
+begin
+  insert into cas_metrics_timeseries (agent_id, metric_name, value, tags) values
+    (v_task.agent_id, 'llm_prompt_tokens', greatest(p_prompt_tokens, 0), v_tags),
+    (v_task.agent_id, 'llm_completion_tokens', greatest(p_completion_tokens, 0), v_tags);
+  return 2;
+end $$;
+
 -- Only the owner and the service role call cas_ functions (as 20261202000600 section 10).
 do $$
 declare
   v_fn regprocedure;
 begin
   foreach v_fn in array array['cas_write_task_output(uuid, uuid, int, text)'::regprocedure,
-                              'cas_max_task_output_chars()'::regprocedure] loop
+                              'cas_max_task_output_chars()'::regprocedure,
+                              'cas_record_model_usage(uuid, uuid, text, int, int)'::regprocedure] loop
     execute format('revoke execute on function %s from public', v_fn);
     if exists (select 1 from pg_roles where rolname = 'anon') then
       execute format('revoke execute on function %s from anon, authenticated', v_fn);

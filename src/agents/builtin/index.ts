@@ -1,5 +1,13 @@
 import type { BUILT_IN_AGENT_IDS } from '../../domains/agent/agent.js';
 import type { ActionMap } from '../actions.js';
+import {
+  developerActions,
+  engineerActions,
+  marketerActions,
+  plannerActions,
+  qaActions,
+  testerActions,
+} from './model-actions.js';
 import { securityActions } from './security.js';
 
 /**
@@ -8,5 +16,11 @@ import { securityActions } from './security.js';
  * actions of the same name.
  */
 export const builtInActions: Partial<Record<(typeof BUILT_IN_AGENT_IDS)[number], ActionMap>> = {
+  marketer: marketerActions,
+  planner: plannerActions,
+  developer: developerActions,
+  tester: testerActions,
+  qa: qaActions,
+  engineer: engineerActions,
   security: securityActions,
 };

@@ -1,4 +1,5 @@
 import { defineAction, type ActionMap } from '../actions.js';
+import { threatModelAction } from './model-actions.js';
 import { scanSecrets, scanSecretsInput, scanSecretsOutput } from '../skills/scan-secrets.js';
 
 export const securityActions: ActionMap = {
@@ -11,4 +12,5 @@ export const securityActions: ActionMap = {
     output: scanSecretsOutput,
     run: (input) => scanSecrets(input),
   }),
+  threat_model: threatModelAction,
 };

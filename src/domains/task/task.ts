@@ -292,6 +292,16 @@ export function taskStore(sql: SqlFunctions) {
       });
       return { outputLength: toNumber(row!.output_length), changed: row!.changed };
     },
+    /** Token usage of one model request: metric points llm_prompt_tokens and llm_completion_tokens. */
+    recordModelUsage: async (lease: Lease, model: string, promptTokens: number, completionTokens: number) => {
+      await sql.value<number>('cas_record_model_usage', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_model: model,
+        p_prompt_tokens: promptTokens,
+        p_completion_tokens: completionTokens,
+      });
+    },
     release: async (lease: Lease) =>
       (await one('cas_release_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,
     /**
