@@ -41,6 +41,7 @@ import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { builtInActions } from '../agents/builtin/index.js';
+import { analystActions } from '../agents/builtin/analyst.js';
 import { badInput, CasError, ErrorCode, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
@@ -115,6 +116,14 @@ export class CustomRuntime implements AgentRuntime {
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
     for (const [agent, actions] of Object.entries(builtInActions)) this.registry.define(agent, actions);
+    this.registry.define(
+      'analyst',
+      analystActions({
+        agentIds: async () => (await this.agents.list()).map((agent) => agent.id),
+        metrics: (ids, range) => this.metrics.forAgents(ids, range),
+        durations: (agent, range, limit) => this.metrics.series(agent, 'task_duration_ms', range, limit),
+      }),
+    );
     this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
     this.live = new LiveStreams(
       this.feed,

@@ -177,3 +177,13 @@ describe('security.scan_secrets', () => {
     expect(shannonEntropy('e3b0c44298fc1c149afbf4c8996fb92427ae41e4')).toBeLessThan(4.3);
   });
 });
+
+describe('percentile (analyst.analyze_metrics)', () => {
+  it('is the nearest rank', async () => {
+    const { percentile } = await import('../../src/agents/skills/analyze-metrics.js');
+    expect(percentile([], 50)).toBeNull();
+    expect(percentile([5], 95)).toBe(5);
+    expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50)).toBe(5);
+    expect(percentile([10, 1, 9, 2, 8, 3, 7, 4, 6, 5], 95)).toBe(10);
+  });
+});

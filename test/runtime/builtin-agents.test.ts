@@ -60,4 +60,45 @@ describeEachDatabase('built-in agents', (kind) => {
     const ping = await t.runtime.executeTask({ agentId: 'modelled', action: 'ping', wait: true });
     expect(ping.status).toBe('succeeded');
   });
+
+  it('analyst.analyze_metrics reports numbers from the task history, with no summary without a provider', async () => {
+    await t.runtime.registerAgent({ id: 'measured', name: 'Measured', role: 'qa' });
+    for (let index = 0; index < 3; index += 1) {
+      await t.runtime.executeTask({ agentId: 'measured', action: 'ping', wait: true });
+    }
+    const failed = await t.runtime.executeTask({
+      agentId: 'measured',
+      action: 'fail',
+      input: { times: 5 },
+      wait: true,
+    });
+    expect(failed.status).toBe('failed');
+    const task = await t.runtime.executeTask({
+      agentId: 'analyst',
+      action: 'analyze_metrics',
+      input: { agentIds: ['measured'] },
+      wait: true,
+    });
+    expect(task.status).toBe('succeeded');
+    const report = task.result as {
+      agents: Array<Record<string, unknown>>;
+      slowestActions: Array<{ agentId: string; action: string; samples: number }>;
+      summary: string | null;
+    };
+    expect(report.summary).toBeNull();
+    expect(report.agents).toHaveLength(1);
+    expect(report.agents[0]).toMatchObject({
+      agentId: 'measured',
+      totalRuns: 4,
+      succeeded: 3,
+      failed: 1,
+      errorRate: 0.25,
+    });
+    expect(report.agents[0]!.p50DurationMs).toEqual(expect.any(Number));
+    expect(report.agents[0]!.durationSamples).toBe(4);
+    expect(report.slowestActions.map((row) => [row.action, row.samples]).sort()).toEqual([
+      ['fail', 1],
+      ['ping', 3],
+    ]);
+  });
 });

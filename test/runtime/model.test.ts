@@ -162,4 +162,18 @@ describeEachDatabase('model-backed agents', (kind) => {
     expect(failed.status).toBe('failed');
     expect(failed.error).toMatchObject({ code: 'MODEL_OUTPUT_INVALID' });
   });
+
+  it('analyst.analyze_metrics adds a model-written summary when a provider is configured', async () => {
+    model.script({ kind: 'answer', pieces: ['All ', 'good.'] });
+    const task = await t.runtime.executeTask({
+      agentId: 'analyst',
+      action: 'analyze_metrics',
+      input: { agentIds: ['marketer'] },
+      wait: true,
+    });
+    expect(task.status).toBe('succeeded');
+    expect(task.result).toMatchObject({ summary: 'All good.', agents: [{ agentId: 'marketer' }] });
+    expect(task.output).toBe('All good.');
+    expect(model.requests.at(-1)!.body.model).toBe('double-default');
+  });
 });
