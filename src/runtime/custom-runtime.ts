@@ -42,6 +42,7 @@ import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { builtInActions } from '../agents/builtin/index.js';
 import { analystActions } from '../agents/builtin/analyst.js';
+import { plannerActions } from '../agents/builtin/model-actions.js';
 import { badInput, CasError, ErrorCode, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
@@ -116,6 +117,10 @@ export class CustomRuntime implements AgentRuntime {
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
     for (const [agent, actions] of Object.entries(builtInActions)) this.registry.define(agent, actions);
+    this.registry.define(
+      'planner',
+      plannerActions((agent, action) => this.registry.resolve(agent, action) !== null),
+    );
     this.registry.define(
       'analyst',
       analystActions({

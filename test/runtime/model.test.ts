@@ -176,4 +176,32 @@ describeEachDatabase('model-backed agents', (kind) => {
     expect(task.output).toBe('All good.');
     expect(model.requests.at(-1)!.body.model).toBe('double-default');
   });
+
+  it('planner.plan: a step naming an unknown action is sent back once, then the valid plan is kept', async () => {
+    const step = (action: string) => ({
+      id: 's1',
+      agentId: 'developer',
+      action,
+      input: { spec: 'x', language: 'ts' },
+      dependsOn: [],
+    });
+    model.script(
+      { kind: 'answer', pieces: [JSON.stringify({ steps: [step('write_poetry')] })] },
+      { kind: 'answer', pieces: [JSON.stringify({ steps: [step('write_code')] })] },
+    );
+    const before = model.requests.length;
+    const task = await t.runtime.executeTask({
+      agentId: 'planner',
+      action: 'plan',
+      input: { goal: 'ship it' },
+      wait: true,
+    });
+    expect(task).toMatchObject({
+      status: 'succeeded',
+      result: { steps: [{ agentId: 'developer', action: 'write_code' }] },
+    });
+    expect(model.requests[before + 1]!.body.messages.at(-1)?.content).toMatch(
+      /agent "developer" has no action "write_poetry"/,
+    );
+  });
 });

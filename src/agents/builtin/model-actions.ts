@@ -62,29 +62,52 @@ export const marketerActions: ActionMap = {
   }),
 };
 
-export const plannerActions: ActionMap = {
+/** Whether an agent has an action (the runtime's registry), for checking a plan. */
+export type KnownAction = (agentId: string, action: string) => boolean;
+
+const planStep = z.object({
+  id: z.string().min(1).max(100),
+  agentId: z.string().min(1).max(63),
+  action: z.string().min(1).max(100),
+  input: z.record(z.string(), z.unknown()),
+  dependsOn: z.array(z.string().max(100)).max(50),
+});
+
+/**
+ * planner's plan: the model's steps are checked against the agents' actions and each other (an
+ * unknown action or dependency is a validation error the model is asked to fix once).
+ */
+export const plannerActions = (known: KnownAction): ActionMap => ({
   plan: modelAction({
     description: 'Breaks `goal` into ordered steps, each assigned to an agent and one of its actions.',
     input: z.object({ goal: text(5000), agents: z.array(z.string().max(63)).max(50).optional() }),
-    output: z.object({
-      steps: z
-        .array(
-          z.object({
-            id: z.string().min(1).max(100),
-            agentId: z.string().min(1).max(63),
-            action: z.string().min(1).max(100),
-            input: z.record(z.string(), z.unknown()),
-            dependsOn: z.array(z.string().max(100)).max(50),
-          }),
-        )
-        .min(1)
-        .max(50),
+    output: z.object({ steps: z.array(planStep).min(1).max(50) }).superRefine((plan, context) => {
+      const ids = new Set(plan.steps.map((step) => step.id));
+      plan.steps.forEach((step, index) => {
+        if (!known(step.agentId, step.action)) {
+          context.addIssue({
+            code: 'custom',
+            path: ['steps', index, 'action'],
+            message: `agent "${step.agentId}" has no action "${step.action}"`,
+          });
+        }
+        for (const dependency of step.dependsOn) {
+          if (!ids.has(dependency) || dependency === step.id) {
+            context.addIssue({
+              code: 'custom',
+              path: ['steps', index, 'dependsOn'],
+              message: `"${dependency}" is not another step of the plan`,
+            });
+          }
+        }
+      });
     }),
     system:
-      'You plan work for a team of agents: marketer, analyst, planner, developer, tester, qa, engineer, security.',
+      'You plan work for a team of agents: marketer (create_content), analyst (analyze_metrics), developer (write_code), ' +
+      'tester (write_tests), qa (review), engineer (estimate), security (scan_secrets, threat_model).',
     prompt: (input) => `Plan the goal as steps over the agents.\n${json(input)}`,
   }),
-};
+});
 
 const files = z
   .array(z.object({ path: z.string().min(1).max(500), content: z.string().max(MAX_TEXT) }))
