@@ -113,6 +113,31 @@ const environmentSchema = z
     OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
     OTEL_SERVICE_NAME: z.string().min(1).optional(),
+    CAS_LLM_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+    CAS_LLM_API_KEY: z.string().min(1).optional(),
+    CAS_LLM_MODEL: z.string().min(1).max(200).optional(),
+    CAS_LLM_AGENT_MODELS: z
+      .string()
+      .transform((value, context) => {
+        try {
+          return JSON.parse(value) as unknown;
+        } catch {
+          context.addIssue({
+            code: 'custom',
+            message: 'must be a JSON object, e.g. {"developer":"gpt-4.1"}',
+          });
+          return z.NEVER;
+        }
+      })
+      .pipe(
+        z.record(
+          z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'keys are agent ids'),
+          z.string().min(1).max(200),
+        ),
+      )
+      .default({}),
+    CAS_LLM_TIMEOUT_MS: z.coerce.number().int().min(1000).max(3_600_000).default(120_000),
+    CAS_LLM_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
   })
   .transform((env) => ({ ...env, SUPABASE_URL: env.SUPABASE_URL ?? env.NEXT_PUBLIC_SUPABASE_URL }));
 
@@ -144,7 +169,33 @@ export interface AuthConfig {
   issuer?: string;
 }
 
+/**
+ * The OpenAI-compatible chat provider model-backed actions use (src/agents/model/). Configured when
+ * CAS_LLM_BASE_URL and CAS_LLM_MODEL are set; the key is optional (Ollama, vLLM need none).
+ */
+export interface LlmConfig {
+  baseUrl: string;
+  apiKey?: string;
+  /** The default model. */
+  model: string;
+  /** CAS_LLM_AGENT_MODELS: a model per agent id, overriding `model`. */
+  agentModels: Record<string, string>;
+  /** Per request (one attempt of one model call). */
+  timeoutMs: number;
+  /** Retries of a 429, 5xx or cut connection, with backoff honouring Retry-After. */
+  maxRetries: number;
+}
+
+/** The model an agent's calls use. */
+export const modelFor = (llm: LlmConfig, agentId: string): string => llm.agentModels[agentId] ?? llm.model;
+
+/** The message of PROVIDER_NOT_CONFIGURED, naming the variables. */
+export const PROVIDER_NOT_CONFIGURED_MESSAGE =
+  'no model provider is configured: set CAS_LLM_BASE_URL and CAS_LLM_MODEL (and CAS_LLM_API_KEY if the provider needs one); see docs/agents.md';
+
 export interface Config {
+  /** The model provider; null when not configured (model-backed actions are refused at enqueue). */
+  llm: LlmConfig | null;
   port: number;
   host: string;
   dataDir: string;
@@ -254,6 +305,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\n  CAS_FEED=listen needs DATABASE_URL (Supabase mode reaches the database over HTTP only)',
     );
   }
+  if (
+    Boolean(e.CAS_LLM_BASE_URL) !== Boolean(e.CAS_LLM_MODEL) ||
+    (e.CAS_LLM_API_KEY && !e.CAS_LLM_BASE_URL)
+  ) {
+    throw new ConfigError(
+      'invalid configuration:\n  CAS_LLM_BASE_URL and CAS_LLM_MODEL must be set together (CAS_LLM_API_KEY needs them)',
+    );
+  }
   const auth = authConfig(e);
   if (auth.mode === 'local' && e.NODE_ENV === 'production') {
     throw new ConfigError(
@@ -265,6 +324,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       ? { url: e.SUPABASE_URL, serviceRoleKey: e.SUPABASE_SERVICE_ROLE_KEY }
       : undefined;
   return {
+    llm:
+      e.CAS_LLM_BASE_URL && e.CAS_LLM_MODEL
+        ? {
+            baseUrl: e.CAS_LLM_BASE_URL,
+            apiKey: e.CAS_LLM_API_KEY,
+            model: e.CAS_LLM_MODEL,
+            agentModels: e.CAS_LLM_AGENT_MODELS,
+            timeoutMs: e.CAS_LLM_TIMEOUT_MS,
+            maxRetries: e.CAS_LLM_MAX_RETRIES,
+          }
+        : null,
     port: e.PORT,
     host: e.HOST,
     dataDir: e.CAS_DATA_DIR,

@@ -14,6 +14,8 @@ export const ErrorCode = {
   SUBSCRIPTION_OVERFLOW: 'SUBSCRIPTION_OVERFLOW',
   /** A cursor points before the history retention kept; start again without a cursor. */
   CURSOR_EXPIRED: 'CURSOR_EXPIRED',
+  /** A model-backed action was requested while no model provider is configured (CAS_LLM_*). */
+  PROVIDER_NOT_CONFIGURED: 'PROVIDER_NOT_CONFIGURED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -16,6 +16,11 @@ export interface ActionDefinition<
   description?: string;
   input: Input;
   output?: Output;
+  /**
+   * True when `run` calls the model provider (ctx.model): such a task is refused at enqueue with
+   * PROVIDER_NOT_CONFIGURED while no provider is configured, instead of failing on a worker.
+   */
+  model?: boolean;
   // Method syntax on purpose: a definition with a narrower input type stays assignable to the
   // general `ActionDefinition` the registry holds (method parameters are bivariant).
   run(input: z.output<Input>, ctx: TaskContext): z.input<Output> | Promise<z.input<Output>>;

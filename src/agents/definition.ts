@@ -63,6 +63,7 @@ const actionDefinition = z.strictObject({
   description: z.string().max(2000).optional(),
   input: zodSchema,
   output: zodSchema.optional(),
+  model: z.boolean().optional(),
   run: aFunction('(input, ctx) => result'),
 });
 

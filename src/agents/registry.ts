@@ -23,6 +23,8 @@ export interface ResolvedAction extends ActionDescription {
    * Identity when the action has no output schema.
    */
   parseOutput(result: unknown): unknown;
+  /** Calls the model provider: refused at enqueue while none is configured. */
+  modelBacked: boolean;
   run: TaskHandler;
 }
 
@@ -42,6 +44,7 @@ export function resolveAction(name: string, action: Action): ResolvedAction {
       outputSchema: null,
       parse: (input) => input,
       parseOutput: (result) => result,
+      modelBacked: false,
       run: action,
     };
   }
@@ -71,6 +74,7 @@ export function resolveAction(name: string, action: Action): ResolvedAction {
         .slice(0, MAX_OUTPUT_ISSUES_CHARS);
       throw new TaskFailure(`result does not match the output schema: ${issues}`, 'INVALID_RESULT', false);
     },
+    modelBacked: action.model === true,
     run: (value, ctx) => action.run(value, ctx),
   };
 }

@@ -105,6 +105,8 @@ export interface AgentRuntime {
   ): Promise<Task[][]>;
   /** The task's events in order, live, ending after its final event. */
   streamTask(taskId: string, options?: StreamOptions): AsyncIterable<AgentEvent>;
+  /** A task's task_output events (text deltas) after `after`, then live; ends with the task. */
+  streamTaskOutput(taskId: string, options?: { after?: string | null }): AsyncIterable<AgentEvent>;
   /** The task now, then after each change; ends at its final status. */
   watchTask(taskId: string, options?: { throttleMs?: number | null }): AsyncIterable<Task>;
   /** Events matching the filter, gap-free and in order; see EventSubscriptionFilter.after. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import type { Config } from '../config.js';
+import { PROVIDER_NOT_CONFIGURED_MESSAGE, type Config } from '../config.js';
 import {
   agentStore,
   registerAgentInput,
@@ -40,7 +40,10 @@ import {
 import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { taskStepStore } from '../domains/task/steps.js';
 import { ActionRegistry } from '../agents/registry.js';
-import { badInput, notFound, notImplemented } from '../errors.js';
+import { builtInActions } from '../agents/builtin/index.js';
+import { analystActions } from '../agents/builtin/analyst.js';
+import { plannerActions } from '../agents/builtin/model-actions.js';
+import { badInput, CasError, ErrorCode, notFound, notImplemented } from '../errors.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import { CasMetrics, type RuntimeReadings } from '../observability/metrics.js';
@@ -129,6 +132,19 @@ export class CustomRuntime implements AgentRuntime {
     this.steps = taskStepStore(sql);
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
+    for (const [agent, actions] of Object.entries(builtInActions)) this.registry.define(agent, actions);
+    this.registry.define(
+      'planner',
+      plannerActions((agent, action) => this.registry.resolve(agent, action) !== null),
+    );
+    this.registry.define(
+      'analyst',
+      analystActions({
+        agentIds: async () => (await this.agents.list()).map((agent) => agent.id),
+        metrics: (ids, range) => this.metrics.forAgents(ids, range),
+        durations: (agent, range, limit) => this.metrics.series(agent, 'task_duration_ms', range, limit),
+      }),
+    );
     this.retention = new RetentionJob(retentionStore(sql), options.config.retentionDays, options.logger);
     this.live = new LiveStreams(
       this.feed,
@@ -191,6 +207,7 @@ export class CustomRuntime implements AgentRuntime {
           },
           abortGraceMs: config.abortGraceMs,
           progressIntervalMs: 100,
+          llm: config.llm,
           logIntervalMs: 50,
         },
         logger,
@@ -305,10 +322,13 @@ export class CustomRuntime implements AgentRuntime {
         actions: this.actionsOf(request.agentId),
       });
     }
-    const task = await this.tasks.enqueue(
-      { ...request, input: action.parse(request.input ?? null) },
-      currentTraceParent(),
-    );
+    const parsedInput = action.parse(request.input ?? null);
+    if (action.modelBacked && !this.options.config.llm) {
+      throw new CasError(ErrorCode.PROVIDER_NOT_CONFIGURED, PROVIDER_NOT_CONFIGURED_MESSAGE, {
+        variables: ['CAS_LLM_BASE_URL', 'CAS_LLM_MODEL', 'CAS_LLM_API_KEY'],
+      });
+    }
+    const task = await this.tasks.enqueue({ ...request, input: parsedInput }, currentTraceParent());
     for (const worker of this.workers) worker.nudge();
     if (!request.wait) return task;
     return this.waitUntilFinal(task, options.signal);
@@ -383,6 +403,22 @@ export class CustomRuntime implements AgentRuntime {
       if (!next) return;
     }
     yield* events;
+  }
+
+  /**
+   * A task's output deltas (task_output events) after the cursor `after`, from its first without
+   * one, then live; ends after the task's final event. The same stream as streamTask, filtered.
+   */
+  async *streamTaskOutput(id: string, options: { after?: string | null } = {}): AsyncIterable<AgentEvent> {
+    const task = parseInput(taskId, id);
+    const [existing] = await this.tasks.get([task]);
+    if (!existing) throw notFound('task', id);
+    const afterSeq = options.after ? await this.events.positionOf(options.after) : 0;
+    if (isFinal(existing.status)) {
+      const [next] = await this.events.list({ taskId: task, afterSeq, limit: 1 });
+      if (!next) return;
+    }
+    yield* this.live.taskEvents(task, afterSeq, { types: ['task_output'] });
   }
 
   async *watchTask(id: string, options: { throttleMs?: number | null } = {}): AsyncIterable<Task> {

@@ -1,5 +1,6 @@
 import type { LogLevel } from '../domains/log/log.js';
 import type { AgentState } from '../domains/state/state.js';
+import type { TaskModel } from '../agents/model/session.js';
 
 /** How a child task runs; absent fields take executeTask's defaults. */
 export interface CallOptions {
@@ -35,6 +36,19 @@ export interface TaskContext {
   readonly signal: AbortSignal;
   /** Reports progress (0..1). Chatty callers are coalesced; the latest value always lands. */
   progress(fraction: number, message?: string): void;
+  /**
+   * Appends text to the task's output (`Task.output`, subscription `taskOutput`), e.g. a model's
+   * answer as it streams. Coalesced to a few writes a second; all of it lands before the task ends.
+   * Each run of the handler writes its output from the start: text a replayed or retried run emits
+   * again is not duplicated (see docs/agents.md).
+   */
+  output(delta: string): void;
+  /**
+   * The model provider for this agent (streams into `output`, durable, retried, usage recorded);
+   * null when none is configured (CAS_LLM_BASE_URL, CAS_LLM_MODEL). Declare the action
+   * `model: true` so it is refused at enqueue instead.
+   */
+  readonly model: TaskModel | null;
   /** Writes a structured log entry for this task; entries are batched. */
   log(level: LogLevel, message: string, context?: Record<string, unknown>): void;
   /** The agent's versioned state. */

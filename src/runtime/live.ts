@@ -158,15 +158,17 @@ export class LiveStreams {
   async *taskEvents(
     taskId: string,
     afterSeq: number,
-    options: { throttleMs?: number } = {},
+    options: { throttleMs?: number; types?: readonly EventType[] } = {},
   ): AsyncGenerator<AgentEvent> {
-    const events = this.events$({ taskId }, afterSeq);
+    // The final events are always read, so a filtered stream still ends with the task.
+    const types = options.types ? [...new Set([...options.types, ...FINAL_EVENT_TYPES])] : null;
+    const events = this.events$({ taskId, types }, afterSeq);
     const source = options.throttleMs
       ? throttle(events, (event) => event.type === 'task_progress', options.throttleMs)
       : events;
     try {
       for await (const event of source) {
-        yield event;
+        if (!options.types || options.types.includes(event.type)) yield event;
         if (FINAL_EVENT_TYPES.has(event.type)) return;
       }
     } finally {

@@ -33,6 +33,9 @@ function attemptOutcome(written: Task | null, stopReason: StopReason | null): At
       return stopReason === 'shutdown' ? 'released' : 'retry_scheduled';
   }
 }
+import { OutputWriter } from './task-output.js';
+import type { LlmConfig } from '../config.js';
+import { createTaskModel } from '../agents/model/session.js';
 
 export interface TaskRunDeps {
   tasks: TaskStore;
@@ -55,6 +58,8 @@ export interface TaskRunDeps {
   logIntervalMs: number;
   /** This process's Prometheus metrics: attempts started and ended, durations, queue wait. */
   metrics: CasMetrics;
+  /** The model provider (ctx.model); null when not configured. */
+  llm?: LlmConfig | null;
 }
 
 /** Why a run's signal was aborted; decides how the attempt ends. */
@@ -82,6 +87,18 @@ export class TaskRun {
   private readonly durable: DurableExecution;
   /** Every line about this attempt carries its task id, agent id and (tracing on) trace id. */
   private logger: Logger;
+  private readonly output = new OutputWriter({
+    write: async (offset, text) => {
+      await this.deps.tasks.writeOutput(this.task, offset, text);
+    },
+    failed: (error) => {
+      const leaseLost = isLeaseLost(error);
+      // The lease was swept and the task claimed again: this attempt must stop writing.
+      if (leaseLost) this.stop('lease_lost');
+      this.logger.warn({ err: error }, 'task output not written');
+      return { leaseLost };
+    },
+  });
 
   constructor(
     readonly task: ClaimedTask,
@@ -246,7 +263,27 @@ export class TaskRun {
 
   private context(): TaskContext {
     const { task, deps } = this;
+    const model = deps.llm
+      ? createTaskModel(deps.llm, {
+          agentId: task.agentId,
+          signal: this.controller.signal,
+          step: this.durable.step,
+          output: (delta) => {
+            if (!this.settled) this.output.append(delta);
+          },
+          outputLength: () => this.output.length(),
+          rewindOutput: (length) => this.output.rewind(length),
+          recordUsage: async (name, promptTokens, completionTokens) => {
+            await deps.tasks
+              .recordModelUsage(task, name, promptTokens, completionTokens)
+              .catch((error: unknown) =>
+                deps.logger.warn({ err: error, taskId: task.id }, 'model usage not recorded'),
+              );
+          },
+        })
+      : null;
     return {
+      model,
       taskId: task.id,
       agentId: task.agentId,
       action: task.action,
@@ -255,6 +292,9 @@ export class TaskRun {
       maxAttempts: task.maxAttempts,
       signal: this.controller.signal,
       progress: (fraction, message) => this.progress(fraction, message),
+      output: (delta) => {
+        if (!this.settled) this.output.append(delta);
+      },
       log: (level, message, context) => this.log(level, message, context),
       state: {
         get: () => deps.state.get(task.agentId),
@@ -340,6 +380,7 @@ export class TaskRun {
     this.progressTimer = null;
     await this.progressWrite;
     await this.writeProgress();
+    await this.output.flush(true);
     this.writeLogs();
     await this.logWrite;
   }

@@ -19,3 +19,4 @@ export {
  * deployer's schemas and the runtime's JSON Schema conversion agree.
  */
 export { z } from 'zod';
+export type { ObjectRequest, TaskModel, TextRequest } from '../agents/model/session.js';

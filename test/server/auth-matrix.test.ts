@@ -57,6 +57,22 @@ const ownTask = async (caller: Credential) => {
   });
   return task.id;
 };
+/** A finished task of the caller's that streamed some output. */
+const ownTaskWithOutput = async (caller: Credential) => {
+  server.runtime.defineActions('analyst', {
+    matrix_output: (_input, ctx) => {
+      ctx.output('hello');
+      return null;
+    },
+  });
+  const task = await server.runtime.executeTask({
+    agentId: 'analyst',
+    action: 'matrix_output',
+    userId: caller.userId,
+    wait: true,
+  });
+  return task.id;
+};
 const freshAgent = async () => {
   agentCounter += 1;
   const agent = await server.runtime.registerAgent({
@@ -207,6 +223,13 @@ const OPERATIONS: Operation[] = [
     allows: atLeast('viewer'),
     document: 'subscription($id: ID!) { taskEvents(taskId: $id) { type } }',
     variables: async (caller) => ({ id: await ownTask(caller) }),
+  },
+  {
+    field: 'taskOutput',
+    kind: 'subscription',
+    allows: atLeast('viewer'),
+    document: 'subscription($id: ID!) { taskOutput(taskId: $id) { offset text } }',
+    variables: async (caller) => ({ id: await ownTaskWithOutput(caller) }),
   },
   {
     field: 'agentStatusChanged',

@@ -18,6 +18,7 @@ export const EVENT_TYPES = [
   'task_waiting',
   'task_resumed',
   'task_signal_received',
+  'task_output',
   'step_started',
   'step_completed',
   'step_failed',

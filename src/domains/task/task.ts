@@ -30,6 +30,8 @@ export interface Task {
   retryDelayMs: number;
   progress: number | null;
   progressMessage: string | null;
+  /** Text the handler emitted with ctx.output so far; null when none. */
+  output: string | null;
   result: unknown;
   error: TaskError | null;
   idempotencyKey: string | null;
@@ -137,6 +139,7 @@ interface TaskRow {
   retry_delay_ms: unknown;
   progress: unknown;
   progress_message: string | null;
+  output?: string | null;
   result: unknown;
   error: { message?: string; code?: string; retryable?: boolean } | null;
   idempotency_key: string | null;
@@ -171,6 +174,7 @@ const taskFromRow = (row: TaskRow): Task => ({
   retryDelayMs: toNumber(row.retry_delay_ms),
   progress: toNumberOrNull(row.progress),
   progressMessage: row.progress_message,
+  output: row.output ?? null,
   result: row.result,
   error: row.error
     ? {
@@ -288,6 +292,29 @@ export function taskStore(sql: SqlFunctions) {
         p_progress: progress,
         p_message: message === null ? null : replaceNulCharacters(message),
       }))!,
+    /**
+     * Writes `text` at `offset` (in characters, i.e. Unicode code points) of the running task's
+     * output; text already stored there is not written again (see 20261203000200_cas_task_output.sql).
+     */
+    writeOutput: async (lease: Lease, offset: number, text: string) => {
+      const [row] = await sql.rows<{ output_length: unknown; changed: boolean }>('cas_write_task_output', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_offset: offset,
+        p_text: text,
+      });
+      return { outputLength: toNumber(row!.output_length), changed: row!.changed };
+    },
+    /** Token usage of one model request: metric points llm_prompt_tokens and llm_completion_tokens. */
+    recordModelUsage: async (lease: Lease, model: string, promptTokens: number, completionTokens: number) => {
+      await sql.value<number>('cas_record_model_usage', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_model: model,
+        p_prompt_tokens: promptTokens,
+        p_completion_tokens: completionTokens,
+      });
+    },
     release: async (lease: Lease) =>
       (await one('cas_release_task', { p_task_id: lease.id, p_lease_token: lease.leaseToken }))!,
     /**

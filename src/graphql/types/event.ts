@@ -125,3 +125,49 @@ builder.subscriptionField('events', (t) =>
     },
   }),
 );
+
+interface TaskOutputPayload {
+  offset?: number;
+  text?: string;
+  attempt?: number;
+}
+
+const TaskOutputDeltaRef = builder.objectRef<AgentEvent>('TaskOutputDelta').implement({
+  description:
+    "A piece of a task's streamed output. Apply it as `output = output.slice(0, offset) + text` (offset in characters, i.e. Unicode code points): usually offset is the current length (an append); a retried attempt that answers differently rewrites from where it differs.",
+  fields: (t) => ({
+    cursor: t.string({
+      description: 'Resume after this delta: the `after` of taskOutput (and of taskEvents).',
+      resolve: (event) => eventCursor(event),
+    }),
+    offset: t.int({ resolve: (event) => (event.payload as TaskOutputPayload | null)?.offset ?? 0 }),
+    text: t.string({ resolve: (event) => (event.payload as TaskOutputPayload | null)?.text ?? '' }),
+    attempt: t.int({ resolve: (event) => (event.payload as TaskOutputPayload | null)?.attempt ?? 1 }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
+  }),
+});
+
+builder.subscriptionField('taskOutput', (t) =>
+  t.field({
+    type: TaskOutputDeltaRef,
+    description:
+      "A task's output deltas from the first (or after the cursor `after`), then live as the handler streams; completes after the task's final event. Task.output holds the text so far.",
+    args: {
+      taskId: t.arg.id({ required: true }),
+      after: t.arg.string({
+        required: false,
+        description: 'A TaskOutputDelta.cursor: resume after that delta.',
+      }),
+    },
+    authScopes: (_root, args) => ({ task: parseTaskId(args.taskId, 'taskId') }),
+    subscribe: async (_root, args, { runtime }) => {
+      const taskId = parseTaskId(args.taskId, 'taskId');
+      const [task] = await runtime.getTasks([taskId]);
+      if (!task) throw notFound('task', taskId);
+      const after = cursorArg(args.after);
+      await refuseExpiredCursor(runtime, after);
+      return runtime.streamTaskOutput(taskId, { after });
+    },
+    resolve: (event) => event,
+  }),
+);

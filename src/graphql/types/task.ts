@@ -94,6 +94,11 @@ TaskRef.implement({
     status: t.expose('status', { type: TaskStatusEnum }),
     progress: t.exposeFloat('progress', { nullable: true, description: '0..1, as last reported.' }),
     progressMessage: t.exposeString('progressMessage', { nullable: true }),
+    output: t.exposeString('output', {
+      nullable: true,
+      description:
+        'Text the handler streamed so far (e.g. a model answer), null when none; follow it live with the taskOutput subscription.',
+    }),
     result: t.field({ type: 'JSON', nullable: true, resolve: (task) => task.result ?? null }),
     error: t.expose('error', { type: TaskErrorRef, nullable: true }),
     attempts: t.exposeInt('attempts'),
