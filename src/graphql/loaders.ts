@@ -6,7 +6,7 @@
  */
 import DataLoader from 'dataloader';
 import type { Agent } from '../domains/agent/agent.js';
-import type { AgentMetrics, TimeRange } from '../domains/metric/metric.js';
+import type { AgentMetrics, TimeRange, TokenUsage } from '../domains/metric/metric.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { Task } from '../domains/task/task.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
@@ -15,6 +15,7 @@ export interface Loaders {
   agents: DataLoader<string, Agent | null>;
   tasks: DataLoader<string, Task | null>;
   states: DataLoader<string, AgentState | null>;
+  tokenUsage: DataLoader<string, TokenUsage | null>;
   /** One loader per time range: agents asked for the same range share a batch. */
   metrics(range: { from?: Date | null; to?: Date | null }): DataLoader<string, AgentMetrics | null>;
   /**
@@ -47,6 +48,7 @@ export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: st
   const tasks = new DataLoader<string, Task | null>(inOrder((ids) => runtime.getTasks(ids)));
   const agents = new DataLoader<string, Agent | null>(inOrder((ids) => runtime.getAgents(ids)));
   const states = new DataLoader<string, AgentState | null>(inOrder((ids) => runtime.getAgentStates(ids)));
+  const tokenUsage = new DataLoader<string, TokenUsage | null>(inOrder((ids) => runtime.getTokenUsage(ids)));
   const metricsByRange = new Map<string, DataLoader<string, AgentMetrics | null>>();
   const recentByFirst = new Map<number, DataLoader<string, Task[]>>();
   const childrenByFirst = new Map<number, DataLoader<string, Task[]>>();
@@ -55,6 +57,7 @@ export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: st
     agents,
     tasks,
     states,
+    tokenUsage,
     metrics(range) {
       const key = rangeKey(range);
       let loader = metricsByRange.get(key);
@@ -93,6 +96,7 @@ export function createLoaders(runtime: AgentRuntime, visibility: { createdBy: st
         agents,
         tasks,
         states,
+        tokenUsage,
         ...metricsByRange.values(),
         ...recentByFirst.values(),
         ...childrenByFirst.values(),

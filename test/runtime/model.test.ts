@@ -113,6 +113,9 @@ describeEachDatabase('model-backed agents', (kind) => {
         where agent_id = 'marketer' and tags->>'taskId' = $1 and metric_name like 'llm_%' order by metric_name`,
       [task.id],
     );
+    expect(await t.runtime.getTokenUsage([task.id])).toEqual([
+      { taskId: task.id, promptTokens: 42, completionTokens: 17, requests: 1 },
+    ]);
     expect(usage.map((row) => [row.metric_name, Number(row.value)])).toEqual([
       ['llm_completion_tokens', 17],
       ['llm_prompt_tokens', 42],
