@@ -6,7 +6,7 @@
  */
 import DataLoader from 'dataloader';
 import type { Agent } from '../domains/agent/agent.js';
-import type { AgentMetrics, TimeRange } from '../domains/metric/metric.js';
+import type { AgentMetrics, TimeRange, TokenUsage } from '../domains/metric/metric.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { Task } from '../domains/task/task.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
@@ -15,6 +15,8 @@ export interface Loaders {
   agents: DataLoader<string, Agent | null>;
   tasks: DataLoader<string, Task | null>;
   states: DataLoader<string, AgentState | null>;
+  /** Model token usage of each task (prompt and completion tokens), null when it made no call. */
+  tokenUsage: DataLoader<string, TokenUsage | null>;
   /** One loader per time range: agents asked for the same range share a batch. */
   metrics(range: { from?: Date | null; to?: Date | null }): DataLoader<string, AgentMetrics | null>;
   /**
@@ -50,6 +52,7 @@ class OperationLoaders implements Loaders {
   private tasksLoader?: DataLoader<string, Task | null>;
   private agentsLoader?: DataLoader<string, Agent | null>;
   private statesLoader?: DataLoader<string, AgentState | null>;
+  private tokenUsageLoader?: DataLoader<string, TokenUsage | null>;
   private metricsByRange?: Map<string, DataLoader<string, AgentMetrics | null>>;
   private recentByFirst?: Map<number, DataLoader<string, Task[]>>;
   private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
@@ -69,6 +72,10 @@ class OperationLoaders implements Loaders {
 
   get states() {
     return (this.statesLoader ??= new DataLoader(inOrder((ids) => this.runtime.getAgentStates(ids))));
+  }
+
+  get tokenUsage() {
+    return (this.tokenUsageLoader ??= new DataLoader(inOrder((ids) => this.runtime.getTokenUsage(ids))));
   }
 
   metrics(range: { from?: Date | null; to?: Date | null }) {
@@ -100,6 +107,7 @@ class OperationLoaders implements Loaders {
       this.agentsLoader,
       this.tasksLoader,
       this.statesLoader,
+      this.tokenUsageLoader,
       ...(this.metricsByRange?.values() ?? []),
       ...(this.recentByFirst?.values() ?? []),
       ...(this.childrenByFirst?.values() ?? []),

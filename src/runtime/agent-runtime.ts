@@ -2,7 +2,7 @@ import type { DatabaseMode } from '../config.js';
 import type { Agent, RegisterAgentInput } from '../domains/agent/agent.js';
 import type { AgentEvent, EventFilter, EventType } from '../domains/event/event.js';
 import type { LogEntry, LogFilter, LogLevel } from '../domains/log/log.js';
-import type { AgentMetrics, MetricPoint, TimeRange } from '../domains/metric/metric.js';
+import type { AgentMetrics, MetricPoint, TimeRange, TokenUsage } from '../domains/metric/metric.js';
 import type { Page } from '../domains/pagination.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { ApiKeyStore } from '../domains/api-key/api-key.js';
@@ -130,6 +130,8 @@ export interface AgentRuntime {
 
   getAgentState(agentId: string): Promise<AgentState | null>;
   getAgentStates(agentIds: readonly string[]): Promise<(AgentState | null)[]>;
+  /** Token usage of each task's model requests, in input order; null for a task without any. */
+  getTokenUsage(taskIds: readonly string[]): Promise<(TokenUsage | null)[]>;
   updateAgentState(
     agentId: string,
     data: unknown,

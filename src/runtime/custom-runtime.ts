@@ -22,7 +22,13 @@ import {
   type LogEntry,
   type LogFilter,
 } from '../domains/log/log.js';
-import { metricStore, timeRange, type AgentMetrics, type TimeRange } from '../domains/metric/metric.js';
+import {
+  metricStore,
+  timeRange,
+  type AgentMetrics,
+  type TimeRange,
+  type TokenUsage,
+} from '../domains/metric/metric.js';
 import { pageSize, type Page } from '../domains/pagination.js';
 import { stateStore, updateStateInput, type AgentState } from '../domains/state/state.js';
 import {
@@ -472,6 +478,10 @@ export class CustomRuntime implements AgentRuntime {
     const [state] = await this.getAgentStates([agent]);
     if (!state) await this.getAgentStatus(agent);
     return state ?? null;
+  }
+
+  async getTokenUsage(ids: readonly string[]): Promise<(TokenUsage | null)[]> {
+    return inOrder(ids, await this.metrics.tokenUsage(parseInput(taskIds, ids)), (usage) => usage.taskId);
   }
 
   async getAgentStates(ids: readonly string[]): Promise<(AgentState | null)[]> {

@@ -19,4 +19,11 @@ export {
  * deployer's schemas and the runtime's JSON Schema conversion agree.
  */
 export { z } from 'zod';
-export type { ObjectRequest, TaskModel, TextRequest } from '../agents/model/session.js';
+export type {
+  ModelTool,
+  ObjectRequest,
+  TaskModel,
+  TextRequest,
+  ToolTextRequest,
+} from '../agents/model/session.js';
+export { runtimeTools } from '../agents/model/tools.js';

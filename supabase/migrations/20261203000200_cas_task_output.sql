@@ -92,6 +92,25 @@ begin
   return 2;
 end $$;
 
+-- Token usage per task (Task.tokenUsage): the sums of its llm_* metric points; tasks without any
+-- are absent. Reads the agent's points from the task's creation on (the metrics index).
+create or replace function cas_task_token_usage(p_task_ids uuid[])
+returns table (task_id uuid, prompt_tokens bigint, completion_tokens bigint, requests bigint)
+language sql stable set search_path = public, pg_temp as $$
+  select t.id,
+         coalesce(sum(m.value) filter (where m.metric_name = 'llm_prompt_tokens'), 0)::bigint,
+         coalesce(sum(m.value) filter (where m.metric_name = 'llm_completion_tokens'), 0)::bigint,
+         count(*) filter (where m.metric_name = 'llm_prompt_tokens')
+  from cas_tasks t
+  join cas_metrics_timeseries m
+    on m.agent_id = t.agent_id
+   and m.metric_name in ('llm_prompt_tokens', 'llm_completion_tokens')
+   and m.recorded_at >= t.created_at
+   and m.tags->>'taskId' = t.id::text
+  where t.id = any (p_task_ids)
+  group by t.id
+$$;
+
 -- Only the owner and the service role call cas_ functions (as 20261202000600 section 10).
 do $$
 declare
@@ -99,7 +118,8 @@ declare
 begin
   foreach v_fn in array array['cas_write_task_output(uuid, uuid, int, text)'::regprocedure,
                               'cas_max_task_output_chars()'::regprocedure,
-                              'cas_record_model_usage(uuid, uuid, text, int, int)'::regprocedure] loop
+                              'cas_record_model_usage(uuid, uuid, text, int, int)'::regprocedure,
+                              'cas_task_token_usage(uuid[])'::regprocedure] loop
     execute format('revoke execute on function %s from public', v_fn);
     if exists (select 1 from pg_roles where rolname = 'anon') then
       execute format('revoke execute on function %s from anon, authenticated', v_fn);

@@ -6,7 +6,10 @@
  * usage lands as metric points of the agent.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { defineAction } from '../../src/agents/actions.js';
+import { runtimeTools } from '../../src/agents/model/tools.js';
 import type { Task } from '../../src/domains/task/task.js';
+import { z } from 'zod';
 import { startOpenAiDouble, type OpenAiDouble } from '../doubles/openai.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
@@ -110,6 +113,9 @@ describeEachDatabase('model-backed agents', (kind) => {
         where agent_id = 'marketer' and tags->>'taskId' = $1 and metric_name like 'llm_%' order by metric_name`,
       [task.id],
     );
+    expect(await t.runtime.getTokenUsage([task.id])).toEqual([
+      { taskId: task.id, promptTokens: 42, completionTokens: 17, requests: 1 },
+    ]);
     expect(usage.map((row) => [row.metric_name, Number(row.value)])).toEqual([
       ['llm_completion_tokens', 17],
       ['llm_prompt_tokens', 42],
@@ -203,5 +209,56 @@ describeEachDatabase('model-backed agents', (kind) => {
     expect(model.requests[before + 1]!.body.messages.at(-1)?.content).toMatch(
       /agent "developer" has no action "write_poetry"/,
     );
+  });
+
+  it('tools: the model delegates to security.scan_secrets through ctx.call, then answers', async () => {
+    const key = ['AKIA', 'Q7RZ3XK2M5N4P6T2'].join('');
+    t.runtime.defineActions('qa', {
+      audit: defineAction({
+        model: true,
+        input: z.object({ text: z.string() }),
+        run: (input, ctx) =>
+          ctx.model!.generateText({
+            name: 'audit',
+            prompt: `Audit: ${input.text}`,
+            tools: runtimeTools(ctx),
+          }),
+      }),
+    });
+    model.script(
+      {
+        kind: 'tool_calls',
+        calls: [
+          {
+            id: 'call_1',
+            name: 'delegate',
+            arguments: JSON.stringify({
+              agentId: 'security',
+              action: 'scan_secrets',
+              input: { text: `k=${key}` },
+            }),
+          },
+        ],
+      },
+      { kind: 'answer', pieces: ['Found ', 'one key.'] },
+    );
+    const before = model.requests.length;
+    const task = await t.runtime.executeTask({
+      agentId: 'qa',
+      action: 'audit',
+      input: { text: `k=${key}` },
+      wait: true,
+    });
+    expect(task).toMatchObject({ status: 'succeeded', result: 'Found one key.', output: 'Found one key.' });
+    const first = model.requests[before]!.body as { tools?: Array<{ function: { name: string } }> };
+    expect(first.tools?.map((tool) => tool.function.name)).toEqual(['delegate', 'get_state']);
+    const toolMessage = model.requests[before + 1]!.body.messages.find((message) => message.role === 'tool');
+    expect(toolMessage?.content).toContain('aws-access-key-id');
+    expect(toolMessage?.content).not.toContain(key);
+    const children = await t.db.query<{ agent_id: string; action: string; status: string }>(
+      'select agent_id, action, status from cas_tasks where parent_id = $1',
+      [task.id],
+    );
+    expect(children).toEqual([{ agent_id: 'security', action: 'scan_secrets', status: 'succeeded' }]);
   });
 });

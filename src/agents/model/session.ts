@@ -11,6 +11,10 @@ export const BASE_BACKOFF_MS = 500;
 export const MAX_BACKOFF_MS = 30_000;
 /** Longest Retry-After honoured; a longer one is capped (the task's own timeout still applies). */
 export const MAX_RETRY_AFTER_MS = 60_000;
+/** Most model rounds that end in tool calls before an answer; then MODEL_TOOL_ROUNDS_EXCEEDED. */
+export const MAX_TOOL_ROUNDS = 5;
+/** Most characters of a tool's JSON result sent back to the model. */
+const MAX_TOOL_RESULT_CHARS = 20_000;
 /** Chars of a validation error sent back to the model when its answer does not match the schema. */
 const MAX_VALIDATION_FEEDBACK_CHARS = 2000;
 
@@ -22,6 +26,24 @@ export interface TextRequest {
   maxTokens?: number;
 }
 
+/**
+ * A function the model may call (generateText's `tools`). Each call runs as a durable step
+ * `tool:<name>` (an event each), so a replayed task does not repeat it; `run` may use ctx.call.
+ */
+export interface ModelTool {
+  name: string;
+  description: string;
+  /** The arguments' schema: sent as JSON Schema, and the model's arguments are checked with it. */
+  parameters: z.ZodType;
+  run(args: unknown): unknown;
+  /** True when `run` is itself durable (ctx.call, ctx.step): it is not wrapped in a step. */
+  durable?: boolean;
+}
+
+export interface ToolTextRequest extends TextRequest {
+  tools?: readonly ModelTool[];
+}
+
 export interface ObjectRequest<Schema extends z.ZodType> extends TextRequest {
   schema: Schema;
 }
@@ -30,8 +52,12 @@ export interface ObjectRequest<Schema extends z.ZodType> extends TextRequest {
 export interface TaskModel {
   /** The model this agent's calls use (CAS_LLM_MODEL, or CAS_LLM_AGENT_MODELS for the agent). */
   readonly name: string;
-  /** Streams the answer into ctx.output and returns it. A durable step: run once per task. */
-  generateText(request: TextRequest): Promise<string>;
+  /**
+   * Streams the answer into ctx.output and returns it. A durable step: run once per task. With
+   * `tools`, the model may call them for up to MAX_TOOL_ROUNDS rounds, each round and each tool
+   * call its own step.
+   */
+  generateText(request: ToolTextRequest): Promise<string>;
   /**
    * Asks for JSON matching `schema` (response_format json_schema), streams it into ctx.output,
    * validates it; an invalid answer is asked again once with the validation error, then the task
@@ -69,8 +95,15 @@ function clientFor(llm: LlmConfig): OpenAI {
   return client;
 }
 
+interface ToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
 interface Answer {
   text: string;
+  toolCalls?: ToolCall[];
 }
 
 /** How long to wait before retry `attempt` (0-based): Retry-After when the server sent one. */
@@ -98,6 +131,7 @@ export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskMod
     messages: ChatCompletionMessageParam[],
     request: TextRequest,
     responseFormat?: OpenAI.ResponseFormatJSONSchema,
+    tools?: readonly ModelTool[],
   ): Promise<Answer> {
     for (let attempt = 0; ; attempt += 1) {
       const mark = deps.outputLength();
@@ -110,13 +144,33 @@ export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskMod
             stream_options: { include_usage: true },
             ...(request.maxTokens ? { max_tokens: request.maxTokens } : {}),
             ...(responseFormat ? { response_format: responseFormat } : {}),
+            ...(tools?.length
+              ? {
+                  tools: tools.map((tool) => ({
+                    type: 'function' as const,
+                    function: {
+                      name: tool.name,
+                      description: tool.description,
+                      parameters: toJsonSchema(tool.parameters, 'input'),
+                    },
+                  })),
+                }
+              : {}),
           },
           { signal: deps.signal },
         );
         let text = '';
         let usage: OpenAI.CompletionUsage | null = null;
+        const toolCalls: ToolCall[] = [];
         for await (const chunk of stream) {
           if (chunk.usage) usage = chunk.usage;
+          // Tool calls arrive in pieces by index: the id and name first, the arguments streamed.
+          for (const call of chunk.choices[0]?.delta?.tool_calls ?? []) {
+            const known = (toolCalls[call.index] ??= { id: '', name: '', arguments: '' });
+            if (call.id) known.id = call.id;
+            if (call.function?.name) known.name += call.function.name;
+            if (call.function?.arguments) known.arguments += call.function.arguments;
+          }
           const delta = chunk.choices[0]?.delta?.content;
           if (delta) {
             text += delta;
@@ -124,7 +178,7 @@ export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskMod
           }
         }
         if (usage) await deps.recordUsage(model, usage.prompt_tokens, usage.completion_tokens);
-        return { text };
+        return toolCalls.length ? { text, toolCalls: toolCalls.filter(Boolean) } : { text };
       } catch (error) {
         deps.rewindOutput(mark);
         if (deps.signal.aborted) throw deps.signal.reason ?? error;
@@ -157,10 +211,60 @@ export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskMod
     return result;
   }
 
+  /** Runs one tool call; its result (or error) as the JSON the model reads. */
+  async function runTool(tools: readonly ModelTool[], call: ToolCall): Promise<string> {
+    const tool = tools.find((candidate) => candidate.name === call.name);
+    if (!tool) return JSON.stringify({ error: `no tool "${call.name}"` });
+    let args: unknown;
+    try {
+      args = tool.parameters.parse(JSON.parse(call.arguments || '{}'));
+    } catch (error) {
+      return JSON.stringify({ error: `invalid arguments: ${(error as Error).message}` });
+    }
+    const run = async () => {
+      try {
+        return { result: (await tool.run(args)) ?? null };
+      } catch (error) {
+        // A tool's failure is the model's to handle; an abort (cancel, suspension) is not.
+        if (deps.signal.aborted) throw error;
+        return { error: error instanceof Error ? error.message : String(error) };
+      }
+    };
+    const outcome = tool.durable ? await run() : await deps.step(`tool:${tool.name}`, run);
+    return JSON.stringify(outcome).slice(0, MAX_TOOL_RESULT_CHARS);
+  }
+
+  /** Model rounds with tool calls in between, each round a step; ends with the model's answer. */
+  async function converse(request: ToolTextRequest): Promise<string> {
+    const tools = request.tools ?? [];
+    const messages = messagesOf(request);
+    for (let round = 0; round <= MAX_TOOL_ROUNDS; round += 1) {
+      const offered = round < MAX_TOOL_ROUNDS ? tools : [];
+      const answer = await inStep(request, () => complete(messages, request, undefined, offered));
+      if (!answer.toolCalls?.length) return answer.text;
+      messages.push({
+        role: 'assistant',
+        content: answer.text || null,
+        tool_calls: answer.toolCalls.map((call) => ({
+          id: call.id,
+          type: 'function' as const,
+          function: { name: call.name, arguments: call.arguments },
+        })),
+      });
+      for (const call of answer.toolCalls) {
+        messages.push({ role: 'tool', tool_call_id: call.id, content: await runTool(tools, call) });
+      }
+    }
+    throw new TaskFailure(
+      `the model kept calling tools after ${MAX_TOOL_ROUNDS} rounds`,
+      'MODEL_TOOL_ROUNDS_EXCEEDED',
+      false,
+    );
+  }
+
   return {
     name: model,
-    generateText: async (request) =>
-      (await inStep(request, () => complete(messagesOf(request), request))).text,
+    generateText: (request) => converse(request),
     generateObject: async <Schema extends z.ZodType>(request: ObjectRequest<Schema>) => {
       const responseFormat: OpenAI.ResponseFormatJSONSchema = {
         type: 'json_schema',

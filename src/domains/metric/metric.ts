@@ -63,8 +63,32 @@ const metricsFromRow = (row: MetricsRow): AgentMetrics => {
   };
 };
 
+/** Tokens a task's model requests used (metric points llm_prompt_tokens, llm_completion_tokens). */
+export interface TokenUsage {
+  taskId: string;
+  promptTokens: number;
+  completionTokens: number;
+  /** Model requests that reported usage. */
+  requests: number;
+}
+
 export function metricStore(sql: SqlFunctions) {
   return {
+    /** Token usage of the tasks that have any (others are absent). */
+    async tokenUsage(taskIds: readonly string[]): Promise<TokenUsage[]> {
+      const rows = await sql.rows<{
+        task_id: string;
+        prompt_tokens: unknown;
+        completion_tokens: unknown;
+        requests: unknown;
+      }>('cas_task_token_usage', { p_task_ids: [...taskIds] });
+      return rows.map((row) => ({
+        taskId: row.task_id,
+        promptTokens: toNumber(row.prompt_tokens),
+        completionTokens: toNumber(row.completion_tokens),
+        requests: toNumber(row.requests),
+      }));
+    },
     /** Metrics of each given agent over the range, computed in SQL (unknown agents are absent). */
     async forAgents(agentIds: readonly string[], range: z.output<typeof timeRange>): Promise<AgentMetrics[]> {
       const rows = await sql.rows<MetricsRow>('cas_agent_metrics', {

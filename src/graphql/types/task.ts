@@ -9,6 +9,7 @@ import {
 import { actorOf, taskCreatorFilter } from '../../auth/roles.js';
 import { badInput, notFound } from '../../errors.js';
 import { taskId as taskIdSchema } from '../../validation.js';
+import type { TokenUsage } from '../../domains/metric/metric.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
@@ -67,6 +68,17 @@ const TaskWaitRef = builder.objectRef<TaskWait>('TaskWait').implement({
   }),
 });
 
+const TokenUsageRef = builder.objectRef<TokenUsage>('TokenUsage').implement({
+  description:
+    'Tokens of model requests, as the provider reported them (metric points llm_prompt_tokens, llm_completion_tokens).',
+  fields: (t) => ({
+    promptTokens: t.exposeInt('promptTokens'),
+    completionTokens: t.exposeInt('completionTokens'),
+    totalTokens: t.int({ resolve: (usage) => usage.promptTokens + usage.completionTokens }),
+    requests: t.exposeInt('requests', { description: 'Model requests that reported usage.' }),
+  }),
+});
+
 export const TaskRef = builder.objectRef<Task>('Task');
 
 TaskRef.implement({
@@ -94,6 +106,12 @@ TaskRef.implement({
     status: t.expose('status', { type: TaskStatusEnum }),
     progress: t.exposeFloat('progress', { nullable: true, description: '0..1, as last reported.' }),
     progressMessage: t.exposeString('progressMessage', { nullable: true }),
+    tokenUsage: t.field({
+      type: TokenUsageRef,
+      nullable: true,
+      description: "Tokens this task's model requests used (all attempts); null when it made none.",
+      resolve: (task, _args, { loaders }) => loaders.tokenUsage.load(task.id),
+    }),
     output: t.exposeString('output', {
       nullable: true,
       description:
