@@ -56,6 +56,7 @@ import { CasMetrics, type RuntimeReadings } from '../observability/metrics.js';
 import { currentTraceParent } from '../observability/tracing.js';
 import { tracedSqlFunctions } from '../db/sql-functions.js';
 import type { Backend } from './backend.js';
+import type { AgentReads } from './handlers.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { agentId, agentIds, parseInput, taskId, taskIds, userId } from '../validation.js';
@@ -79,6 +80,9 @@ import { Worker, type RunningAttempts } from './worker.js';
 const EVENT_POLL_MS = 1000;
 /** Batches of events a subscriber may fall behind before its stream ends with SUBSCRIPTION_OVERFLOW. */
 const SUBSCRIBER_CAPACITY = 1000;
+
+/** Entries ctx.read.logs and ctx.read.tasks return when not told. */
+const AGENT_READS_DEFAULT = 20;
 
 /** How long one database answer serves the health checks of this process. */
 export const HEALTH_CHECK_REUSE_MS = 1000;
@@ -162,6 +166,17 @@ export class CustomRuntime implements AgentRuntime {
     this.processMetrics.readFrom(() => this.readings());
   }
 
+  /** ctx.read of a task of `agentId`: that agent's metrics, logs and tasks, newest first. */
+  private agentReads(agentId: string): AgentReads {
+    return {
+      metrics: (range = {}) => this.getMetrics(agentId, range),
+      logs: async ({ first = AGENT_READS_DEFAULT, levels } = {}) =>
+        (await this.getLogs({ agentId, levels, first, newestFirst: true })).items,
+      tasks: async ({ first = AGENT_READS_DEFAULT, statuses } = {}) =>
+        (await this.listTasks({ agentId, statuses, first })).items,
+    };
+  }
+
   /** Shared state for the gauges of GET /metrics, read at scrape time. */
   private async readings(): Promise<RuntimeReadings> {
     const [queue, feedLagEvents] = await Promise.all([this.tasks.queueDepth(), this.live.feedLag()]);
@@ -207,6 +222,7 @@ export class CustomRuntime implements AgentRuntime {
           logger,
           metrics: this.processMetrics,
           resolveAction: (agent, action) => this.registry.resolve(agent, action),
+          reads: (agent) => this.agentReads(agent),
           state: {
             get: (agent) => this.getAgentState(agent),
             update: (agent, data, expectedVersion) => this.updateAgentState(agent, data, { expectedVersion }),

@@ -1,5 +1,7 @@
-import type { LogLevel } from '../domains/log/log.js';
+import type { LogEntry, LogLevel } from '../domains/log/log.js';
+import type { AgentMetrics } from '../domains/metric/metric.js';
 import type { AgentState } from '../domains/state/state.js';
+import type { Task, TaskStatus } from '../domains/task/task.js';
 import type { TaskModel } from '../agents/model/session.js';
 
 /** How a child task runs; absent fields take executeTask's defaults. */
@@ -20,6 +22,19 @@ export interface ChildCall extends CallOptions {
 export interface WaitForSignalOptions {
   /** Give up after this many ms: the wait throws a SignalTimeout. No limit when absent. */
   timeoutMs?: number;
+}
+
+/**
+ * What a handler may read of the runtime's records about its own agent (the model's read tools
+ * use these). Scoped to the agent on purpose: what a handler reads may be sent to a model provider.
+ */
+export interface AgentReads {
+  /** Runs, outcomes and average duration of this agent, all time or within the range. */
+  metrics(range?: { from?: Date | null; to?: Date | null }): Promise<AgentMetrics>;
+  /** This agent's newest log entries, newest first (default 20, at most 100), of some levels. */
+  logs(options?: { first?: number; levels?: LogLevel[] }): Promise<LogEntry[]>;
+  /** This agent's newest tasks (default 20, at most 100), optionally of some statuses. */
+  tasks(options?: { first?: number; statuses?: TaskStatus[] }): Promise<Task[]>;
 }
 
 /** What a handler can do while it runs one attempt of a task. */
@@ -51,6 +66,8 @@ export interface TaskContext {
   readonly model: TaskModel | null;
   /** Writes a structured log entry for this task; entries are batched. */
   log(level: LogLevel, message: string, context?: Record<string, unknown>): void;
+  /** Reads of this agent's metrics, logs and tasks. */
+  readonly read: AgentReads;
   /** The agent's versioned state. */
   readonly state: {
     get(): Promise<AgentState | null>;

@@ -8,7 +8,7 @@ import { MAX_JSON_BYTES, pathOfNulCharacter } from '../validation.js';
 import { sleep } from '../feed/change-feed.js';
 import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
-import { TaskFailure, type TaskContext } from './handlers.js';
+import { TaskFailure, type AgentReads, type TaskContext } from './handlers.js';
 import type { AttemptOutcome, CasMetrics } from '../observability/metrics.js';
 import {
   activeTraceId,
@@ -46,6 +46,8 @@ export interface TaskRunDeps {
   workerId: string;
   logger: Logger;
   resolveAction(agentId: string, action: string): ResolvedAction | null;
+  /** Reads of one agent's records (ctx.read). */
+  reads(agentId: string): AgentReads;
   state: {
     get(agentId: string): Promise<AgentState | null>;
     update(agentId: string, data: Record<string, unknown>, expectedVersion?: number): Promise<AgentState>;
@@ -296,6 +298,7 @@ export class TaskRun {
         if (!this.settled) this.output.append(delta);
       },
       log: (level, message, context) => this.log(level, message, context),
+      read: deps.reads(task.agentId),
       state: {
         get: () => deps.state.get(task.agentId),
         update: (data, expectedVersion) => deps.state.update(task.agentId, data, expectedVersion),

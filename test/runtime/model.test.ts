@@ -251,7 +251,13 @@ describeEachDatabase('model-backed agents', (kind) => {
     });
     expect(task).toMatchObject({ status: 'succeeded', result: 'Found one key.', output: 'Found one key.' });
     const first = model.requests[before]!.body as { tools?: Array<{ function: { name: string } }> };
-    expect(first.tools?.map((tool) => tool.function.name)).toEqual(['delegate', 'get_state']);
+    expect(first.tools?.map((tool) => tool.function.name)).toEqual([
+      'delegate',
+      'get_state',
+      'get_metrics',
+      'get_logs',
+      'list_tasks',
+    ]);
     const toolMessage = model.requests[before + 1]!.body.messages.find((message) => message.role === 'tool');
     expect(toolMessage?.content).toContain('aws-access-key-id');
     expect(toolMessage?.content).not.toContain(key);
@@ -260,5 +266,60 @@ describeEachDatabase('model-backed agents', (kind) => {
       [task.id],
     );
     expect(children).toEqual([{ agent_id: 'security', action: 'scan_secrets', status: 'succeeded' }]);
+  });
+
+  it("tools: the model reads its own agent's metrics, logs and tasks, not another agent's", async () => {
+    const noted = defineAction({
+      input: z.object({ marker: z.string() }),
+      run: (input, ctx) => ctx.log('info', input.marker),
+    });
+    t.runtime.defineActions('engineer', {
+      note: noted,
+      inspect: defineAction({
+        model: true,
+        input: z.unknown(),
+        run: (_input, ctx) =>
+          ctx.model!.generateText({ name: 'inspect', prompt: 'How am I doing?', tools: runtimeTools(ctx) }),
+      }),
+    });
+    t.runtime.defineActions('tester', { note: noted });
+    await t.runtime.executeTask({
+      agentId: 'engineer',
+      action: 'note',
+      input: { marker: 'engineer-marker' },
+      wait: true,
+    });
+    await t.runtime.executeTask({
+      agentId: 'tester',
+      action: 'note',
+      input: { marker: 'tester-marker' },
+      wait: true,
+    });
+    model.script(
+      {
+        kind: 'tool_calls',
+        calls: [
+          { id: 'm', name: 'get_metrics', arguments: '{}' },
+          { id: 'l', name: 'get_logs', arguments: JSON.stringify({ first: 10 }) },
+          { id: 't', name: 'list_tasks', arguments: JSON.stringify({ statuses: ['succeeded'] }) },
+        ],
+      },
+      { kind: 'answer', pieces: ['All ', 'good.'] },
+    );
+    const before = model.requests.length;
+    const task = await t.runtime.executeTask({ agentId: 'engineer', action: 'inspect', wait: true });
+    expect(task).toMatchObject({ status: 'succeeded', result: 'All good.' });
+    const toolResults = Object.fromEntries(
+      model.requests[before + 1]!.body.messages.filter((message) => message.role === 'tool').map(
+        (message) => [
+          (message as { tool_call_id?: string }).tool_call_id,
+          (JSON.parse(message.content) as { result: unknown }).result,
+        ],
+      ),
+    );
+    expect(toolResults.m).toMatchObject({ agentId: 'engineer', totalRuns: 1, succeeded: 1 });
+    expect(JSON.stringify(toolResults.l)).toContain('engineer-marker');
+    expect(JSON.stringify(toolResults.l)).not.toContain('tester-marker');
+    expect(toolResults.t).toEqual([expect.objectContaining({ action: 'note', status: 'succeeded' })]);
   });
 });
