@@ -30,7 +30,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export function writeReport(results: BenchResults): string {
-  const { machine, http, roundTrips, tasks, subscriptions, history } = results;
+  const { machine, http, roundTrips, tasks, workflows, subscriptions, history } = results;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
 
@@ -131,6 +131,13 @@ export function writeReport(results: BenchResults): string {
     headline.push(
       `- Embedded (PGlite, in-process worker) vs PostgreSQL server (1 worker process): ` +
         `**${x(tasks.ratios.embeddedOverServerThroughput)}** the tasks/s, ${x(tasks.ratios.embeddedOverServerLatencyP50)} the p50 start latency.`,
+    );
+  }
+  if (workflows) {
+    headline.push(
+      `- Workflows: a ${workflows.settings.chainSteps}-step chain of \`ping\`, executeWorkflow to final event: ` +
+        `p50 **${ms(workflows.chain.p50)}**, p90 ${ms(workflows.chain.p90)}; a map of ${workflows.map.items} items: ` +
+        `**${int(workflows.map.itemsPerSecond)}** items/s, **${x(workflows.mapOverPlain)}** the plain task throughput (${int(workflows.plain.tasksPerSecond)} tasks/s).`,
     );
   }
   if (subscriptions?.measured && subscriptions.latency && subscriptions.memory) {
@@ -334,6 +341,33 @@ export function writeReport(results: BenchResults): string {
         '`finished_at`, i.e. without the polling granularity. "deadlocks": deadlocks PostgreSQL detected in ' +
         `the scenario's database (\`pg_stat_database\`); each costs the transactions involved about a second ` +
         '(`deadlock_timeout`). A run that times out reports the rate of the tasks it finished.',
+      '',
+    );
+  }
+
+  if (workflows) {
+    push('## Workflows', '');
+    push(
+      '`src/server/main.ts` on the PostgreSQL server with its in-process worker (`CAS_WORKERS=1`, ' +
+        'concurrency 10), driven over GraphQL: `executeWorkflow` over HTTP, then `workflowRunEvents` over ' +
+        "graphql-ws until the run's final event. Plain throughput: the same number of `ping` tasks queued " +
+        'in one statement on the same server, measured until drained, just before.',
+      '',
+      table(
+        ['row', 'value'],
+        [
+          [
+            `${workflows.settings.chainSteps}-step chain, ${workflows.chain.count} runs: p50 / p90 / p99`,
+            `${ms(workflows.chain.p50)} / ${ms(workflows.chain.p90)} / ${ms(workflows.chain.p99)}`,
+          ],
+          [
+            `map of ${workflows.map.items} items`,
+            `${int(workflows.map.itemsPerSecond)} items/s (${fmt(workflows.map.seconds, 2)} s)`,
+          ],
+          [`plain ${workflows.plain.tasks} tasks`, `${int(workflows.plain.tasksPerSecond)} tasks/s`],
+          ['map / plain', x(workflows.mapOverPlain)],
+        ],
+      ),
       '',
     );
   }

@@ -3,7 +3,7 @@
  *
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
- *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, subscriptions, history)
+ *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, workflows, subscriptions, history)
  *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
@@ -24,8 +24,9 @@ import { writeReport } from './report.js';
 import { runRoundTrips, type RoundTripResults } from './round-trips.js';
 import { runSubscriptions, type SubscriptionResults } from './subscriptions.js';
 import { runTasks, type TaskResults } from './tasks.js';
+import { runWorkflows, type WorkflowResults } from './workflows.js';
 
-const SECTIONS = ['http', 'roundtrips', 'tasks', 'subscriptions', 'history'] as const;
+const SECTIONS = ['http', 'roundtrips', 'tasks', 'workflows', 'subscriptions', 'history'] as const;
 type Section = (typeof SECTIONS)[number];
 
 export interface BenchResults {
@@ -38,6 +39,7 @@ export interface BenchResults {
   http?: HttpResults;
   roundTrips?: RoundTripResults;
   tasks?: TaskResults;
+  workflows?: WorkflowResults;
   subscriptions?: SubscriptionResults;
   history?: HistoryResults;
   failures: { section: Section; error: string }[];
@@ -71,6 +73,12 @@ const settings = {
     workerCounts: [1, 3],
     concurrency: 10,
     throughputTimeoutSeconds: quick ? 20 : 60,
+  },
+  workflows: {
+    chainRuns: quick ? 10 : 50,
+    chainSteps: 10,
+    mapItems: quick ? 200 : 1000,
+    timeoutSeconds: 120,
   },
   subscriptions: {
     subscriberCounts: [1, 100, 1000],
@@ -136,6 +144,11 @@ async function main() {
   await attempt('tasks', async () => {
     section('Task engine: CAS vs graphile-worker, server vs embedded');
     results.tasks = await runTasks(template, settings.tasks);
+  });
+  await attempt('workflows', async () => {
+    section('Workflows: a 10-step chain, a map of 1,000 items');
+    const name = await createBenchDatabase('workflows', template);
+    results.workflows = await runWorkflows(databaseUrl(name), settings.workflows);
   });
   await attempt('subscriptions', async () => {
     section('Subscriptions');
