@@ -131,7 +131,10 @@ describeEachDatabase('workflows', (kind) => {
         ],
       },
     });
-    const done = await finished(t, run.id);
+    const done = await finished(t, run.id).catch(async (error: unknown) => {
+      console.error(await stepsOf(t, run.id), await t.db.query('select id, workflow_step_id, status, attempts, run_at, error from cas_tasks where workflow_run_id = $1', [run.id]));
+      throw error;
+    });
     expect(done.status).toBe('failed');
     expect(done.error).toMatchObject({ stepId: 'broken', code: 'BROKEN' });
     const steps = await stepsOf(t, run.id);
@@ -145,7 +148,7 @@ describeEachDatabase('workflows', (kind) => {
       return task?.status === 'cancelled' ? task : undefined;
     });
     expect(slowTask.status).toBe('cancelled');
-  });
+  }, 120_000);
 
   it('continue: the independent branch completes, dependents are skipped, the run fails', async () => {
     const run = await t.runtime.executeWorkflow({
