@@ -625,15 +625,18 @@ language sql stable set search_path = public, pg_temp as $$
   select * from cas_workflow_runs where id = any (p_ids)
 $$;
 
--- Runs newest first, after the run with seq p_after (a page's cursor), optionally of one status.
+-- Runs newest first, after the run with seq p_after (a page's cursor), optionally of one status and
+-- only those one caller started (p_created_by; runs started without a caller match none).
 create or replace function cas_list_workflow_runs(
   p_status text default null,
   p_after bigint default null,
-  p_limit int default 50
+  p_limit int default 50,
+  p_created_by text default null
 ) returns setof cas_workflow_runs
 language sql stable set search_path = public, pg_temp as $$
   select * from cas_workflow_runs
   where (p_status is null or status = p_status) and (p_after is null or seq < p_after)
+    and (p_created_by is null or user_id = p_created_by)
   order by seq desc
   limit greatest(p_limit, 0)
 $$;

@@ -61,6 +61,8 @@ export type ExecuteWorkflowInput = z.input<typeof executeWorkflowInput>;
 
 export const workflowRunFilter = z.object({
   status: z.enum(WORKFLOW_RUN_STATUSES).nullish(),
+  /** Only runs this user started (a viewer without tasks:all); absent or null: everyone's. */
+  createdBy: z.string().max(200).nullish(),
   after: z.string().max(200).nullish(),
   first: pageSize,
 });
@@ -336,6 +338,7 @@ export function workflowStore(sql: SqlFunctions) {
         p_status: filter.status ?? null,
         p_after: filter.after ? decodeCursor(CURSOR_KIND, filter.after) : null,
         p_limit: filter.first + 1,
+        p_created_by: filter.createdBy ?? null,
       });
       return toPage(rows.map(runFromRow), filter.first, workflowRunCursor);
     },
