@@ -557,7 +557,10 @@ export class CustomRuntime implements AgentRuntime {
   }
 
   async cancelWorkflowRun(id: string, actor: Actor = {}): Promise<WorkflowRun> {
-    const run = await this.workflows.cancel(parseInput(workflowRunId, id), parseInput(userId, actor.userId) ?? null);
+    const run = await this.workflows.cancel(
+      parseInput(workflowRunId, id),
+      parseInput(userId, actor.userId) ?? null,
+    );
     return run;
   }
 

@@ -74,12 +74,22 @@ describeEachDatabase('workflows', (kind) => {
         steps: [
           { id: 'A', agentId: 'planner', action: 'echo', input: { $ref: 'input.topic' } },
           { id: 'B', agentId: 'developer', action: 'ping', dependsOn: ['A'] },
-          { id: 'C', agentId: 'planner', action: 'echo', input: { from: { $ref: 'A.result.echo' } }, dependsOn: ['A'] },
+          {
+            id: 'C',
+            agentId: 'planner',
+            action: 'echo',
+            input: { from: { $ref: 'A.result.echo' } },
+            dependsOn: ['A'],
+          },
           {
             id: 'D',
             agentId: 'planner',
             action: 'echo',
-            input: { b: { $ref: 'B.result' }, c: { $ref: 'C.result.echo.from' }, list: [{ $ref: 'input.n' }] },
+            input: {
+              b: { $ref: 'B.result' },
+              c: { $ref: 'C.result.echo.from' },
+              list: [{ $ref: 'input.n' }],
+            },
             dependsOn: ['B', 'C'],
           },
         ],
@@ -92,7 +102,12 @@ describeEachDatabase('workflows', (kind) => {
     expect(done.progress).toBe(1);
     expect(done.result).toEqual({ D: { echo: { b: { pong: true }, c: 'workflows', list: [7] } } });
     const steps = await stepsOf(t, run.id);
-    expect(Object.values(steps).map((step) => step.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded']);
+    expect(Object.values(steps).map((step) => step.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
     // D's task was queued only after B and C finished: its task_queued comes after both completions.
     const events = (await t.runtime.getEventHistory({ first: 500 })).items;
     const seqOf = (type: string, taskId: string | null) =>
@@ -107,8 +122,20 @@ describeEachDatabase('workflows', (kind) => {
     const run = await t.runtime.executeWorkflow({
       definition: {
         steps: [
-          { id: 'doubled', agentId: 'planner', action: 'double', map: 'input.items', input: { $ref: 'item' } },
-          { id: 'total', agentId: 'planner', action: 'sum', input: { $ref: 'doubled.result' }, dependsOn: ['doubled'] },
+          {
+            id: 'doubled',
+            agentId: 'planner',
+            action: 'double',
+            map: 'input.items',
+            input: { $ref: 'item' },
+          },
+          {
+            id: 'total',
+            agentId: 'planner',
+            action: 'sum',
+            input: { $ref: 'doubled.result' },
+            dependsOn: ['doubled'],
+          },
         ],
       },
       input: { items },
@@ -132,7 +159,13 @@ describeEachDatabase('workflows', (kind) => {
       },
     });
     const done = await finished(t, run.id).catch(async (error: unknown) => {
-      console.error(await stepsOf(t, run.id), await t.db.query('select id, workflow_step_id, status, attempts, run_at, error from cas_tasks where workflow_run_id = $1', [run.id]));
+      console.error(
+        await stepsOf(t, run.id),
+        await t.db.query(
+          'select id, workflow_step_id, status, attempts, run_at, error from cas_tasks where workflow_run_id = $1',
+          [run.id],
+        ),
+      );
       throw error;
     });
     expect(done.status).toBe('failed');
@@ -158,7 +191,13 @@ describeEachDatabase('workflows', (kind) => {
           { id: 'child', agentId: 'planner', action: 'echo', dependsOn: ['broken'] },
           { id: 'grandchild', agentId: 'planner', action: 'echo', dependsOn: ['child'] },
           { id: 'other', agentId: 'qa', action: 'wait', input: { ms: 50 } },
-          { id: 'otherNext', agentId: 'planner', action: 'echo', input: { $ref: 'other.result' }, dependsOn: ['other'] },
+          {
+            id: 'otherNext',
+            agentId: 'planner',
+            action: 'echo',
+            input: { $ref: 'other.result' },
+            dependsOn: ['other'],
+          },
         ],
       },
       failPolicy: 'continue',
@@ -249,7 +288,12 @@ describeEachDatabase('workflows', (kind) => {
       ['unknown action', { steps: [{ id: 'a', agentId: 'planner', action: 'nope' }] }, 'a'],
       [
         'duplicate id',
-        { steps: [{ id: 'a', agentId: 'planner', action: 'ping' }, { id: 'a', agentId: 'qa', action: 'ping' }] },
+        {
+          steps: [
+            { id: 'a', agentId: 'planner', action: 'ping' },
+            { id: 'a', agentId: 'qa', action: 'ping' },
+          ],
+        },
         'a',
       ],
       [
@@ -277,8 +321,16 @@ describeEachDatabase('workflows', (kind) => {
         { steps: [{ id: 'a', agentId: 'planner', action: 'echo', input: { x: { $ref: 'ghost.result' } } }] },
         'a',
       ],
-      ['item outside a map', { steps: [{ id: 'a', agentId: 'planner', action: 'echo', input: { $ref: 'item' } }] }, 'a'],
-      ['unknown dependency', { steps: [{ id: 'a', agentId: 'planner', action: 'ping', dependsOn: ['z'] }] }, 'a'],
+      [
+        'item outside a map',
+        { steps: [{ id: 'a', agentId: 'planner', action: 'echo', input: { $ref: 'item' } }] },
+        'a',
+      ],
+      [
+        'unknown dependency',
+        { steps: [{ id: 'a', agentId: 'planner', action: 'ping', dependsOn: ['z'] }] },
+        'a',
+      ],
     ];
     it.each(cases)('%s', async (_name, definition, stepId) => {
       const before = await rowCounts(t);

@@ -15,7 +15,14 @@ import { MAX_TIMEOUT_MS } from '../task/task.js';
 
 export const WORKFLOW_RUN_STATUSES = ['running', 'succeeded', 'failed', 'cancelled'] as const;
 export type WorkflowRunStatus = (typeof WORKFLOW_RUN_STATUSES)[number];
-export const WORKFLOW_STEP_STATUSES = ['pending', 'running', 'succeeded', 'failed', 'skipped', 'cancelled'] as const;
+export const WORKFLOW_STEP_STATUSES = [
+  'pending',
+  'running',
+  'succeeded',
+  'failed',
+  'skipped',
+  'cancelled',
+] as const;
 export type WorkflowStepStatus = (typeof WORKFLOW_STEP_STATUSES)[number];
 export const FAIL_POLICIES = ['fail_fast', 'continue'] as const;
 export type FailPolicy = (typeof FAIL_POLICIES)[number];
@@ -184,8 +191,11 @@ export function validateDefinition(
     const [, index] = issue.path;
     const stepId =
       typeof index === 'number' ? ((raw as { steps?: { id?: unknown }[] }).steps?.[index]?.id ?? null) : null;
-    throw refused(`invalid workflow definition at ${issue.path.join('.') || '(root)'}: ${issue.message}`,
-      typeof stepId === 'string' ? stepId : null, { path: issue.path.map(String) });
+    throw refused(
+      `invalid workflow definition at ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+      typeof stepId === 'string' ? stepId : null,
+      { path: issue.path.map(String) },
+    );
   }
   const { steps } = parsed.data;
   if (steps.length === 0) throw refused('a workflow needs at least one step', null);
@@ -325,7 +335,10 @@ export function workflowStore(sql: SqlFunctions) {
       return runFromRow(row!);
     },
     async cancel(id: string, userId: string | null): Promise<WorkflowRun> {
-      const [row] = await sql.rows<WorkflowRunRow>('cas_cancel_workflow_run', { p_id: id, p_user_id: userId });
+      const [row] = await sql.rows<WorkflowRunRow>('cas_cancel_workflow_run', {
+        p_id: id,
+        p_user_id: userId,
+      });
       return runFromRow(row!);
     },
     async get(ids: readonly string[]): Promise<WorkflowRun[]> {

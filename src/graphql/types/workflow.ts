@@ -55,7 +55,9 @@ async function visibleRun(runtime: AgentRuntime, viewer: Viewer, id: string): Pr
 function actionsIn(definition: unknown): string[] {
   const steps = (definition as { steps?: unknown } | null)?.steps;
   if (!Array.isArray(steps)) return [];
-  return steps.map((step) => (step as { action?: unknown } | null)?.action).filter((a) => typeof a === 'string');
+  return steps
+    .map((step) => (step as { action?: unknown } | null)?.action)
+    .filter((a) => typeof a === 'string');
 }
 
 const WorkflowStepRef = builder.objectRef<WorkflowStep>('WorkflowStep').implement({
@@ -66,7 +68,10 @@ const WorkflowStepRef = builder.objectRef<WorkflowStep>('WorkflowStep').implemen
     agentId: t.exposeID('agentId'),
     action: t.exposeString('action'),
     dependsOn: t.exposeStringList('dependsOn'),
-    map: t.exposeString('map', { nullable: true, description: 'The $ref of the array a map step runs over.' }),
+    map: t.exposeString('map', {
+      nullable: true,
+      description: 'The $ref of the array a map step runs over.',
+    }),
     itemsTotal: t.exposeInt('itemsTotal', { nullable: true, description: 'Map steps: how many items.' }),
     itemsDone: t.exposeInt('itemsDone', { description: 'Map steps: items that succeeded.' }),
     task: t.field({
@@ -114,7 +119,8 @@ const WorkflowRunConnection = builder.connectionObject(
 );
 
 const WorkflowRef = builder.objectRef<{ id: string }>('Workflow').implement({
-  description: 'A workflow definition registered in code (defineWorkflow): not loaded yet, so none are listed.',
+  description:
+    'A workflow definition registered in code (defineWorkflow): not loaded yet, so none are listed.',
   fields: (t) => ({ id: t.exposeID('id') }),
 });
 
@@ -125,7 +131,8 @@ builder.queryFields((t) => ({
     description: 'One workflow run by id; null when there is none.',
     args: { id: t.arg.id({ required: true }) },
     authScopes: { viewer: true },
-    resolve: async (_root, { id }, { runtime }) => (await runtime.getWorkflowRuns([parseRunId(id)]))[0] ?? null,
+    resolve: async (_root, { id }, { runtime }) =>
+      (await runtime.getWorkflowRuns([parseRunId(id)]))[0] ?? null,
   }),
   workflowRuns: t.field({
     type: WorkflowRunConnection,
