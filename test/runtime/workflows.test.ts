@@ -244,6 +244,44 @@ describeEachDatabase('workflows', (kind) => {
     expect(events.filter((event) => event.type === 'workflow_cancelled')).toHaveLength(1);
   });
 
+  it('cancelling a map while its items finish concurrently ends every task, without deadlocks', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          {
+            id: 'many',
+            agentId: 'analyst',
+            action: 'wait',
+            map: 'input.items',
+            input: { ms: { $ref: 'item' } },
+          },
+          { id: 'after', agentId: 'planner', action: 'echo', dependsOn: ['many'] },
+        ],
+      },
+      input: { items: Array.from({ length: 200 }, () => 5) },
+    });
+    await until('some items done', async () => {
+      const steps = await stepsOf(t, run.id);
+      return steps.many!.itemsDone >= 10 ? true : undefined;
+    });
+    const cancelled = await t.runtime.cancelWorkflowRun(run.id);
+    expect(cancelled.status).toBe('cancelled');
+    const [row] = await until('every task final', async () => {
+      const rows = await t.db.query<{ open: number }>(
+        `select count(*)::int as open from cas_tasks
+         where workflow_run_id = $1 and status not in ('succeeded', 'failed', 'cancelled')`,
+        [run.id],
+      );
+      return rows[0]!.open === 0 ? rows : undefined;
+    });
+    expect(row!.open).toBe(0);
+    const steps = await stepsOf(t, run.id);
+    expect(steps.many!.status).toBe('cancelled');
+    expect(steps.after!.status).toBe('cancelled');
+    const [final] = await t.runtime.getWorkflowRuns([run.id]);
+    expect(final!.status).toBe('cancelled');
+  }, 120_000);
+
   it('workflowRunEvents resumed from a cursor has no gaps or duplicates', async () => {
     const run = await t.runtime.executeWorkflow({
       definition: {
