@@ -646,7 +646,22 @@ language sql stable set search_path = public, pg_temp as $$
   select * from cas_workflow_steps where run_id = any (p_run_ids) order by run_id, position
 $$;
 
--- 9. Grants: only the owner and the service role call cas_ functions -----------------------------
+-- 9. Row-level security: signed-in users read their own runs and their steps (as for tasks) -------
+
+do $$
+begin
+  if exists (select 1 from pg_roles where rolname = 'authenticated')
+     and to_regprocedure('auth.uid()') is not null then
+    drop policy if exists "authenticated reads own workflow runs" on cas_workflow_runs;
+    create policy "authenticated reads own workflow runs" on cas_workflow_runs for select to authenticated
+      using (user_id = (select auth.uid())::text);
+    drop policy if exists "authenticated reads steps of own workflow runs" on cas_workflow_steps;
+    create policy "authenticated reads steps of own workflow runs" on cas_workflow_steps for select to authenticated
+      using (run_id in (select r.id from cas_workflow_runs r where r.user_id = (select auth.uid())::text));
+  end if;
+end $$;
+
+-- 10. Grants: only the owner and the service role call cas_ functions ----------------------------
 
 do $$
 declare
