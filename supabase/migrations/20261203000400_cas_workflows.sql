@@ -504,6 +504,40 @@ begin
   perform cas_workflow_advance(v_run.id);
 end $$;
 
+-- Catches up on workflow tasks that ended without passing through cas_finish_task, so without a
+-- hand-off: queued or waiting tasks cancelled by cancelTask (cas_cancel_one), by unregistering their
+-- agent, or by a claim that found the agent stopped. Their steps fail as if the task had failed.
+-- Task rows (skipping held ones), then runs, then agents, as everywhere; how many were handed off.
+create or replace function cas_settle_ended_workflow_tasks(p_limit int default 100) returns int
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_ids uuid[];
+  v_id uuid;
+  v_task cas_tasks;
+begin
+  select array_agg(ended.id order by ended.id) into v_ids from (
+    select t.id from cas_tasks t
+    join cas_workflow_steps s on s.run_id = t.workflow_run_id and s.step_id = t.workflow_step_id
+    join cas_workflow_runs r on r.id = t.workflow_run_id
+    where t.workflow_run_id is not null and t.status in ('failed', 'cancelled')
+      and s.status = 'running' and r.status = 'running'
+    order by t.id
+    limit greatest(p_limit, 0)
+    for update of t skip locked
+  ) ended;
+  if v_ids is null then
+    return 0;
+  end if;
+  perform cas_lock_parents(v_ids);
+  perform cas_lock_agent_status(v_ids);
+  foreach v_id in array v_ids loop
+    select * into v_task from cas_tasks where id = v_id;
+    -- Rechecks the run and step under their lock: one hand-off may have ended the others' steps.
+    perform cas_workflow_task_ended(v_task);
+  end loop;
+  return cardinality(v_ids);
+end $$;
+
 -- 6. cas_finish_task (redefined from 20261202000600: hands off to the task's workflow run) ----------
 
 create or replace function cas_finish_task(

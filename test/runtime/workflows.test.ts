@@ -318,6 +318,37 @@ describeEachDatabase('workflows', (kind) => {
     expect(updates.at(-1)!.status).toBe('succeeded');
   });
 
+  describe('a task cancelled while queued (no worker ran it)', () => {
+    let idle: TestRuntime;
+    beforeAll(async () => {
+      idle = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+    }, 120_000);
+    afterAll(() => idle?.close());
+
+    it('fails its step at the next sweep, and the run with it', async () => {
+      const run = await idle.runtime.executeWorkflow({
+        definition: {
+          steps: [
+            { id: 'first', agentId: 'planner', action: 'ping' },
+            { id: 'second', agentId: 'qa', action: 'ping', dependsOn: ['first'] },
+          ],
+        },
+      });
+      const steps = await stepsOf(idle, run.id);
+      await idle.runtime.cancelTask(steps.first!.taskId!);
+      expect((await idle.runtime.getWorkflowRuns([run.id]))[0]!.status).toBe('running');
+      // What a worker's lease sweep runs (none runs in this runtime).
+      const [swept] = await idle.db.query<{ n: number }>('select cas_settle_ended_workflow_tasks(100) as n');
+      expect(swept!.n).toBe(1);
+      const [after] = await idle.runtime.getWorkflowRuns([run.id]);
+      expect(after).toMatchObject({ status: 'failed', error: { stepId: 'first', code: 'CANCELLED' } });
+      const final = await stepsOf(idle, run.id);
+      expect([final.first!.status, final.second!.status]).toEqual(['failed', 'cancelled']);
+      const [again] = await idle.db.query<{ n: number }>('select cas_settle_ended_workflow_tasks(100) as n');
+      expect(again!.n).toBe(0);
+    });
+  });
+
   describe('bad definitions are refused with BAD_USER_INPUT and nothing written', () => {
     const cases: [string, unknown, string | null][] = [
       ['no steps', { steps: [] }, null],
