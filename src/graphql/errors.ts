@@ -26,10 +26,14 @@ export const isGraphQLError = (error: unknown): error is GraphQLError =>
   error instanceof Error && error.name === 'GraphQLError';
 export const UNEXPECTED_ERROR_MESSAGE = 'Unexpected error.';
 
-/** Details of a CasError that are safe to show (zod issue paths and messages). */
+/** Details of a CasError that are safe to show (zod issue paths and messages, a workflow's step id). */
 function publicDetails(error: CasError): Record<string, unknown> {
   const issues = error.details?.issues;
-  return Array.isArray(issues) ? { issues } : {};
+  const stepId = error.details?.stepId;
+  return {
+    ...(Array.isArray(issues) ? { issues } : {}),
+    ...(typeof stepId === 'string' ? { stepId } : {}),
+  };
 }
 
 /** The coded GraphQL error for a CasError raised under `error` (a resolver's located error). */

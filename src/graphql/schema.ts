@@ -8,5 +8,6 @@ import './types/log.js';
 import './types/metric.js';
 import './types/state.js';
 import './types/task.js';
+import './types/workflow.js';
 
 export const schema = builder.toSchema();

@@ -10,6 +10,12 @@ import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '..
 import type { ActionMap } from '../agents/actions.js';
 import type { ActionDescription } from '../agents/registry.js';
 import type { CasMetrics } from '../observability/metrics.js';
+import type {
+  ExecuteWorkflowInput,
+  WorkflowRun,
+  WorkflowRunFilter,
+  WorkflowStep,
+} from '../domains/workflow/workflow.js';
 
 /** Who asked for a change; recorded as user_id on the events it writes. */
 export interface Actor {
@@ -151,7 +157,20 @@ export interface AgentRuntime {
   getLogs(filter?: LogFilter): Promise<Page<LogEntry>>;
   getEventHistory(filter?: EventFilter): Promise<Page<AgentEvent>>;
 
-  /** Multi-agent workflows arrive with the workflow issue; until then NOT_IMPLEMENTED. */
-  executeWorkflow(definition: unknown): Promise<never>;
-  streamWorkflow(workflowId: string): AsyncIterable<never>;
+  /**
+   * Starts a workflow run: the definition is checked first (BAD_USER_INPUT naming the step, nothing
+   * written), then the run, its steps and the tasks of the steps without dependencies are written.
+   */
+  executeWorkflow(input: ExecuteWorkflowInput, actor?: Actor): Promise<WorkflowRun>;
+  getWorkflowRuns(ids: readonly string[]): Promise<(WorkflowRun | null)[]>;
+  /** The steps of each run, in definition order. */
+  getWorkflowSteps(runIds: readonly string[]): Promise<WorkflowStep[][]>;
+  /** Runs newest first. */
+  listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRun>>;
+  /** Cancels the run's tasks and unfinished steps; a finished run is returned as it is. */
+  cancelWorkflowRun(id: string, actor?: Actor): Promise<WorkflowRun>;
+  /** The run's workflow_* events in order, live, resumable by cursor; ends after its final event. */
+  streamWorkflow(runId: string, options?: { after?: string | null }): AsyncIterable<AgentEvent>;
+  /** The run now, then after each of its events; ends when it is final. */
+  watchWorkflowRun(runId: string): AsyncIterable<WorkflowRun>;
 }

@@ -49,7 +49,21 @@ import { ActionRegistry } from '../agents/registry.js';
 import { builtInActions } from '../agents/builtin/index.js';
 import { analystActions } from '../agents/builtin/analyst.js';
 import { plannerActions } from '../agents/builtin/model-actions.js';
-import { badInput, CasError, ErrorCode, notFound, notImplemented } from '../errors.js';
+import { badInput, CasError, ErrorCode, notFound } from '../errors.js';
+import {
+  checkAgentsKnown,
+  executeWorkflowInput,
+  isFinalRun,
+  validateDefinition,
+  workflowRunFilter,
+  workflowRunId,
+  workflowStore,
+  type ExecuteWorkflowInput,
+  type WorkflowRun,
+  type WorkflowRunFilter,
+  type WorkflowStep,
+} from '../domains/workflow/workflow.js';
+import type { EventType } from '../domains/event/event.js';
 import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import { CasMetrics, type RuntimeReadings } from '../observability/metrics.js';
@@ -118,6 +132,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly metrics;
   private readonly events;
   private readonly steps;
+  private readonly workflows;
   private readonly feed: ChangeFeed;
   private readonly backend: Backend;
   private readonly live: LiveStreams;
@@ -140,6 +155,7 @@ export class CustomRuntime implements AgentRuntime {
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
     this.steps = taskStepStore(sql);
+    this.workflows = workflowStore(sql);
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
     for (const [agent, actions] of Object.entries(builtInActions)) this.registry.define(agent, actions);
@@ -570,15 +586,96 @@ export class CustomRuntime implements AgentRuntime {
 
   // Workflows
 
-  executeWorkflow(_definition: unknown): Promise<never> {
-    return Promise.reject(notImplemented('executeWorkflow'));
+  async executeWorkflow(input: ExecuteWorkflowInput, actor: Actor = {}): Promise<WorkflowRun> {
+    const request = parseInput(executeWorkflowInput, input);
+    const definition = validateDefinition(
+      request.definition,
+      (agent, action) => this.registry.resolve(agent, action) !== null,
+    );
+    const agentIdsUsed = [...new Set(definition.steps.map((step) => step.agentId))];
+    const known = await this.agents.list(agentIdsUsed);
+    checkAgentsKnown(definition, new Set(known.map((agent) => agent.id)));
+    const run = await this.workflows.start(
+      definition,
+      request.input ?? null,
+      request.failPolicy ?? 'fail_fast',
+      parseInput(userId, actor.userId) ?? null,
+    );
+    for (const worker of this.workers) worker.nudge();
+    return run;
   }
 
-  // eslint-disable-next-line require-yield
-  async *streamWorkflow(_workflowId: string): AsyncIterable<never> {
-    throw notImplemented('streamWorkflow');
+  async getWorkflowRuns(ids: readonly string[]): Promise<(WorkflowRun | null)[]> {
+    return inOrder(ids, await this.workflows.get(parseInput(taskIds, ids)), (run) => run.id);
+  }
+
+  async getWorkflowSteps(runIds: readonly string[]): Promise<WorkflowStep[][]> {
+    const steps = await this.workflows.steps(parseInput(taskIds, runIds));
+    return runIds.map((id) => steps.filter((step) => step.runId === id));
+  }
+
+  async listWorkflowRuns(filter: WorkflowRunFilter): Promise<Page<WorkflowRun>> {
+    return this.workflows.page(parseInput(workflowRunFilter, filter));
+  }
+
+  async cancelWorkflowRun(id: string, actor: Actor = {}): Promise<WorkflowRun> {
+    const run = await this.workflows.cancel(
+      parseInput(workflowRunId, id),
+      parseInput(userId, actor.userId) ?? null,
+    );
+    return run;
+  }
+
+  private async existingRun(id: string): Promise<WorkflowRun> {
+    const [run] = await this.workflows.get([parseInput(workflowRunId, id)]);
+    if (!run) throw notFound('workflow run', id);
+    return run;
+  }
+
+  async *streamWorkflow(id: string, options: { after?: string | null } = {}): AsyncIterable<AgentEvent> {
+    const run = await this.existingRun(id);
+    const afterSeq = options.after ? await this.events.positionOf(options.after) : 0;
+    // Subscribed before the check below, so a final event written in between is not missed.
+    const events = this.live.events$({ workflowRunId: run.id }, afterSeq);
+    try {
+      if (isFinalRun(run.status)) {
+        // Resumed past the final event of a finished run: nothing more will come.
+        const [next] = await this.events.list({ workflowRunId: run.id, afterSeq, limit: 1 });
+        if (!next) return;
+      }
+      for await (const event of events) {
+        yield event;
+        if (FINAL_WORKFLOW_EVENT_TYPES.has(event.type)) return;
+      }
+    } finally {
+      await events.return?.();
+    }
+  }
+
+  async *watchWorkflowRun(id: string): AsyncIterable<WorkflowRun> {
+    const head = await this.events.head();
+    const run = await this.existingRun(id);
+    yield run;
+    if (isFinalRun(run.status)) return;
+    const events = this.live.events$({ workflowRunId: run.id }, head);
+    try {
+      for await (const event of events) {
+        const [current] = await this.workflows.get([run.id]);
+        if (current) yield current;
+        if (FINAL_WORKFLOW_EVENT_TYPES.has(event.type)) return;
+      }
+    } finally {
+      await events.return?.();
+    }
   }
 }
+
+/** The events that end a workflow run's stream. */
+const FINAL_WORKFLOW_EVENT_TYPES: ReadonlySet<EventType> = new Set([
+  'workflow_succeeded',
+  'workflow_failed',
+  'workflow_cancelled',
+]);
 
 /** Lines `rows` up with `ids` (null where absent), as batch loaders need. */
 function inOrder<T>(ids: readonly string[], rows: readonly T[], keyOf: (row: T) => string): (T | null)[] {

@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 export interface EventStreamFilter {
   agentId?: string | null;
   taskId?: string | null;
+  workflowRunId?: string | null;
   types?: readonly EventType[] | null;
 }
 
@@ -75,6 +76,7 @@ export class LiveStreams {
         matches: (event, filter) =>
           (!filter.agentId || event.agentId === filter.agentId) &&
           (!filter.taskId || event.taskId === filter.taskId) &&
+          (!filter.workflowRunId || event.workflowRunId === filter.workflowRunId) &&
           (!filter.types || filter.types.includes(event.type)),
       },
       { batchSize: BATCH_SIZE, subscriberCapacity: options.subscriberCapacity },

@@ -237,5 +237,10 @@ export class Worker {
     } catch (error) {
       this.logger.warn({ err: error }, 'settling the parents of finished children failed');
     }
+    try {
+      if ((await this.tasks.settleEndedWorkflowTasks(SETTLED_CHILDREN_PER_SWEEP)) > 0) this.doorbell.ring();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'handing off ended workflow tasks failed');
+    }
   }
 }

@@ -522,8 +522,10 @@ describeEachDatabase('tasks', (kind) => {
     });
   });
 
-  it('workflows are not implemented yet and say so', async () => {
-    await expect(t.runtime.executeWorkflow({})).rejects.toMatchObject({ code: 'NOT_IMPLEMENTED' });
+  it('a workflow without a definition is refused as bad input', async () => {
+    await expect(t.runtime.executeWorkflow({ definition: {} })).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+    });
   });
 });
 

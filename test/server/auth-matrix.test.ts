@@ -73,6 +73,13 @@ const ownTaskWithOutput = async (caller: Credential) => {
   });
   return task.id;
 };
+const ownRun = async (caller: Credential) => {
+  const run = await server.runtime.executeWorkflow(
+    { definition: { steps: [{ id: 'only', agentId: 'analyst', action: 'ping' }] } },
+    { userId: caller.userId },
+  );
+  return run.id;
+};
 const freshAgent = async () => {
   agentCounter += 1;
   const agent = await server.runtime.registerAgent({
@@ -135,6 +142,41 @@ const OPERATIONS: Operation[] = [
     kind: 'query',
     allows: allTasks,
     document: '{ events(first: 1) { edges { node { id } } } }',
+  },
+  {
+    field: 'workflowRun',
+    kind: 'query',
+    allows: atLeast('viewer'),
+    document: 'query($id: ID!) { workflowRun(id: $id) { id status progress steps { id status } } }',
+    variables: async (caller) => ({ id: await ownRun(caller) }),
+  },
+  {
+    field: 'workflowRuns',
+    kind: 'query',
+    allows: atLeast('viewer'),
+    document: '{ workflowRuns(first: 5) { edges { node { id } } } }',
+  },
+  { field: 'workflows', kind: 'query', allows: atLeast('viewer'), document: '{ workflows { id } }' },
+  {
+    field: 'executeWorkflow',
+    kind: 'mutation',
+    allows: atLeast('operator'),
+    document:
+      'mutation { executeWorkflow(input: { definition: { steps: [{ id: "a", agentId: "planner", action: "ping" }] } }) { id } }',
+  },
+  {
+    field: 'executeWorkflow (diagnostic wait)',
+    kind: 'mutation',
+    allows: atLeast('admin'),
+    document:
+      'mutation { executeWorkflow(input: { definition: { steps: [{ id: "a", agentId: "planner", action: "wait", input: { ms: 1 } }] } }) { id } }',
+  },
+  {
+    field: 'cancelWorkflowRun',
+    kind: 'mutation',
+    allows: atLeast('operator'),
+    document: 'mutation($id: ID!) { cancelWorkflowRun(id: $id) { status } }',
+    variables: async (caller) => ({ id: await ownRun(caller) }),
   },
   { field: 'apiKeys', kind: 'query', allows: atLeast('admin'), document: '{ apiKeys { id name } }' },
   {
@@ -230,6 +272,20 @@ const OPERATIONS: Operation[] = [
     allows: atLeast('viewer'),
     document: 'subscription($id: ID!) { taskOutput(taskId: $id) { offset text } }',
     variables: async (caller) => ({ id: await ownTaskWithOutput(caller) }),
+  },
+  {
+    field: 'workflowRunEvents',
+    kind: 'subscription',
+    allows: atLeast('viewer'),
+    document: 'subscription($id: ID!) { workflowRunEvents(id: $id) { type workflowRunId } }',
+    variables: async (caller) => ({ id: await ownRun(caller) }),
+  },
+  {
+    field: 'workflowRunUpdated',
+    kind: 'subscription',
+    allows: atLeast('viewer'),
+    document: 'subscription($id: ID!) { workflowRunUpdated(id: $id) { id status } }',
+    variables: async (caller) => ({ id: await ownRun(caller) }),
   },
   {
     field: 'agentStatusChanged',

@@ -24,6 +24,14 @@ export const EVENT_TYPES = [
   'step_failed',
   'state_updated',
   'state_reset',
+  'workflow_started',
+  'workflow_step_started',
+  'workflow_step_succeeded',
+  'workflow_step_failed',
+  'workflow_step_skipped',
+  'workflow_succeeded',
+  'workflow_failed',
+  'workflow_cancelled',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -34,6 +42,8 @@ export interface AgentEvent {
   type: EventType;
   agentId: string | null;
   taskId: string | null;
+  /** The workflow run a workflow_* event is about. */
+  workflowRunId: string | null;
   userId: string | null;
   payload: Record<string, unknown>;
   createdAt: Date;
@@ -66,6 +76,7 @@ interface EventRow {
   event_type: EventType;
   agent_id: string | null;
   task_id: string | null;
+  workflow_run_id?: string | null;
   user_id: string | null;
   payload: Record<string, unknown> | null;
   created_at: unknown;
@@ -77,6 +88,7 @@ export const eventFromRow = (row: EventRow): AgentEvent => ({
   type: row.event_type,
   agentId: row.agent_id,
   taskId: row.task_id,
+  workflowRunId: row.workflow_run_id ?? null,
   userId: row.user_id,
   payload: row.payload ?? {},
   createdAt: toDate(row.created_at),
@@ -88,6 +100,7 @@ export function eventStore(sql: SqlFunctions) {
     async list(filter: {
       agentId?: string | null;
       taskId?: string | null;
+      workflowRunId?: string | null;
       types?: readonly string[] | null;
       afterSeq?: number | null;
       limit: number;
@@ -98,6 +111,8 @@ export function eventStore(sql: SqlFunctions) {
         p_types: filter.types ? [...filter.types] : null,
         p_after_seq: filter.afterSeq ?? null,
         p_limit: filter.limit,
+        // Only when given: the argument arrived with workflows (20261203000400_cas_workflows.sql).
+        ...(filter.workflowRunId ? { p_workflow_run_id: filter.workflowRunId } : {}),
       });
       return rows.map(eventFromRow);
     },

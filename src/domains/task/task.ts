@@ -343,6 +343,12 @@ export function taskStore(sql: SqlFunctions) {
     /** Settles parents whose children ended where they could not be settled at once; how many. */
     settleFinishedChildren: (limit: number) =>
       sql.value<unknown>('cas_settle_finished_children', { p_limit: limit }).then(toNumber),
+    /**
+     * Hands off to their workflow runs the workflow tasks that ended without a hand-off (cancelled
+     * while queued, or by unregistering their agent); how many.
+     */
+    settleEndedWorkflowTasks: (limit: number) =>
+      sql.value<unknown>('cas_settle_ended_workflow_tasks', { p_limit: limit }).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */

@@ -19,6 +19,10 @@ export const AgentEventRef = builder.objectRef<AgentEvent>('AgentEvent').impleme
     type: t.exposeString('type', { description: 'e.g. task_queued, task_completed, state_updated.' }),
     agentId: t.exposeID('agentId', { nullable: true }),
     taskId: t.exposeID('taskId', { nullable: true }),
+    workflowRunId: t.exposeID('workflowRunId', {
+      nullable: true,
+      description: 'The workflow run a workflow_* event is about.',
+    }),
     userId: t.exposeID('userId', { nullable: true }),
     payload: t.expose('payload', { type: 'JSON', nullable: true }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),

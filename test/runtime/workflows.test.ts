@@ -1,0 +1,412 @@
+/**
+ * Multi-agent workflows: a diamond whose last step reads two upstream results, a map fanning out
+ * to 100 tasks with the results in order, failure under fail_fast and continue, cancelling a run,
+ * resuming its event stream from a cursor, and bad definitions refused with nothing written.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AgentEvent } from '../../src/domains/event/event.js';
+import { eventCursor } from '../../src/domains/event/event.js';
+import type { WorkflowRun } from '../../src/domains/workflow/workflow.js';
+import { TaskFailure } from '../../src/runtime/handlers.js';
+import { describeEachDatabase } from '../support/databases.js';
+import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+
+/** Polls until `check` holds; a generous deadline, not a margin. */
+async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+const runWhere = (t: TestRuntime, id: string, ok: (run: WorkflowRun) => boolean) =>
+  until(`run ${id}`, async () => {
+    const [run] = await t.runtime.getWorkflowRuns([id]);
+    return run && ok(run) ? run : undefined;
+  });
+const finished = (t: TestRuntime, id: string) => runWhere(t, id, (run) => run.status !== 'running');
+
+const stepsOf = async (t: TestRuntime, id: string) => {
+  const [steps] = await t.runtime.getWorkflowSteps([id]);
+  return Object.fromEntries(steps!.map((step) => [step.id, step]));
+};
+
+async function collect(stream: AsyncIterable<AgentEvent>): Promise<AgentEvent[]> {
+  const events: AgentEvent[] = [];
+  for await (const event of stream) events.push(event);
+  return events;
+}
+
+const rowCounts = async (t: TestRuntime) => {
+  const [row] = await t.db.query<Record<string, number>>(
+    `select (select count(*)::int from cas_workflow_runs) as runs,
+            (select count(*)::int from cas_workflow_steps) as steps,
+            (select count(*)::int from cas_tasks) as tasks,
+            (select last_seq::int from cas_event_sequence) as events`,
+  );
+  return row!;
+};
+
+describeEachDatabase('workflows', (kind) => {
+  let t: TestRuntime;
+
+  beforeAll(async () => {
+    t = await openTestRuntime(kind, { CAS_WORKERS: '2', CAS_WORKER_CONCURRENCY: '4' });
+    t.runtime.defineActions('planner', {
+      echo: (input) => ({ echo: input }),
+      double: (input) => (input as number) * 2,
+      sum: (input) => (input as number[]).reduce((total, value) => total + value, 0),
+    });
+    t.runtime.defineActions('tester', {
+      alwaysFails: () => {
+        throw new TaskFailure('tester broke', 'BROKEN', true);
+      },
+    });
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it('runs a diamond: D gets B and C results through $ref', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'A', agentId: 'planner', action: 'echo', input: { $ref: 'input.topic' } },
+          { id: 'B', agentId: 'developer', action: 'ping', dependsOn: ['A'] },
+          {
+            id: 'C',
+            agentId: 'planner',
+            action: 'echo',
+            input: { from: { $ref: 'A.result.echo' } },
+            dependsOn: ['A'],
+          },
+          {
+            id: 'D',
+            agentId: 'planner',
+            action: 'echo',
+            input: {
+              b: { $ref: 'B.result' },
+              c: { $ref: 'C.result.echo.from' },
+              list: [{ $ref: 'input.n' }],
+            },
+            dependsOn: ['B', 'C'],
+          },
+        ],
+      },
+      input: { topic: 'workflows', n: 7 },
+    });
+    expect(run.status).toBe('running');
+    const done = await finished(t, run.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.progress).toBe(1);
+    expect(done.result).toEqual({ D: { echo: { b: { pong: true }, c: 'workflows', list: [7] } } });
+    const steps = await stepsOf(t, run.id);
+    expect(Object.values(steps).map((step) => step.status)).toEqual([
+      'succeeded',
+      'succeeded',
+      'succeeded',
+      'succeeded',
+    ]);
+    // D's task was queued only after B and C finished: its task_queued comes after both completions.
+    const events = (await t.runtime.getEventHistory({ first: 500 })).items;
+    const seqOf = (type: string, taskId: string | null) =>
+      events.find((event) => event.type === type && event.taskId === taskId)!.seq;
+    const queuedD = seqOf('task_queued', steps.D!.taskId);
+    expect(queuedD).toBeGreaterThan(seqOf('task_completed', steps.B!.taskId));
+    expect(queuedD).toBeGreaterThan(seqOf('task_completed', steps.C!.taskId));
+  });
+
+  it('maps over 100 items and yields the results in item order', async () => {
+    const items = Array.from({ length: 100 }, (_, index) => index);
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          {
+            id: 'doubled',
+            agentId: 'planner',
+            action: 'double',
+            map: 'input.items',
+            input: { $ref: 'item' },
+          },
+          {
+            id: 'total',
+            agentId: 'planner',
+            action: 'sum',
+            input: { $ref: 'doubled.result' },
+            dependsOn: ['doubled'],
+          },
+        ],
+      },
+      input: { items },
+    });
+    const done = await finished(t, run.id);
+    expect(done.status).toBe('succeeded');
+    const steps = await stepsOf(t, run.id);
+    expect(steps.doubled!.result).toEqual(items.map((value) => value * 2));
+    expect(steps.doubled!.itemsTotal).toBe(100);
+    expect(done.result).toEqual({ total: 9900 });
+  });
+
+  it('fail_fast: a step failing after its retries cancels the running task and fails the run', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'slow', agentId: 'qa', action: 'wait', input: { ms: 60_000 } },
+          { id: 'broken', agentId: 'tester', action: 'alwaysFails', maxAttempts: 2 },
+          { id: 'after', agentId: 'planner', action: 'echo', dependsOn: ['broken'] },
+        ],
+      },
+    });
+    const done = await finished(t, run.id).catch(async (error: unknown) => {
+      console.error(
+        await stepsOf(t, run.id),
+        await t.db.query(
+          'select id, workflow_step_id, status, attempts, run_at, error from cas_tasks where workflow_run_id = $1',
+          [run.id],
+        ),
+      );
+      throw error;
+    });
+    expect(done.status).toBe('failed');
+    expect(done.error).toMatchObject({ stepId: 'broken', code: 'BROKEN' });
+    const steps = await stepsOf(t, run.id);
+    expect(steps.broken!.status).toBe('failed');
+    expect(steps.slow!.status).toBe('cancelled');
+    expect(steps.after!.status).toBe('cancelled');
+    const [broken] = await t.runtime.getTasks([steps.broken!.taskId!]);
+    expect(broken!.attempts).toBe(2);
+    const slowTask = await until('slow task cancelled', async () => {
+      const [task] = await t.runtime.getTasks([steps.slow!.taskId!]);
+      return task?.status === 'cancelled' ? task : undefined;
+    });
+    expect(slowTask.status).toBe('cancelled');
+  }, 120_000);
+
+  it('continue: the independent branch completes, dependents are skipped, the run fails', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'broken', agentId: 'tester', action: 'alwaysFails', maxAttempts: 2 },
+          { id: 'child', agentId: 'planner', action: 'echo', dependsOn: ['broken'] },
+          { id: 'grandchild', agentId: 'planner', action: 'echo', dependsOn: ['child'] },
+          { id: 'other', agentId: 'qa', action: 'wait', input: { ms: 50 } },
+          {
+            id: 'otherNext',
+            agentId: 'planner',
+            action: 'echo',
+            input: { $ref: 'other.result' },
+            dependsOn: ['other'],
+          },
+        ],
+      },
+      failPolicy: 'continue',
+    });
+    const done = await finished(t, run.id);
+    expect(done.status).toBe('failed');
+    expect(done.progress).toBe(1);
+    const steps = await stepsOf(t, run.id);
+    expect(steps.broken!.status).toBe('failed');
+    expect(steps.child!.status).toBe('skipped');
+    expect(steps.grandchild!.status).toBe('skipped');
+    expect(steps.other!.status).toBe('succeeded');
+    expect(steps.otherNext!.status).toBe('succeeded');
+    expect(done.result).toEqual({ otherNext: { echo: { waitedMs: 50, steps: 0 } } });
+  });
+
+  it('cancels a run mid-way: running task stopped, pending steps cancelled; cancelling again is a no-op', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'long', agentId: 'qa', action: 'wait', input: { ms: 60_000 } },
+          { id: 'next', agentId: 'planner', action: 'echo', dependsOn: ['long'] },
+        ],
+      },
+    });
+    const steps = await stepsOf(t, run.id);
+    await until('long running', async () => {
+      const [task] = await t.runtime.getTasks([steps.long!.taskId!]);
+      return task?.status === 'running' ? task : undefined;
+    });
+    const cancelled = await t.runtime.cancelWorkflowRun(run.id);
+    expect(cancelled.status).toBe('cancelled');
+    expect(cancelled.progress).toBe(1);
+    const after = await stepsOf(t, run.id);
+    expect(after.long!.status).toBe('cancelled');
+    expect(after.next!.status).toBe('cancelled');
+    await until('long task cancelled', async () => {
+      const [task] = await t.runtime.getTasks([steps.long!.taskId!]);
+      return task?.status === 'cancelled' ? task : undefined;
+    });
+    const again = await t.runtime.cancelWorkflowRun(run.id);
+    expect(again.status).toBe('cancelled');
+    const events = await collect(t.runtime.streamWorkflow(run.id));
+    expect(events.filter((event) => event.type === 'workflow_cancelled')).toHaveLength(1);
+  });
+
+  it('cancelling a map while its items finish concurrently ends every task, without deadlocks', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          {
+            id: 'many',
+            agentId: 'analyst',
+            action: 'wait',
+            map: 'input.items',
+            input: { ms: { $ref: 'item' } },
+          },
+          { id: 'after', agentId: 'planner', action: 'echo', dependsOn: ['many'] },
+        ],
+      },
+      input: { items: Array.from({ length: 200 }, () => 5) },
+    });
+    await until('some items done', async () => {
+      const steps = await stepsOf(t, run.id);
+      return steps.many!.itemsDone >= 10 ? true : undefined;
+    });
+    const cancelled = await t.runtime.cancelWorkflowRun(run.id);
+    expect(cancelled.status).toBe('cancelled');
+    const [row] = await until('every task final', async () => {
+      const rows = await t.db.query<{ open: number }>(
+        `select count(*)::int as open from cas_tasks
+         where workflow_run_id = $1 and status not in ('succeeded', 'failed', 'cancelled')`,
+        [run.id],
+      );
+      return rows[0]!.open === 0 ? rows : undefined;
+    });
+    expect(row!.open).toBe(0);
+    const steps = await stepsOf(t, run.id);
+    expect(steps.many!.status).toBe('cancelled');
+    expect(steps.after!.status).toBe('cancelled');
+    const [final] = await t.runtime.getWorkflowRuns([run.id]);
+    expect(final!.status).toBe('cancelled');
+  }, 120_000);
+
+  it('workflowRunEvents resumed from a cursor has no gaps or duplicates', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'one', agentId: 'planner', action: 'ping' },
+          { id: 'two', agentId: 'developer', action: 'ping', dependsOn: ['one'] },
+          { id: 'three', agentId: 'tester', action: 'ping', dependsOn: ['two'] },
+        ],
+      },
+    });
+    const firstPart: AgentEvent[] = [];
+    for await (const event of t.runtime.streamWorkflow(run.id)) {
+      firstPart.push(event);
+      if (firstPart.length === 3) break;
+    }
+    const rest = await collect(t.runtime.streamWorkflow(run.id, { after: eventCursor(firstPart.at(-1)!) }));
+    const all = [...firstPart, ...rest];
+    const whole = await collect(t.runtime.streamWorkflow(run.id));
+    expect(all.map((event) => event.seq)).toEqual(whole.map((event) => event.seq));
+    expect(new Set(all.map((event) => event.seq)).size).toBe(all.length);
+    expect(whole.map((event) => event.type)).toEqual([
+      'workflow_started',
+      'workflow_step_started',
+      'workflow_step_succeeded',
+      'workflow_step_started',
+      'workflow_step_succeeded',
+      'workflow_step_started',
+      'workflow_step_succeeded',
+      'workflow_succeeded',
+    ]);
+    expect(whole.every((event) => event.workflowRunId === run.id)).toBe(true);
+    const updates: WorkflowRun[] = [];
+    for await (const snapshot of t.runtime.watchWorkflowRun(run.id)) updates.push(snapshot);
+    expect(updates.at(-1)!.status).toBe('succeeded');
+  });
+
+  describe('a task cancelled while queued (no worker ran it)', () => {
+    let idle: TestRuntime;
+    beforeAll(async () => {
+      idle = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+    }, 120_000);
+    afterAll(() => idle?.close());
+
+    it('fails its step at the next sweep, and the run with it', async () => {
+      const run = await idle.runtime.executeWorkflow({
+        definition: {
+          steps: [
+            { id: 'first', agentId: 'planner', action: 'ping' },
+            { id: 'second', agentId: 'qa', action: 'ping', dependsOn: ['first'] },
+          ],
+        },
+      });
+      const steps = await stepsOf(idle, run.id);
+      await idle.runtime.cancelTask(steps.first!.taskId!);
+      expect((await idle.runtime.getWorkflowRuns([run.id]))[0]!.status).toBe('running');
+      // What a worker's lease sweep runs (none runs in this runtime).
+      const [swept] = await idle.db.query<{ n: number }>('select cas_settle_ended_workflow_tasks(100) as n');
+      expect(swept!.n).toBe(1);
+      const [after] = await idle.runtime.getWorkflowRuns([run.id]);
+      expect(after).toMatchObject({ status: 'failed', error: { stepId: 'first', code: 'CANCELLED' } });
+      const final = await stepsOf(idle, run.id);
+      expect([final.first!.status, final.second!.status]).toEqual(['failed', 'cancelled']);
+      const [again] = await idle.db.query<{ n: number }>('select cas_settle_ended_workflow_tasks(100) as n');
+      expect(again!.n).toBe(0);
+    });
+  });
+
+  describe('bad definitions are refused with BAD_USER_INPUT and nothing written', () => {
+    const cases: [string, unknown, string | null][] = [
+      ['no steps', { steps: [] }, null],
+      ['not an object', 'steps', null],
+      ['unknown agent', { steps: [{ id: 'a', agentId: 'nobody', action: 'ping' }] }, 'a'],
+      ['unknown action', { steps: [{ id: 'a', agentId: 'planner', action: 'nope' }] }, 'a'],
+      [
+        'duplicate id',
+        {
+          steps: [
+            { id: 'a', agentId: 'planner', action: 'ping' },
+            { id: 'a', agentId: 'qa', action: 'ping' },
+          ],
+        },
+        'a',
+      ],
+      [
+        'cycle',
+        {
+          steps: [
+            { id: 'a', agentId: 'planner', action: 'ping', dependsOn: ['b'] },
+            { id: 'b', agentId: 'planner', action: 'ping', dependsOn: ['a'] },
+          ],
+        },
+        'a',
+      ],
+      [
+        '$ref to a step that is not upstream',
+        {
+          steps: [
+            { id: 'a', agentId: 'planner', action: 'ping' },
+            { id: 'b', agentId: 'planner', action: 'echo', input: { $ref: 'a.result' } },
+          ],
+        },
+        'b',
+      ],
+      [
+        '$ref to an unknown root',
+        { steps: [{ id: 'a', agentId: 'planner', action: 'echo', input: { x: { $ref: 'ghost.result' } } }] },
+        'a',
+      ],
+      [
+        'item outside a map',
+        { steps: [{ id: 'a', agentId: 'planner', action: 'echo', input: { $ref: 'item' } }] },
+        'a',
+      ],
+      [
+        'unknown dependency',
+        { steps: [{ id: 'a', agentId: 'planner', action: 'ping', dependsOn: ['z'] }] },
+        'a',
+      ],
+    ];
+    it.each(cases)('%s', async (_name, definition, stepId) => {
+      const before = await rowCounts(t);
+      const refusal = t.runtime.executeWorkflow({ definition });
+      await expect(refusal).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+      if (stepId) await expect(refusal).rejects.toMatchObject({ details: { stepId } });
+      expect(await rowCounts(t)).toEqual(before);
+    });
+  });
+});
