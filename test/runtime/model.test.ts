@@ -5,7 +5,7 @@
  * invalid JSON answer is retried once with the validation error, then MODEL_OUTPUT_INVALID; token
  * usage lands as metric points of the agent.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { defineAction } from '../../src/agents/actions.js';
 import { runtimeTools } from '../../src/agents/model/tools.js';
 import type { Task } from '../../src/domains/task/task.js';
@@ -209,6 +209,39 @@ describeEachDatabase('model-backed agents', (kind) => {
     expect(model.requests[before + 1]!.body.messages.at(-1)?.content).toMatch(
       /agent "developer" has no action "write_poetry"/,
     );
+  });
+
+  it("planner.plan's result runs as a workflow as it is", async () => {
+    const plan = {
+      steps: [
+        {
+          id: 'scan',
+          agentId: 'security',
+          action: 'scan_secrets',
+          input: { text: 'no secrets here' },
+          dependsOn: [],
+        },
+        { id: 'announce', agentId: 'marketer', action: 'ping', input: {}, dependsOn: ['scan'] },
+      ],
+    };
+    model.script({ kind: 'answer', pieces: [JSON.stringify(plan)] });
+    const planned = await t.runtime.executeTask({
+      agentId: 'planner',
+      action: 'plan',
+      input: { goal: 'check for secrets, then announce' },
+      wait: true,
+    });
+    expect(planned.status).toBe('succeeded');
+    const run = await t.runtime.executeWorkflow({ definition: planned.result });
+    await vi.waitFor(
+      async () => expect((await t.runtime.getWorkflowRuns([run.id]))[0]?.status).toBe('succeeded'),
+      { timeout: 60_000, interval: 100 },
+    );
+    const [steps] = await t.runtime.getWorkflowSteps([run.id]);
+    expect(steps!.map((step) => [step.id, step.status])).toEqual([
+      ['scan', 'succeeded'],
+      ['announce', 'succeeded'],
+    ]);
   });
 
   it('tools: the model delegates to security.scan_secrets through ctx.call, then answers', async () => {

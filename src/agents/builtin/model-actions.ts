@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineAction, type ActionDefinition, type ActionMap } from '../actions.js';
 import { TaskFailure } from '../../runtime/handlers.js';
+import { stepIdSchema } from '../../domains/workflow/workflow.js';
 
 /** Longest free-text input field (a spec, code under review...). */
 const MAX_TEXT = 100_000;
@@ -65,12 +66,13 @@ export const marketerActions: ActionMap = {
 /** Whether an agent has an action (the runtime's registry), for checking a plan. */
 export type KnownAction = (agentId: string, action: string) => boolean;
 
+/** A plan's step is a workflow step (src/domains/workflow): the plan runs as a workflow as it is. */
 const planStep = z.object({
-  id: z.string().min(1).max(100),
+  id: stepIdSchema,
   agentId: z.string().min(1).max(63),
   action: z.string().min(1).max(100),
   input: z.record(z.string(), z.unknown()),
-  dependsOn: z.array(z.string().max(100)).max(50),
+  dependsOn: z.array(stepIdSchema).max(50),
 });
 
 /**

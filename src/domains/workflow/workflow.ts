@@ -32,7 +32,8 @@ export const MAX_WORKFLOW_STEPS = 200;
 /** `$ref` roots that are not step ids: the run's input and a map step's item. */
 const RESERVED_ROOTS = ['input', 'item'] as const;
 
-const stepIdSchema = z
+/** A step's id: what `dependsOn` and `$ref`s name. */
+export const stepIdSchema = z
   .string()
   .min(1)
   .max(100)
