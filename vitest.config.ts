@@ -15,7 +15,11 @@ import type { SupabaseTestTarget } from './test/support/context.js';
  */
 const SUPABASE_SUITES = ['test/runtime/**/*.test.ts', 'test/server/subscriptions.test.ts'];
 /** Worker processes need DATABASE_URL: they stay on the PostgreSQL server. */
-const NOT_ON_SUPABASE = ['test/runtime/workers.test.ts', 'test/runtime/durable-workers.test.ts'];
+const NOT_ON_SUPABASE = [
+  'test/runtime/workers.test.ts',
+  'test/runtime/durable-workers.test.ts',
+  'test/runtime/workflow-workers.test.ts',
+];
 
 function realProjectTarget(): SupabaseTestTarget {
   const url = process.env.SUPABASE_URL || process.env.NEXT_PUBLIC_SUPABASE_URL;
