@@ -28,6 +28,8 @@ const DEFAULT_OTLP_PROTOCOL = 'http/protobuf';
 
 /** Where agent files are looked for when CAS_AGENTS_DIR is unset, relative to the working directory. */
 export const DEFAULT_AGENTS_DIR = 'agents';
+/** Where workflow files are looked for when CAS_WORKFLOWS_DIR is unset. */
+export const DEFAULT_WORKFLOWS_DIR = 'workflows';
 
 /** A comma-separated list, blanks dropped. */
 const commaList = z.string().transform((value) =>
@@ -60,6 +62,7 @@ const environmentSchema = z
     NODE_ENV: z.string().optional(),
     CAS_DATA_DIR: z.string().min(1).default('.cas/data'),
     CAS_AGENTS_DIR: z.string().min(1).optional(),
+    CAS_WORKFLOWS_DIR: z.string().min(1).optional(),
     DATABASE_URL: z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
@@ -205,6 +208,8 @@ export interface Config {
    * folder may be absent (no agents in code).
    */
   agentsDir: { path: string; explicit: boolean };
+  /** CAS_WORKFLOWS_DIR: the folder of workflow files (defineWorkflow), as agentsDir. */
+  workflowsDir: { path: string; explicit: boolean };
   databaseUrl?: string;
   supabase?: { url: string; serviceRoleKey: string };
   mode: DatabaseMode;
@@ -339,6 +344,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     dataDir: e.CAS_DATA_DIR,
     agentsDir: { path: e.CAS_AGENTS_DIR ?? DEFAULT_AGENTS_DIR, explicit: e.CAS_AGENTS_DIR !== undefined },
+    workflowsDir: {
+      path: e.CAS_WORKFLOWS_DIR ?? DEFAULT_WORKFLOWS_DIR,
+      explicit: e.CAS_WORKFLOWS_DIR !== undefined,
+    },
     databaseUrl: e.DATABASE_URL,
     supabase,
     // A direct connection wins for data when both are set: it is faster and transactional.

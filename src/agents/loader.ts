@@ -53,13 +53,21 @@ export interface LoadAgentsOptions {
   cwd?: string;
 }
 
+/** One file's default export, with its path and how messages show it. */
+export interface ImportedDefault {
+  file: string;
+  name: string;
+  value: unknown;
+}
+
 /**
- * Imports every agent file directly in the folder (sorted by name) and checks it: each must
- * default-export a valid defineAgent(...) result, and no two may share an id. Throws an
- * AgentLoadError at the first problem found. The process's loader must handle `.ts` files
- * (`node --import tsx`, as `npm start` and `npm run worker` run).
+ * Imports every definition file directly in a folder (sorted by name) and returns their default
+ * exports: the part agent and workflow loading share. `setting` names the folder's environment
+ * setting in messages; `sdkHint` says how a file should end.
  */
-export async function loadAgents(options: LoadAgentsOptions): Promise<LoadedAgent[]> {
+export async function importDefaultExports(
+  options: LoadAgentsOptions & { setting: string; kind: string; sdkHint: string },
+): Promise<ImportedDefault[]> {
   const cwd = options.cwd ?? process.cwd();
   const dir = path.resolve(cwd, options.dir);
   const info = await stat(dir).catch((error: NodeJS.ErrnoException) => {
@@ -69,38 +77,59 @@ export async function loadAgents(options: LoadAgentsOptions): Promise<LoadedAgen
   if (!info) {
     if (!options.explicit) return [];
     throw new AgentLoadError(
-      `CAS_AGENTS_DIR is "${options.dir}", which does not exist (${dir})\ncreate it, or fix or unset CAS_AGENTS_DIR`,
+      `${options.setting} is "${options.dir}", which does not exist (${dir})\ncreate it, or fix or unset ${options.setting}`,
     );
   }
   if (!info.isDirectory()) {
-    throw new AgentLoadError(`CAS_AGENTS_DIR is "${options.dir}", which is not a folder (${dir})`);
+    throw new AgentLoadError(`${options.setting} is "${options.dir}", which is not a folder (${dir})`);
   }
   const entries = await readdir(dir, { withFileTypes: true });
   const files = entries
     .filter((entry) => entry.isFile() && isAgentFile(entry.name))
     .map((entry) => path.join(dir, entry.name))
     .sort();
-
-  const loaded: LoadedAgent[] = [];
+  const imported: ImportedDefault[] = [];
   for (const file of files) {
     const name = shown(file, cwd);
     let module: Record<string, unknown>;
     try {
       module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (error) {
-      throw new AgentLoadError(`agent file ${name} failed to load: ${headline(error)}`, { cause: error });
+      throw new AgentLoadError(`${options.kind} file ${name} failed to load: ${headline(error)}`, {
+        cause: error,
+      });
     }
     if (!('default' in module) || module.default === undefined) {
-      throw new AgentLoadError(
-        `agent file ${name} has no default export\nend it with: export default defineAgent({ ... }) (import { defineAgent } from 'cas-runtime-api/sdk')`,
-      );
+      throw new AgentLoadError(`${options.kind} file ${name} has no default export\n${options.sdkHint}`);
     }
-    if (!isDefinedAgent(module.default)) {
+    imported.push({ file, name, value: module.default });
+  }
+  return imported;
+}
+
+/**
+ * Imports every agent file directly in the folder (sorted by name) and checks it: each must
+ * default-export a valid defineAgent(...) result, and no two may share an id. Throws an
+ * AgentLoadError at the first problem found. The process's loader must handle `.ts` files
+ * (`node --import tsx`, as `npm start` and `npm run worker` run).
+ */
+export async function loadAgents(options: LoadAgentsOptions): Promise<LoadedAgent[]> {
+  const cwd = options.cwd ?? process.cwd();
+  const imported = await importDefaultExports({
+    ...options,
+    setting: 'CAS_AGENTS_DIR',
+    kind: 'agent',
+    sdkHint:
+      "end it with: export default defineAgent({ ... }) (import { defineAgent } from 'cas-runtime-api/sdk')",
+  });
+  const loaded: LoadedAgent[] = [];
+  for (const { file, name, value } of imported) {
+    if (!isDefinedAgent(value)) {
       throw new AgentLoadError(
         `agent file ${name}: its default export is not a defineAgent(...) result\nexport default defineAgent({ id, name, role, actions }) (import { defineAgent } from 'cas-runtime-api/sdk')`,
       );
     }
-    const checked = checkDefinition(module.default);
+    const checked = checkDefinition(value);
     if (!checked.ok) {
       throw new AgentLoadError(
         `agent file ${name} has an invalid definition: ${checked.problems.join('; ')}`,

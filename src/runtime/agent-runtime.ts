@@ -10,6 +10,7 @@ import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '..
 import type { ActionMap } from '../agents/actions.js';
 import type { ActionDescription } from '../agents/registry.js';
 import type { CasMetrics } from '../observability/metrics.js';
+import type { DefinedWorkflow } from '../domains/workflow/define.js';
 import type {
   ExecuteWorkflowInput,
   WorkflowRun,
@@ -161,6 +162,9 @@ export interface AgentRuntime {
    * Starts a workflow run: the definition is checked first (BAD_USER_INPUT naming the step, nothing
    * written), then the run, its steps and the tasks of the steps without dependencies are written.
    */
+  /** Workflows registered in code (defineWorkflow in CAS_WORKFLOWS_DIR). */
+  listWorkflows(): readonly DefinedWorkflow[];
+  /** Starts a run of a definition, or of a registered workflow by id. */
   executeWorkflow(input: ExecuteWorkflowInput, actor?: Actor): Promise<WorkflowRun>;
   getWorkflowRuns(ids: readonly string[]): Promise<(WorkflowRun | null)[]>;
   /** The steps of each run, in definition order. */

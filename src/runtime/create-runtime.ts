@@ -6,6 +6,7 @@ import { findEmbeddedTemplate, isNewDataDir } from '../db/embedded-template.js';
 import { openPostgres, poolSize } from '../db/postgres.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { LoadedAgent } from '../agents/loader.js';
+import type { DefinedWorkflow } from '../domains/workflow/define.js';
 import type { AgentRuntime } from './agent-runtime.js';
 import { databaseBackend, type Backend } from './backend.js';
 import { CustomRuntime } from './custom-runtime.js';
@@ -20,6 +21,8 @@ export interface CreateRuntimeOptions {
   backend?: Backend;
   /** Agents in code (loadAgents): registered with their actions at start, before workers claim. */
   agents?: readonly LoadedAgent[];
+  /** Workflows in code (loadWorkflows), started by id with executeWorkflow({ workflowId }). */
+  workflows?: readonly DefinedWorkflow[];
 }
 
 /**
@@ -64,7 +67,13 @@ export async function openBackend(config: Config, logger: Logger, database?: Dat
 export async function createRuntime(options: CreateRuntimeOptions): Promise<CustomRuntime & AgentRuntime> {
   const { config, logger = silentLogger() } = options;
   const backend = options.backend ?? (await openBackend(config, logger, options.database));
-  const runtime = new CustomRuntime({ config, backend, logger, agents: options.agents });
+  const runtime = new CustomRuntime({
+    config,
+    backend,
+    logger,
+    agents: options.agents,
+    workflows: options.workflows,
+  });
   try {
     await runtime.initialize();
   } catch (error) {

@@ -71,6 +71,7 @@ import { currentTraceParent } from '../observability/tracing.js';
 import { tracedSqlFunctions } from '../db/sql-functions.js';
 import type { Backend } from './backend.js';
 import type { AgentReads } from './handlers.js';
+import type { DefinedWorkflow } from '../domains/workflow/define.js';
 import type { Logger } from '../logger.js';
 import { VERSION } from '../version.js';
 import { agentId, agentIds, parseInput, taskId, taskIds, userId } from '../validation.js';
@@ -113,6 +114,8 @@ export interface CustomRuntimeOptions {
   logger: Logger;
   /** Agents in code (CAS_AGENTS_DIR): registered (upserted) with their actions before workers start. */
   agents?: readonly LoadedAgent[];
+  /** Workflows in code (CAS_WORKFLOWS_DIR), started by id. */
+  workflows?: readonly DefinedWorkflow[];
   /** This process's Prometheus metrics; a new registry when absent. */
   processMetrics?: CasMetrics;
 }
@@ -586,10 +589,15 @@ export class CustomRuntime implements AgentRuntime {
 
   // Workflows
 
+  listWorkflows(): readonly DefinedWorkflow[] {
+    return this.options.workflows ?? [];
+  }
+
   async executeWorkflow(input: ExecuteWorkflowInput, actor: Actor = {}): Promise<WorkflowRun> {
     const request = parseInput(executeWorkflowInput, input);
+    const registered = request.workflowId ? this.registeredWorkflow(request.workflowId) : null;
     const definition = validateDefinition(
-      request.definition,
+      registered ? { steps: registered.steps } : request.definition,
       (agent, action) => this.registry.resolve(agent, action) !== null,
     );
     const agentIdsUsed = [...new Set(definition.steps.map((step) => step.agentId))];
@@ -598,11 +606,17 @@ export class CustomRuntime implements AgentRuntime {
     const run = await this.workflows.start(
       definition,
       request.input ?? null,
-      request.failPolicy ?? 'fail_fast',
+      request.failPolicy ?? registered?.failPolicy ?? 'fail_fast',
       parseInput(userId, actor.userId) ?? null,
     );
     for (const worker of this.workers) worker.nudge();
     return run;
+  }
+
+  private registeredWorkflow(id: string): DefinedWorkflow {
+    const found = this.listWorkflows().find((workflow) => workflow.id === id);
+    if (!found) throw notFound('workflow', id);
+    return found;
   }
 
   async getWorkflowRuns(ids: readonly string[]): Promise<(WorkflowRun | null)[]> {

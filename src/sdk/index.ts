@@ -19,6 +19,8 @@ export {
  * deployer's schemas and the runtime's JSON Schema conversion agree.
  */
 export { z } from 'zod';
+export { defineWorkflow, type DefinedWorkflow } from '../domains/workflow/define.js';
+export type { WorkflowStepDefinition } from '../domains/workflow/workflow.js';
 export type {
   ModelTool,
   ObjectRequest,

@@ -6,6 +6,7 @@
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { loadAgents } from '../agents/loader.js';
+import { loadWorkflows } from '../domains/workflow/define.js';
 import { createRuntime } from '../runtime/create-runtime.js';
 import { startTracing } from '../observability/tracing.js';
 import { serveMetrics } from '../observability/metrics-endpoint.js';
@@ -33,9 +34,13 @@ async function main() {
   logUnhandledRejections(logger);
   // Before anything makes a span: the SDK must be registered first (no-op when OTEL_* is unset).
   const tracing = await startTracing(config.tracing, logger);
-  // Before the database: a broken agent file stops start-up at once, naming the file.
+  // Before the database: a broken agent or workflow file stops start-up at once, naming the file.
   const agents = await loadAgents({ dir: config.agentsDir.path, explicit: config.agentsDir.explicit });
-  const runtime = await createRuntime({ config, logger, agents });
+  const workflows = await loadWorkflows({
+    dir: config.workflowsDir.path,
+    explicit: config.workflowsDir.explicit,
+  });
+  const runtime = await createRuntime({ config, logger, agents, workflows });
   const { host, metrics } = config;
   const metricsServer =
     metrics.port === undefined

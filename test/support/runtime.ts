@@ -1,4 +1,5 @@
 import type { LoadedAgent } from '../../src/agents/loader.js';
+import type { DefinedWorkflow } from '../../src/domains/workflow/define.js';
 import { loadConfig } from '../../src/config.js';
 import type { Database } from '../../src/db/database.js';
 import { silentLogger } from '../../src/logger.js';
@@ -30,7 +31,7 @@ export async function openTestRuntime(
   kind: TestDatabaseKind,
   env: Record<string, string> = {},
   /** Agents in code (loadAgents), registered at start as `npm start` does. */
-  options: { agents?: readonly LoadedAgent[] } = {},
+  options: { agents?: readonly LoadedAgent[]; workflows?: readonly DefinedWorkflow[] } = {},
 ): Promise<TestRuntime> {
   const testDb = await openTestDatabase(kind);
   let runtime: CustomRuntime;
@@ -41,12 +42,14 @@ export async function openTestRuntime(
             config: loadConfig({ ...FAST_RUNTIME_ENV, ...env, ...testDb.env }),
             logger: silentLogger(),
             agents: options.agents,
+            workflows: options.workflows,
           }
         : {
             config: loadConfig({ ...FAST_RUNTIME_ENV, ...env }),
             database: testDb.db,
             logger: silentLogger(),
             agents: options.agents,
+            workflows: options.workflows,
           },
     );
   } catch (error) {

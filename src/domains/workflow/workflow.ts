@@ -60,11 +60,19 @@ export const workflowDefinitionSchema = z.object({
 });
 export type WorkflowDefinition = z.output<typeof workflowDefinitionSchema>;
 
-export const executeWorkflowInput = z.object({
-  definition: z.unknown(),
-  input: jsonValue.optional(),
-  failPolicy: z.enum(FAIL_POLICIES).nullish(),
-});
+export const executeWorkflowInput = z
+  .object({
+    /** A definition given with the request... */
+    definition: z.unknown().optional(),
+    /** ...or the id of one registered in code (defineWorkflow): exactly one of the two. */
+    workflowId: z.string().min(1).max(100).nullish(),
+    input: jsonValue.optional(),
+    failPolicy: z.enum(FAIL_POLICIES).nullish(),
+  })
+  .refine((request) => (request.definition == null) !== (request.workflowId == null), {
+    message: 'give either definition or workflowId',
+    path: ['definition'],
+  });
 export type ExecuteWorkflowInput = z.input<typeof executeWorkflowInput>;
 
 export const workflowRunFilter = z.object({

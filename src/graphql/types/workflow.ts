@@ -17,6 +17,7 @@ import { upperCaseEnum } from '../enums.js';
 import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
 import { AgentEventRef } from './event.js';
 import { TaskRef } from './task.js';
+import type { DefinedWorkflow } from '../../domains/workflow/define.js';
 
 const WorkflowRunStatusEnum = upperCaseEnum(
   'WorkflowRunStatus',
@@ -118,10 +119,22 @@ const WorkflowRunConnection = builder.connectionObject(
   { name: 'WorkflowRunEdge' },
 );
 
-const WorkflowRef = builder.objectRef<{ id: string }>('Workflow').implement({
+const WorkflowRef = builder.objectRef<DefinedWorkflow>('Workflow').implement({
   description:
-    'A workflow definition registered in code (defineWorkflow): not loaded yet, so none are listed.',
-  fields: (t) => ({ id: t.exposeID('id') }),
+    'A workflow definition registered in code (defineWorkflow in CAS_WORKFLOWS_DIR); start it with executeWorkflow(input: { workflowId }).',
+  fields: (t) => ({
+    id: t.exposeID('id'),
+    description: t.string({ nullable: true, resolve: (workflow) => workflow.description ?? null }),
+    steps: t.field({
+      type: 'JSON',
+      description: 'The steps, as in an executeWorkflow definition.',
+      resolve: (workflow) => workflow.steps,
+    }),
+    failPolicy: t.field({
+      type: FailPolicyEnum,
+      resolve: (workflow) => workflow.failPolicy ?? 'fail_fast',
+    }),
+  }),
 });
 
 builder.queryFields((t) => ({
@@ -151,9 +164,9 @@ builder.queryFields((t) => ({
   }),
   workflows: t.field({
     type: [WorkflowRef],
-    description: 'Workflow definitions registered in code. None yet: pass a definition to executeWorkflow.',
+    description: 'Workflow definitions registered in code (defineWorkflow), by id.',
     authScopes: { viewer: true },
-    resolve: () => [],
+    resolve: (_root, _args, { runtime }) => [...runtime.listWorkflows()],
   }),
 }));
 
@@ -161,11 +174,13 @@ const ExecuteWorkflowInput = builder.inputType('ExecuteWorkflowInput', {
   fields: (t) => ({
     definition: t.field({
       type: 'JSON',
-      required: true,
+      required: false,
       description:
         '{ steps: [{ id, agentId, action, input?, dependsOn?, map?, maxAttempts?, timeoutMs? }] }; ' +
-        'input may hold { "$ref": "input.x" | "<stepId>.result.x" | "item.x" } (docs/workflows.md).',
+        'input may hold { "$ref": "input.x" | "<stepId>.result.x" | "item.x" } (docs/workflows.md). ' +
+        'Give this or workflowId.',
     }),
+    workflowId: t.id({ required: false, description: 'A workflow registered in code (Query.workflows).' }),
     input: t.field({ type: 'JSON', required: false, description: 'The run input ($ref "input...").' }),
     failPolicy: t.field({ type: FailPolicyEnum, required: false }),
   }),
@@ -177,17 +192,24 @@ builder.mutationFields((t) => ({
     description: 'Checks a workflow definition and starts a run (its first steps are queued at once).',
     args: { input: t.arg({ type: ExecuteWorkflowInput, required: true }) },
     // Operators; steps running the diagnostics wait and fail need an admin, as in executeTask.
-    authScopes: (_root, { input }) => ({
-      $all: {
-        operator: true,
-        ...(actionsIn(input.definition).some((action) => ADMIN_ONLY_ACTIONS.includes(action))
-          ? { admin: true }
-          : {}),
-      },
-    }),
+    authScopes: (_root, { input }, { runtime }) => {
+      const registered = runtime.listWorkflows().find((workflow) => workflow.id === input.workflowId);
+      const actions = actionsIn(registered ?? input.definition);
+      return {
+        $all: {
+          operator: true,
+          ...(actions.some((action) => ADMIN_ONLY_ACTIONS.includes(action)) ? { admin: true } : {}),
+        },
+      };
+    },
     resolve: (_root, { input }, { runtime, viewer }) =>
       runtime.executeWorkflow(
-        { definition: input.definition, input: input.input ?? null, failPolicy: input.failPolicy ?? null },
+        {
+          definition: input.definition ?? undefined,
+          workflowId: input.workflowId ?? null,
+          input: input.input ?? null,
+          failPolicy: input.failPolicy ?? null,
+        },
         actorOf(viewer),
       ),
   }),
