@@ -104,7 +104,8 @@ export async function runWorkflows(
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
+      // info: the start-up line is what startChild waits for.
+      LOG_LEVEL: 'info',
     },
     'CAS Runtime API ready',
   );
