@@ -9,6 +9,7 @@ import type { Agent } from '../domains/agent/agent.js';
 import type { AgentMetrics, TimeRange, TokenUsage } from '../domains/metric/metric.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { Task } from '../domains/task/task.js';
+import type { WorkflowStep } from '../domains/workflow/workflow.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 
 export interface Loaders {
@@ -17,6 +18,8 @@ export interface Loaders {
   states: DataLoader<string, AgentState | null>;
   /** Model token usage of each task (prompt and completion tokens), null when it made no call. */
   tokenUsage: DataLoader<string, TokenUsage | null>;
+  /** The steps of each workflow run, in definition order: one query for a page of runs. */
+  workflowSteps: DataLoader<string, WorkflowStep[]>;
   /** One loader per time range: agents asked for the same range share a batch. */
   metrics(range: { from?: Date | null; to?: Date | null }): DataLoader<string, AgentMetrics | null>;
   /**
@@ -53,6 +56,7 @@ class OperationLoaders implements Loaders {
   private agentsLoader?: DataLoader<string, Agent | null>;
   private statesLoader?: DataLoader<string, AgentState | null>;
   private tokenUsageLoader?: DataLoader<string, TokenUsage | null>;
+  private workflowStepsLoader?: DataLoader<string, WorkflowStep[]>;
   private metricsByRange?: Map<string, DataLoader<string, AgentMetrics | null>>;
   private recentByFirst?: Map<number, DataLoader<string, Task[]>>;
   private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
@@ -76,6 +80,10 @@ class OperationLoaders implements Loaders {
 
   get tokenUsage() {
     return (this.tokenUsageLoader ??= new DataLoader(inOrder((ids) => this.runtime.getTokenUsage(ids))));
+  }
+
+  get workflowSteps() {
+    return (this.workflowStepsLoader ??= new DataLoader((ids) => this.runtime.getWorkflowSteps(ids)));
   }
 
   metrics(range: { from?: Date | null; to?: Date | null }) {
@@ -108,6 +116,7 @@ class OperationLoaders implements Loaders {
       this.tasksLoader,
       this.statesLoader,
       this.tokenUsageLoader,
+      this.workflowStepsLoader,
       ...(this.metricsByRange?.values() ?? []),
       ...(this.recentByFirst?.values() ?? []),
       ...(this.childrenByFirst?.values() ?? []),

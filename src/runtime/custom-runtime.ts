@@ -608,6 +608,7 @@ export class CustomRuntime implements AgentRuntime {
       request.input ?? null,
       request.failPolicy ?? registered?.failPolicy ?? 'fail_fast',
       parseInput(userId, actor.userId) ?? null,
+      currentTraceParent(),
     );
     for (const worker of this.workers) worker.nudge();
     return run;

@@ -22,6 +22,19 @@
 -- (a new p_workflow_run_id argument), and the cas_agent_events_event_type_check constraint (the
 -- list of 20261202000600 with 'task_output' of 20261203000200, plus the workflow_* types).
 
+-- Step tasks join the trace of the request that started their run (cas_tasks.trace_parent, from
+-- 20261203000300_cas_observability.sql): the insert trigger also reads the run's.
+create or replace function cas_inherit_trace_parent() returns trigger
+language plpgsql set search_path = public, pg_temp as $$
+begin
+  if new.parent_id is not null then
+    select trace_parent into new.trace_parent from cas_tasks where id = new.parent_id;
+  elsif new.workflow_run_id is not null then
+    select trace_parent into new.trace_parent from cas_workflow_runs where id = new.workflow_run_id;
+  end if;
+  return new;
+end $$;
+
 -- 1. Tables -----------------------------------------------------------------------------------------
 
 create table if not exists cas_workflow_runs (
@@ -36,6 +49,8 @@ create table if not exists cas_workflow_runs (
   result jsonb,
   error jsonb,
   user_id text,
+  -- W3C traceparent of the request that started the run: its step tasks join that trace.
+  trace_parent text check (trace_parent is null or length(trace_parent) <= 256),
   created_at timestamptz not null default now(),
   finished_at timestamptz,
   updated_at timestamptz not null default now()
@@ -580,7 +595,8 @@ create or replace function cas_start_workflow(
   p_definition jsonb,
   p_input jsonb default null,
   p_fail_policy text default 'fail_fast',
-  p_user_id text default null
+  p_user_id text default null,
+  p_trace_parent text default null
 ) returns setof cas_workflow_runs
 language plpgsql set search_path = public, pg_temp as $$
 declare
@@ -592,8 +608,9 @@ begin
   end if;
   -- No task or run row is locked yet; agent rows before the first event.
   perform cas_workflow_lock_agents(array(select distinct s ->> 'agentId' from jsonb_array_elements(v_steps) s));
-  insert into cas_workflow_runs (definition, input, fail_policy, steps_total, user_id)
-    values (p_definition, p_input, coalesce(p_fail_policy, 'fail_fast'), jsonb_array_length(v_steps), p_user_id)
+  insert into cas_workflow_runs (definition, input, fail_policy, steps_total, user_id, trace_parent)
+    values (p_definition, p_input, coalesce(p_fail_policy, 'fail_fast'), jsonb_array_length(v_steps), p_user_id,
+            p_trace_parent)
     returning * into v_run;
   insert into cas_workflow_steps (run_id, step_id, position, agent_id, action, input, map_ref, depends_on,
                                   pending_deps, max_attempts, timeout_ms)
@@ -696,24 +713,10 @@ begin
   end if;
 end $$;
 
--- 10. Grants: only the owner and the service role call cas_ functions ----------------------------
+drop trigger if exists cas_tasks_inherit_trace_parent on cas_tasks;
+create trigger cas_tasks_inherit_trace_parent before insert on cas_tasks
+  for each row when (new.trace_parent is null and (new.parent_id is not null or new.workflow_run_id is not null))
+  execute function cas_inherit_trace_parent();
 
-do $$
-declare
-  v_fn regprocedure;
-begin
-  -- As for every cas_ function (20261125000400_cas_security.sql): only the service calls them.
-  for v_fn in
-    select p.oid::regprocedure from pg_proc p
-    join pg_namespace n on n.oid = p.pronamespace
-    where n.nspname = current_schema() and p.proname like 'cas\_%'
-  loop
-    execute format('revoke execute on function %s from public', v_fn);
-    if exists (select 1 from pg_roles where rolname = 'anon') then
-      execute format('revoke execute on function %s from anon, authenticated', v_fn);
-    end if;
-    if exists (select 1 from pg_roles where rolname = 'service_role') then
-      execute format('grant execute on function %s to service_role', v_fn);
-    end if;
-  end loop;
-end $$;
+-- 10. Grants: only the owner and the service role call cas_ functions (20261203000300).
+select cas_restrict_function_access();

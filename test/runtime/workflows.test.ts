@@ -117,6 +117,19 @@ describeEachDatabase('workflows', (kind) => {
     expect(queuedD).toBeGreaterThan(seqOf('task_completed', steps.C!.taskId));
   });
 
+  it('step tasks carry the trace context of the request that started the run', async () => {
+    const traceParent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const [run] = await t.db.query<{ id: string }>(
+      `select id from cas_start_workflow(p_definition => $1::jsonb, p_trace_parent => $2)`,
+      [JSON.stringify({ steps: [{ id: 'only', agentId: 'marketer', action: 'ping' }] }), traceParent],
+    );
+    const tasks = await t.db.query<{ trace_parent: string | null }>(
+      'select trace_parent from cas_tasks where workflow_run_id = $1',
+      [run!.id],
+    );
+    expect(tasks).toEqual([{ trace_parent: traceParent }]);
+  });
+
   it('maps over 100 items and yields the results in item order', async () => {
     const items = Array.from({ length: 100 }, (_, index) => index);
     const run = await t.runtime.executeWorkflow({

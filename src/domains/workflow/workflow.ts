@@ -334,12 +334,15 @@ export function workflowStore(sql: SqlFunctions) {
       input: unknown,
       failPolicy: FailPolicy,
       userId: string | null,
+      /** W3C traceparent of the request: the run's step tasks join its trace. */
+      traceParent: string | null = null,
     ): Promise<WorkflowRun> {
       const [row] = await sql.rows<WorkflowRunRow>('cas_start_workflow', {
         p_definition: json(definition),
         p_input: json(input ?? null),
         p_fail_policy: failPolicy,
         p_user_id: userId,
+        p_trace_parent: traceParent,
       });
       return runFromRow(row!);
     },

@@ -97,7 +97,7 @@ const WorkflowRunRef = builder.objectRef<WorkflowRun>('WorkflowRun').implement({
     steps: t.field({
       type: [WorkflowStepRef],
       description: 'In definition order.',
-      resolve: async (run, _args, { runtime }) => (await runtime.getWorkflowSteps([run.id]))[0] ?? [],
+      resolve: (run, _args, { loaders }) => loaders.workflowSteps.load(run.id),
     }),
     input: t.field({ type: 'JSON', nullable: true, resolve: (run) => run.input ?? null }),
     definition: t.field({ type: 'JSON', resolve: (run) => run.definition ?? null }),
