@@ -583,7 +583,7 @@ export class CustomRuntime implements AgentRuntime {
    */
   async pruneHistory(batchSize?: number): Promise<PruneBatch> {
     if (this.options.config.retentionDays === 0)
-      return { skipped: false, tasks: 0, events: 0, logs: 0, metricPoints: 0 };
+      return { skipped: false, tasks: 0, events: 0, logs: 0, metricPoints: 0, workflowRuns: 0 };
     return this.retention.runOnce(batchSize);
   }
 

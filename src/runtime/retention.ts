@@ -11,7 +11,7 @@ export const RETENTION_BATCH_SIZE = 500;
 export const RETENTION_MAX_BATCHES_PER_RUN = 200;
 
 /**
- * Deletes history older than CAS_RETENTION_DAYS (cas_prune_history), batch after batch, once per
+ * Deletes history older than CAS_RETENTION_DAYS (cas_prune_history, cas_prune_workflow_runs), batch after batch, once per
  * RETENTION_INTERVAL_MS and once RETENTION_FIRST_RUN_DELAY_MS after start. Every worker process runs one; the SQL function
  * takes an advisory try-lock, so only one process prunes at a time and the others skip.
  */
@@ -51,7 +51,14 @@ export class RetentionJob {
 
   /** Prunes until a batch deletes nothing, another process prunes, or the run's cap is reached. */
   async runOnce(batchSize = RETENTION_BATCH_SIZE): Promise<PruneBatch> {
-    const total: PruneBatch = { skipped: false, tasks: 0, events: 0, logs: 0, metricPoints: 0 };
+    const total: PruneBatch = {
+      skipped: false,
+      tasks: 0,
+      events: 0,
+      logs: 0,
+      metricPoints: 0,
+      workflowRuns: 0,
+    };
     for (let batch = 0; batch < RETENTION_MAX_BATCHES_PER_RUN && !this.stopped; batch += 1) {
       const deleted = await this.store.pruneBatch(this.retentionDays, batchSize);
       if (deleted.skipped) return { ...total, skipped: true };
@@ -60,6 +67,7 @@ export class RetentionJob {
       total.events += deleted.events;
       total.logs += deleted.logs;
       total.metricPoints += deleted.metricPoints;
+      total.workflowRuns += deleted.workflowRuns;
     }
     if (deletedRows(total) > 0)
       this.logger.info({ deleted: total }, 'pruned history older than the retention');

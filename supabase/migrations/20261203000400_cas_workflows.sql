@@ -713,6 +713,33 @@ begin
   end if;
 end $$;
 
+-- Retention (CAS_RETENTION_DAYS, called by the workers' retention after cas_prune_history): runs that
+-- finished before the cutoff, with their steps (cascade), oldest first, a batch at a time, passing
+-- over runs another transaction holds. Locks run rows only. Their tasks go with the task history.
+create index if not exists cas_workflow_runs_finished_idx on cas_workflow_runs (finished_at)
+  where finished_at is not null;
+
+create or replace function cas_prune_workflow_runs(p_retention_days int, p_batch_size int default 500)
+returns int
+language plpgsql set search_path = public, pg_temp as $$
+declare
+  v_deleted int;
+begin
+  if p_retention_days is null or p_retention_days < 1 then
+    raise exception using errcode = 'CASBI', message = 'retention days must be at least 1';
+  end if;
+  with old as (
+    select id from cas_workflow_runs
+    where finished_at < now() - make_interval(days => p_retention_days)
+    order by finished_at
+    limit greatest(p_batch_size, 0)
+    for update skip locked
+  )
+  delete from cas_workflow_runs r using old where r.id = old.id;
+  get diagnostics v_deleted = row_count;
+  return v_deleted;
+end $$;
+
 drop trigger if exists cas_tasks_inherit_trace_parent on cas_tasks;
 create trigger cas_tasks_inherit_trace_parent before insert on cas_tasks
   for each row when (new.trace_parent is null and (new.parent_id is not null or new.workflow_run_id is not null))

@@ -154,7 +154,13 @@ describeEachDatabase('retention', (kind) => {
     });
 
     it('does nothing more on a second run', async () => {
-      expect(await t.runtime.pruneHistory()).toMatchObject({ tasks: 0, events: 0, logs: 0, metricPoints: 0 });
+      expect(await t.runtime.pruneHistory()).toMatchObject({
+        tasks: 0,
+        events: 0,
+        logs: 0,
+        metricPoints: 0,
+        workflowRuns: 0,
+      });
     });
   });
 });
@@ -171,5 +177,40 @@ describeEachDatabase('retention off', (kind) => {
     await age(t.db, [task.id]);
     expect(await t.runtime.pruneHistory()).toMatchObject({ tasks: 0, events: 0 });
     expect((await t.runtime.getTasks([task.id]))[0]?.status).toBe('succeeded');
+  });
+});
+
+describeEachDatabase('retention of workflow runs', (kind) => {
+  let t: TestRuntime;
+  beforeAll(async () => {
+    t = await openTestRuntime(kind);
+  });
+  afterAll(() => t?.close());
+
+  it('deletes runs that finished before the retention with their steps, and keeps recent ones', async () => {
+    const definition = { steps: [{ id: 'only', agentId: 'marketer', action: 'ping' }] };
+    const [old, recent] = [
+      await t.runtime.executeWorkflow({ definition }),
+      await t.runtime.executeWorkflow({ definition }),
+    ];
+    for (;;) {
+      const runs = await t.runtime.getWorkflowRuns([old.id, recent.id]);
+      if (runs.every((run) => run?.status === 'succeeded')) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await t.db.query(
+      `update cas_workflow_runs set created_at = created_at - ${AGED}, finished_at = finished_at - ${AGED} where id = $1`,
+      [old.id],
+    );
+    const total = await t.runtime.pruneHistory();
+    expect(total.workflowRuns).toBe(1);
+    expect((await t.runtime.getWorkflowRuns([old.id, recent.id])).map((run) => run?.status ?? null)).toEqual([
+      null,
+      'succeeded',
+    ]);
+    expect(
+      await count(t.db, 'select count(*) as n from cas_workflow_steps where run_id = $1', [old.id]),
+    ).toBe(0);
+    expect((await t.runtime.pruneHistory()).workflowRuns).toBe(0);
   });
 });
