@@ -12,6 +12,7 @@ import { testDatabaseKinds } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
 import { ROOT } from '../support/spawned.js';
+import { until } from '../support/until.js';
 
 const AGENTS_DIR = 'test/support/fixtures/durable-agents';
 const WORKER_ENV = {
@@ -21,16 +22,6 @@ const WORKER_ENV = {
   CAS_TASK_LEASE_MS: '1500',
   CAS_SHUTDOWN_TIMEOUT_MS: '1000',
 };
-
-async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe.skipIf(!testDatabaseKinds.includes('postgres'))(
   'durable steps across worker processes [postgres]',
@@ -71,7 +62,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
           (await t.runtime.getEventHistory({ taskId: task.id, first: 100 })).items
             .filter((event) => event.type === 'step_completed')
             .map((event) => event.payload.step);
-        await waitUntil('three steps done and the fourth started', async () => {
+        await until('three steps done and the fourth started', async () => {
           const events = (await t.runtime.getEventHistory({ taskId: task.id, first: 100 })).items;
           return events.some((event) => event.type === 'step_started' && event.payload.step === 'four')
             ? true
@@ -83,7 +74,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
         await stopProcess(holder!, 'SIGKILL');
         await writeFile(path.join(dir, 'go'), '');
 
-        const done = await waitUntil('the task to finish', async () => {
+        const done = await until('the task to finish', async () => {
           const [current] = await t.runtime.getTasks([task.id]);
           return current && ['succeeded', 'failed', 'cancelled'].includes(current.status)
             ? current

@@ -8,17 +8,9 @@ import type { Task } from '../../src/domains/task/task.js';
 import { ChildTaskFailed, SignalTimeout, TaskFailure, type TaskHandler } from '../../src/runtime/handlers.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { databaseSnapshot, openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 /** Polls until `check` holds; a generous deadline, not a margin. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 const taskWhere = (t: TestRuntime, id: string, ok: (task: Task) => boolean) =>
   until(`task ${id}`, async () => {

@@ -9,20 +9,12 @@ import {
   type TestDatabase,
 } from '../support/databases.js';
 import { databaseSnapshot, openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 /** Polls `check` until it returns a value other than undefined; a generous deadline, not a margin. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const taskWhere = (t: TestRuntime, id: string, ok: (task: Task) => boolean) =>
-  waitFor(`task ${id}`, async () => {
+  until(`task ${id}`, async () => {
     const [task] = await t.runtime.getTasks([id]);
     return task && ok(task) ? task : undefined;
   });
@@ -120,11 +112,11 @@ describeEachDatabase('leases', (kind) => {
       );
       const task = await t.runtime.executeTask({ agentId: 'reclaimed', action: 'hold', maxAttempts: 3 });
       await taskWhere(t, task.id, (row) => row.status === 'running' && row.attempts === 1);
-      await waitFor('attempt 1 to start', async () => (started.length === 1 ? true : undefined));
+      await until('attempt 1 to start', async () => (started.length === 1 ? true : undefined));
       // As if the heartbeat had not got through in time: any worker's sweep requeues the task.
       await sweepNow(t, task.id);
       await taskWhere(t, task.id, (row) => row.status === 'running' && row.attempts === 2);
-      await waitFor('attempt 2 to start', async () => (started.length === 2 ? true : undefined));
+      await until('attempt 2 to start', async () => (started.length === 2 ? true : undefined));
       releaseFirst();
       releaseSecond();
       const final = await taskWhere(t, task.id, isFinal);
@@ -188,7 +180,7 @@ describe.skipIf(!onServer)('unregistering while tasks are queued [postgres]', ()
       (task) => ({ task }),
       (error: unknown) => ({ error }),
     );
-    await waitFor('the enqueue to wait for the unregistering', waitersOnLocks);
+    await until('the enqueue to wait for the unregistering', waitersOnLocks);
     await other.query('commit');
     expect(await queueing).toMatchObject({ error: { code: 'CONFLICT' } });
     expect(await t.db.query(`select id from cas_tasks where agent_id = 'leaving'`)).toEqual([]);
@@ -203,7 +195,7 @@ describe.skipIf(!onServer)('unregistering while tasks are queued [postgres]', ()
       `select id from cas_enqueue_task(p_agent_id => 'leaving-later', p_action => 'ping')`,
     );
     const unregistering = t.runtime.unregisterAgent('leaving-later');
-    await waitFor('the unregistering to wait for the enqueue', waitersOnLocks);
+    await until('the unregistering to wait for the enqueue', waitersOnLocks);
     await other.query('commit');
     expect(await unregistering).toMatchObject({ status: 'stopped' });
     const final = await taskWhere(t, queued!.id, isFinal);

@@ -3,16 +3,7 @@ import type { Task } from '../../src/domains/task/task.js';
 import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { until } from '../support/until.js';
 
 const statuses = async (t: TestRuntime, tasks: Task[]) =>
   (await t.runtime.getTasks(tasks.map((task) => task.id))).map((task) => task?.status);
@@ -69,15 +60,13 @@ describeEachDatabase('concurrency limits', (kind) => {
       for (let index = 0; index < 3; index += 1)
         tasks.push(await t.runtime.executeTask({ agentId: 'narrow', action: 'hold' }));
       for (let done = 0; done < 3; done += 1) {
-        await waitFor('an attempt to wait at its gate', async () =>
-          agent.waiting() === 1 ? true : undefined,
-        );
+        await until('an attempt to wait at its gate', async () => (agent.waiting() === 1 ? true : undefined));
         // Free slots, due tasks, and the worker claims other work meanwhile: these stay queued.
         await workerClaimedSince(t);
         expect((await statuses(t, tasks)).filter((status) => status === 'running')).toHaveLength(1);
         agent.openAll();
       }
-      await waitFor('all three to succeed', async () =>
+      await until('all three to succeed', async () =>
         (await statuses(t, tasks)).every((status) => status === 'succeeded') ? true : undefined,
       );
       expect(agent.mostAtOnce()).toBe(1);
@@ -113,20 +102,20 @@ describeEachDatabase('concurrency limits', (kind) => {
             userId: 'alice',
           }),
         );
-      await waitFor('alice to run one', async () => (agent.waiting() === 1 ? true : undefined));
+      await until('alice to run one', async () => (agent.waiting() === 1 ? true : undefined));
       const bob = await t.runtime.executeTask({
         agentId: 'shared',
         action: 'hold',
         input: { caller: 'bob' },
         userId: 'bob',
       });
-      await waitFor('bob to run beside alice', async () => (agent.waiting() === 2 ? true : undefined));
+      await until('bob to run beside alice', async () => (agent.waiting() === 2 ? true : undefined));
       await workerClaimedSince(t);
       expect(await statuses(t, alice)).toEqual(expect.arrayContaining(['running', 'queued']));
       agent.openAll();
-      await waitFor('alice to run her second', async () => (agent.waiting() === 1 ? true : undefined));
+      await until('alice to run her second', async () => (agent.waiting() === 1 ? true : undefined));
       agent.openAll();
-      await waitFor('all to succeed', async () =>
+      await until('all to succeed', async () =>
         (await statuses(t, [...alice, bob])).every((status) => status === 'succeeded') ? true : undefined,
       );
       expect(agent.mostAtOnce('alice')).toBe(1);

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { startOpenAiDouble, type OpenAiDouble } from '../doubles/openai.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 const CONTENT = { title: 'Durable agents', body: 'Agents that survive crashes.', hashtags: ['#agents'] };
 /** CONTENT as JSON, cut in pieces as a model streams it. */
@@ -27,16 +28,6 @@ function gate() {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => (open = resolve));
   return { open, opened };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
 }
 
 describeEachDatabase('model-backed agents', (kind) => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 import type { Database, SqlParam } from '../../src/db/database.js';
 
 const AGED = "interval '40 days'";
@@ -193,11 +194,10 @@ describeEachDatabase('retention of workflow runs', (kind) => {
       await t.runtime.executeWorkflow({ definition }),
       await t.runtime.executeWorkflow({ definition }),
     ];
-    for (;;) {
+    await until('both runs to succeed', async () => {
       const runs = await t.runtime.getWorkflowRuns([old.id, recent.id]);
-      if (runs.every((run) => run?.status === 'succeeded')) break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+      return runs.every((run) => run?.status === 'succeeded') ? true : undefined;
+    });
     await t.db.query(
       `update cas_workflow_runs set created_at = created_at - ${AGED}, finished_at = finished_at - ${AGED} where id = $1`,
       [old.id],

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabaseKinds } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { startProcess, stopProcess, type ServiceProcess } from '../support/processes.js';
+import { until } from '../support/until.js';
 
 const WORKER_ENV = {
   CAS_WORKER_CONCURRENCY: '4',
@@ -18,16 +19,6 @@ const WORKER_ENV = {
 };
 /** The long step runs this long: the worker holding it is killed well before it ends. */
 const LONG_STEP_MS = 4000;
-
-async function waitUntil<T>(what: string, check: () => Promise<T | undefined>, ms = 90_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe.skipIf(!testDatabaseKinds.includes('postgres'))(
   'workflows across worker processes [postgres]',
@@ -80,7 +71,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
           input: { items: [1, 2, 3, 4, 5, 6] },
         });
 
-        const longTaskId = await waitUntil('the long step to run', async () => {
+        const longTaskId = await until('the long step to run', async () => {
           const [steps] = await t.runtime.getWorkflowSteps([run.id]);
           const long = steps!.find((step) => step.id === 'long');
           if (!long?.taskId) return undefined;
@@ -92,7 +83,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
         expect(holder, `a worker process holds ${running!.workerId}`).toBeDefined();
         await stopProcess(holder!, 'SIGKILL');
 
-        const finished = await waitUntil('the run to finish', async () => {
+        const finished = await until('the run to finish', async () => {
           const [current] = await t.runtime.getWorkflowRuns([run.id]);
           return current && current.status !== 'running' ? current : undefined;
         });

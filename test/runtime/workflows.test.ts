@@ -10,17 +10,9 @@ import type { WorkflowRun } from '../../src/domains/workflow/workflow.js';
 import { TaskFailure } from '../../src/runtime/handlers.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 /** Polls until `check` holds; a generous deadline, not a margin. */
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
 
 const runWhere = (t: TestRuntime, id: string, ok: (run: WorkflowRun) => boolean) =>
   until(`run ${id}`, async () => {
