@@ -68,6 +68,22 @@ builder.queryField('events', (t) =>
   }),
 );
 
+/**
+ * Where a task's stream starts: its id and resume cursor, checked up front (NOT_FOUND for an unknown
+ * task, CURSOR_EXPIRED for a pruned cursor) rather than as an error in the middle of the stream.
+ */
+async function taskStreamStart(
+  runtime: AgentRuntime,
+  args: { taskId: string; after?: string | null },
+): Promise<{ taskId: string; after: string | null }> {
+  const taskId = parseTaskId(args.taskId, 'taskId');
+  const [task] = await runtime.getTasks([taskId]);
+  if (!task) throw notFound('task', taskId);
+  const after = cursorArg(args.after);
+  await refuseExpiredCursor(runtime, after);
+  return { taskId, after };
+}
+
 builder.subscriptionField('taskEvents', (t) =>
   t.field({
     type: AgentEventRef,
@@ -84,12 +100,7 @@ builder.subscriptionField('taskEvents', (t) =>
     },
     authScopes: (_root, args) => ({ task: parseTaskId(args.taskId, 'taskId') }),
     subscribe: async (_root, args, { runtime }) => {
-      const taskId = parseTaskId(args.taskId, 'taskId');
-      // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
-      const [task] = await runtime.getTasks([taskId]);
-      if (!task) throw notFound('task', taskId);
-      const after = cursorArg(args.after);
-      await refuseExpiredCursor(runtime, after);
+      const { taskId, after } = await taskStreamStart(runtime, args);
       return runtime.streamTask(taskId, { after, throttleMs: args.throttleMs });
     },
     resolve: (event, _args, { loaders }) => {
@@ -165,11 +176,7 @@ builder.subscriptionField('taskOutput', (t) =>
     },
     authScopes: (_root, args) => ({ task: parseTaskId(args.taskId, 'taskId') }),
     subscribe: async (_root, args, { runtime }) => {
-      const taskId = parseTaskId(args.taskId, 'taskId');
-      const [task] = await runtime.getTasks([taskId]);
-      if (!task) throw notFound('task', taskId);
-      const after = cursorArg(args.after);
-      await refuseExpiredCursor(runtime, after);
+      const { taskId, after } = await taskStreamStart(runtime, args);
       return runtime.streamTaskOutput(taskId, { after });
     },
     resolve: (event) => event,
