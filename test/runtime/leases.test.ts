@@ -75,6 +75,74 @@ describeEachDatabase('leases', (kind) => {
     });
   });
 
+  describe('completions written together', () => {
+    let t: TestRuntime;
+    beforeAll(async () => {
+      t = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+      await t.runtime.registerAgent({ id: 'batched', name: 'Batched', role: 'qa' });
+    });
+    afterAll(() => t.close());
+
+    it('completions ending together share a write; a stale lease among them is a CONFLICT alone', async () => {
+      const sql = sqlFunctionsOver(t.db);
+      const calls: string[] = [];
+      const store = taskStore({
+        rows: (fn, args) => (calls.push(fn), sql.rows(fn, args)),
+        value: (fn, args) => (calls.push(fn), sql.value(fn, args)),
+      });
+      const queued = await Promise.all(
+        Array.from({ length: 6 }, () =>
+          t.runtime.executeTask({ agentId: 'batched', action: 'ping', maxAttempts: 3 }),
+        ),
+      );
+      const first = await store.claim('worker-1', 6, 60_000, { agentIds: ['batched'] });
+      expect(first).toHaveLength(6);
+      // One of them is swept and claimed again: its first lease is stale.
+      const swept = first[5]!;
+      await sweepNow(t, swept.id);
+      const [again] = await store.claim('worker-1', 1, 60_000, { agentIds: ['batched'] });
+      expect(again).toMatchObject({ id: swept.id, attempts: 2 });
+
+      // Called together: the first is written alone, the rest (the stale lease and the current
+      // lease of one task among them) wait for it and go as batches.
+      const outcomes = await Promise.allSettled([
+        ...first.map((task, index) => store.complete(task, { index })),
+        store.complete(again!, { index: 'again' }),
+      ]);
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'fulfilled',
+      ]);
+      expect((outcomes[5] as PromiseRejectedResult).reason).toMatchObject({ code: 'CONFLICT' });
+      // The first alone; the next five together (the stale lease left out, then tried alone for its
+      // error); the second attempt of the swept task in a write of its own, never beside its first.
+      expect(calls.filter((fn) => fn.startsWith('cas_complete_'))).toEqual([
+        'cas_complete_task',
+        'cas_complete_tasks',
+        'cas_complete_task',
+        'cas_complete_task',
+      ]);
+      const tasks = await t.runtime.getTasks(queued.map((task) => task.id));
+      expect(tasks.map((task) => task!.status)).toEqual(Array(6).fill('succeeded'));
+      expect(tasks.find((task) => task!.id === swept.id)!.result).toEqual({ index: 'again' });
+      for (const task of first.slice(0, 5))
+        expect(tasks.find((row) => row!.id === task.id)!.result).toEqual({ index: first.indexOf(task) });
+      const completions = await t.db.query<{ task_id: string; n: number }>(
+        `select task_id, count(*)::int as n from cas_agent_events
+         where event_type = 'task_completed' and agent_id = 'batched' group by task_id`,
+      );
+      expect(completions).toHaveLength(6);
+      expect(completions.every((row) => row.n === 1)).toBe(true);
+      const [agent] = await t.runtime.getAgents(['batched']);
+      expect(agent).toMatchObject({ status: 'idle', runningTasks: 0 });
+    });
+  });
+
   describe('a worker whose lease was swept', () => {
     let t: TestRuntime;
     beforeAll(async () => {

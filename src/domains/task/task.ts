@@ -1,3 +1,4 @@
+import { CompletionBatcher } from './completion-batcher.js';
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
@@ -226,6 +227,25 @@ export function taskStore(sql: SqlFunctions) {
   const one = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
     (await many(fn, args))[0] ?? null;
 
+  const completions = new CompletionBatcher<ClaimedTask>({
+    one: async (lease, result) =>
+      (await one('cas_complete_task', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_result: json(result ?? null),
+      })) as ClaimedTask,
+    many: async (items) =>
+      (await many('cas_complete_tasks', {
+        p_items: json(
+          items.map(({ lease, result }) => ({
+            id: lease.id,
+            leaseToken: lease.leaseToken,
+            result: result ?? null,
+          })),
+        ),
+      })) as ClaimedTask[],
+  });
+
   return {
     /**
      * Queues a task. With an idempotency key this caller used before for the same request, returns
@@ -268,12 +288,8 @@ export function taskStore(sql: SqlFunctions) {
         p_max_running_per_caller: filter.maxRunningPerCaller ?? null,
       })) as ClaimedTask[],
     // The writes of a running attempt: each is a CONFLICT unless `lease` is the task's current claim.
-    complete: async (lease: Lease, result: unknown) =>
-      (await one('cas_complete_task', {
-        p_task_id: lease.id,
-        p_lease_token: lease.leaseToken,
-        p_result: json(result ?? null),
-      }))!,
+    // Completions that end while another is being written go together (completion-batcher.ts).
+    complete: (lease: Lease, result: unknown): Promise<Task> => completions.complete(lease, result),
     fail: async (lease: Lease, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
       (await one('cas_fail_task', {
         p_task_id: lease.id,

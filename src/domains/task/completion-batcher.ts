@@ -1,0 +1,96 @@
+/**
+ * Writes the completions of running attempts in batches, with no added wait: a completion that
+ * finds none being written goes at once, alone; those that end while a write is in flight are
+ * written together as soon as it returns (one transaction, `cas_complete_tasks`). Under load the
+ * batches grow by themselves; at rest every completion is a single call, as before.
+ *
+ * Why: each event-writing transaction holds the event-sequence row and its agents' status rows
+ * until it commits (see docs/architecture.md), so the number of completion transactions, not their
+ * size, bounded the tasks per second.
+ */
+import type { Lease } from './task.js';
+
+/** Completions written in one transaction at most; the rest wait for the next one. */
+export const MAX_COMPLETIONS_PER_BATCH = 100;
+
+interface PendingCompletion<T> {
+  lease: Lease;
+  result: unknown;
+  resolve: (task: T) => void;
+  reject: (error: unknown) => void;
+}
+
+export interface CompletionWriter<T extends { id: string }> {
+  /** Completes one attempt; raises the precise error (CONFLICT when its lease is not current). */
+  one(lease: Lease, result: unknown): Promise<T>;
+  /** Completes those of the attempts whose lease is current, in one transaction; returns them. */
+  many(items: readonly { lease: Lease; result: unknown }[]): Promise<T[]>;
+}
+
+export class CompletionBatcher<T extends { id: string }> {
+  private pending: PendingCompletion<T>[] = [];
+  private writing = false;
+
+  constructor(private readonly writer: CompletionWriter<T>) {}
+
+  complete(lease: Lease, result: unknown): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.pending.push({ lease, result, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.pending.length > 0) {
+        await this.write(this.takeBatch());
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /**
+   * The oldest pending completions, at most one per task: two attempts of one task (a stale one
+   * and the current one) go in different batches, so each gets its own answer.
+   */
+  private takeBatch(): PendingCompletion<T>[] {
+    const batch: PendingCompletion<T>[] = [];
+    const ids = new Set<string>();
+    const rest: PendingCompletion<T>[] = [];
+    for (const item of this.pending) {
+      if (batch.length < MAX_COMPLETIONS_PER_BATCH && !ids.has(item.lease.id)) {
+        ids.add(item.lease.id);
+        batch.push(item);
+      } else rest.push(item);
+    }
+    this.pending = rest;
+    return batch;
+  }
+
+  private async write(batch: PendingCompletion<T>[]): Promise<void> {
+    if (batch.length === 1) {
+      const [only] = batch as [PendingCompletion<T>];
+      await this.writer.one(only.lease, only.result).then(only.resolve, only.reject);
+      return;
+    }
+    let completed: Map<string, T>;
+    try {
+      completed = new Map((await this.writer.many(batch)).map((task) => [task.id, task]));
+    } catch (error) {
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    // An attempt the batch left alone lost its lease (or its task is gone): completing it alone
+    // gives the caller the same error a single completion would have.
+    const leftAlone = batch.filter((item) => !completed.has(item.lease.id));
+    for (const item of batch) {
+      const task = completed.get(item.lease.id);
+      if (task) item.resolve(task);
+    }
+    await Promise.all(
+      leftAlone.map((item) => this.writer.one(item.lease, item.result).then(item.resolve, item.reject)),
+    );
+  }
+}
