@@ -74,6 +74,8 @@ class Subscribers {
   private live = 0;
   private readonly waiters = new Map<number, () => void>();
   errors = 0;
+  /** Close codes of sockets that closed while the group was open (code → sockets). */
+  readonly closes = new Map<number, number>();
 
   constructor(private readonly url: string) {}
 
@@ -101,7 +103,14 @@ class Subscribers {
         webSocketImpl: WebSocket,
         retryAttempts: 0,
         lazy: false,
-        on: { connected: () => resolve(), error: reject },
+        on: {
+          connected: () => resolve(),
+          error: reject,
+          closed: (event) => {
+            const code = (event as { code?: number }).code ?? 0;
+            this.closes.set(code, (this.closes.get(code) ?? 0) + 1);
+          },
+        },
       });
       this.clients.push(client);
       client.subscribe<EventMessage>(
@@ -155,11 +164,33 @@ class Subscribers {
  * Writes until every client has received an event: a subscription is live only once the server
  * has set it up, which the protocol does not acknowledge.
  */
-async function untilLive(group: Subscribers, write: () => Promise<{ version: number }>, timeoutMs = 60_000) {
+/** What the server says it holds (its /metrics gauges), for a failure message. */
+async function serverGauges(port: number): Promise<string> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => /^cas_(graphql_subscriptions_active|websocket_connections)\b/.test(line))
+      .join('; ');
+  } catch (error) {
+    return `metrics unavailable: ${String(error)}`;
+  }
+}
+
+async function untilLive(
+  group: Subscribers,
+  write: () => Promise<{ version: number }>,
+  port: number,
+  timeoutMs = 60_000,
+) {
   const deadline = performance.now() + timeoutMs;
   while (group.liveCount < group.size) {
     if (performance.now() > deadline) {
-      throw new Error(`only ${group.liveCount} of ${group.size} subscribers went live`);
+      const closes = [...group.closes].map(([code, n]) => `${n} closed with ${code}`).join(', ');
+      throw new Error(
+        `only ${group.liveCount} of ${group.size} subscribers went live ` +
+          `(${group.errors} subscription errors${closes ? `; ${closes}` : ''}; server: ${await serverGauges(port)})`,
+      );
     }
     await write();
     await sleep(200);
@@ -212,7 +243,7 @@ export async function runSubscriptions(
       const group = new Subscribers(url);
       subscribers.push(group);
       await group.open(count);
-      await untilLive(group, write);
+      await untilLive(group, write, port);
       const committed: { version: number; committedAt: number }[] = [];
       let missing = 0;
       for (let k = 0; k < settings.events; k++) {
@@ -251,13 +282,13 @@ export async function runSubscriptions(
     };
     progress(`subscriptions: ${fewer} idle subscribed connections`);
     await idle.open(fewer, 200);
-    await untilLive(idle, write);
+    await untilLive(idle, write, port);
     const rssFewer = await settledRss();
     progress(
       `subscriptions: ${more} idle subscribed connections (RSS at ${fewer}: ${rssFewer.toFixed(1)} MiB)`,
     );
     await idle.open(more - fewer, 200);
-    await untilLive(idle, write);
+    await untilLive(idle, write, port);
     const rssMore = await settledRss();
     // One event to all of them.
     const sent = await write();
