@@ -5,13 +5,12 @@
  * and the seed: after a change to either, the first start falls back to building its database.
  */
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate, readMigrations, SUPABASE_DIR } from './migrate.js';
-import { openPglite } from './pglite.js';
+import { isNewDataDir, openPglite, VERSION_FILE } from './pglite.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** Where templates are kept: beside the installed packages, rebuilt with them. */
@@ -29,36 +28,45 @@ async function templateKey(): Promise<string> {
 }
 
 export async function embeddedTemplatePath(): Promise<string> {
-  return path.join(TEMPLATE_DIR, `pgdata-${await templateKey()}.tgz`);
+  return path.join(TEMPLATE_DIR, `pgdata-${await templateKey()}`);
 }
 
 /** The template matching this code, if `npm install` made one; null otherwise. */
-export async function findEmbeddedTemplate(): Promise<Blob | null> {
-  const file = await embeddedTemplatePath();
-  return existsSync(file) ? new Blob([await readFile(file)]) : null;
+export async function findEmbeddedTemplate(): Promise<string | null> {
+  const folder = await embeddedTemplatePath();
+  return isNewDataDir(folder) ? null : folder;
 }
 
-/** A data folder PGlite has not initialised yet (initdb writes PG_VERSION first). */
-export const isNewDataDir = (dataDir: string) => !existsSync(path.join(dataDir, 'PG_VERSION'));
+/**
+ * Copies a template into a new data folder, PG_VERSION last, so a start interrupted midway leaves
+ * a folder the next start fills again. Copied as files, not loaded with PGlite's `loadDataDir`:
+ * that unpacks a dump through the WebAssembly heap, which grows to hold it and never shrinks (the
+ * process then idled about 90 MiB larger).
+ */
+export async function copyEmbeddedTemplate(template: string, dataDir: string): Promise<void> {
+  const versionFile = path.join(template, VERSION_FILE);
+  await cp(template, dataDir, { recursive: true, filter: (source) => source !== versionFile });
+  await copyFile(versionFile, path.join(dataDir, VERSION_FILE));
+}
 
 /** Builds the template for this code (replacing older ones); resolves with its path. */
 export async function buildEmbeddedTemplate(): Promise<string> {
-  const file = await embeddedTemplatePath();
-  const db = await openPglite();
+  const folder = await embeddedTemplatePath();
+  // Built aside, then renamed: a start never copies half a template.
+  const building = path.join(tmpdir(), `cas-template-${process.pid}`);
+  await rm(building, { recursive: true, force: true });
+  const db = await openPglite({ dataDir: building });
   try {
     await migrate(db);
-    const dump = await db.pglite.dumpDataDir('gzip');
-    await rm(TEMPLATE_DIR, { recursive: true, force: true });
-    await mkdir(TEMPLATE_DIR, { recursive: true });
-    // Written aside, then renamed: a start never reads half a template.
-    const partial = path.join(tmpdir(), `cas-template-${process.pid}.tgz`);
-    await writeFile(partial, Buffer.from(await dump.arrayBuffer()));
-    await rename(partial, file).catch(async () => {
-      await writeFile(file, await readFile(partial));
-      await rm(partial, { force: true });
-    });
-    return file;
   } finally {
     await db.close();
   }
+  await rm(TEMPLATE_DIR, { recursive: true, force: true });
+  await mkdir(TEMPLATE_DIR, { recursive: true });
+  await rename(building, folder).catch(async () => {
+    // Another file system: copied instead.
+    await cp(building, folder, { recursive: true });
+    await rm(building, { recursive: true, force: true });
+  });
+  return folder;
 }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -13,7 +14,15 @@ export interface PgliteOptions {
   onStaleLock?: (lock: { file: string; pid: number | null }) => void;
   /** A data folder dump (from `dumpDataDir`) to start from; tests use a migrated template. */
   loadDataDir?: Blob | File;
+  /** Fills a new `dataDir` (one without PG_VERSION) once this process holds its lock. */
+  prepareNewDataDir?: (dataDir: string) => Promise<void>;
 }
+
+/** Written last when a data folder is made: a folder without it was never finished. */
+export const VERSION_FILE = 'PG_VERSION';
+
+/** A data folder PGlite has not initialised yet (initdb writes PG_VERSION first). */
+export const isNewDataDir = (dataDir: string) => !existsSync(path.join(dataDir, VERSION_FILE));
 
 const queryable = (db: Pick<PGlite, 'query' | 'exec'>): Queryable => ({
   async query<Row>(sql: string, params: readonly SqlParam[] = []) {
@@ -98,6 +107,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database 
   }
   let pglite: PGlite;
   try {
+    if (options.dataDir && options.prepareNewDataDir && isNewDataDir(options.dataDir))
+      await options.prepareNewDataDir(options.dataDir);
     pglite = await PGlite.create({
       dataDir: options.dataDir,
       loadDataDir: options.loadDataDir,

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { openPglite } from '../db/pglite.js';
-import { findEmbeddedTemplate, isNewDataDir } from '../db/embedded-template.js';
+import { isNewDataDir, openPglite } from '../db/pglite.js';
+import { findEmbeddedTemplate, copyEmbeddedTemplate } from '../db/embedded-template.js';
 import { openPostgres, poolSize } from '../db/postgres.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { LoadedAgent } from '../agents/loader.js';
@@ -37,10 +37,14 @@ export async function openDatabase(config: Config, logger: Logger = silentLogger
       const dataDir = path.resolve(config.dataDir);
       // A first start copies the template `npm install` made, if it matches this code.
       const template = isNewDataDir(dataDir) ? await findEmbeddedTemplate() : null;
-      if (template) logger.info({ dataDir }, 'new embedded database: starting from the installed template');
       return openPglite({
         dataDir,
-        loadDataDir: template ?? undefined,
+        prepareNewDataDir: template
+          ? (dir) => {
+              logger.info({ dataDir: dir }, 'new embedded database: starting from the installed template');
+              return copyEmbeddedTemplate(template, dir);
+            }
+          : undefined,
         onStaleLock: ({ file, pid }) =>
           logger.warn({ file, pid }, `took over the lock of process ${pid ?? '?'}, which no longer runs`),
       });
