@@ -51,6 +51,7 @@ describeEachDatabase('workflows', (kind) => {
       echo: (input) => ({ echo: input }),
       double: (input) => (input as number) * 2,
       sum: (input) => (input as number[]).reduce((total, value) => total + value, 0),
+      delegateLong: async (_input, ctx) => ({ child: await ctx.call('engineer', 'wait', { ms: 60_000 }) }),
     });
     t.runtime.defineActions('tester', {
       alwaysFails: () => {
@@ -247,6 +248,31 @@ describeEachDatabase('workflows', (kind) => {
     expect(again.status).toBe('cancelled');
     const events = await collect(t.runtime.streamWorkflow(run.id));
     expect(events.filter((event) => event.type === 'workflow_cancelled')).toHaveLength(1);
+  });
+
+  it('cancelling a run cancels the tasks its step tasks called (ctx.call), at any depth', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: { steps: [{ id: 'delegating', agentId: 'planner', action: 'delegateLong' }] },
+    });
+    const steps = await stepsOf(t, run.id);
+    const stepTaskId = steps.delegating!.taskId!;
+    const child = await until('the called task to run', async () => {
+      const [row] = await t.db.query<{ id: string; status: string }>(
+        `select id, status from cas_tasks where parent_id = $1`,
+        [stepTaskId],
+      );
+      return row?.status === 'running' ? row : undefined;
+    });
+    const cancelled = await t.runtime.cancelWorkflowRun(run.id);
+    expect(cancelled.status).toBe('cancelled');
+    const [childAfter] = await until('the called task cancelled', async () => {
+      const tasks = await t.runtime.getTasks([child.id, stepTaskId]);
+      return tasks.every((task) => task?.status === 'cancelled') ? tasks : undefined;
+    });
+    const childEvents = (await t.runtime.getEventHistory({ taskId: childAfter!.id, first: 100 })).items;
+    expect(childEvents.find((event) => event.type === 'task_cancel_requested')?.payload).toMatchObject({
+      reason: 'parent_cancelled',
+    });
   });
 
   it('cancelling a map while its items finish concurrently ends every task, without deadlocks', async () => {
