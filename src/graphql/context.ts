@@ -26,6 +26,12 @@ export interface GraphQLContext {
    * long operations such as executeTask(wait: true) stop working for nobody.
    */
   signal: AbortSignal;
+  /**
+   * When the credentials of an SSE request expire: its subscriptions end then
+   * (src/server/credential-expiry.ts). Null for WebSockets (the socket closes) and for
+   * credentials without an expiry.
+   */
+  streamExpiresAt: Date | null;
 }
 
 /** Request ids a client may choose: short and printable, so they are safe in logs. */
@@ -42,6 +48,7 @@ export function createContext(options: {
   signal?: AbortSignal;
   viewer: Viewer;
   apiKeys: ApiKeys;
+  streamExpiresAt?: Date | null;
 }): GraphQLContext {
   const requestId = requestIdFrom(options.requestId);
   return {
@@ -52,5 +59,6 @@ export function createContext(options: {
     requestId,
     logger: options.logger.child({ requestId, viewer: options.viewer.id }),
     signal: options.signal ?? new AbortController().signal,
+    streamExpiresAt: options.streamExpiresAt ?? null,
   };
 }

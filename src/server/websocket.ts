@@ -15,6 +15,7 @@ import { isCasError } from '../errors.js';
 import { isGraphQLError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
 import { callerKey } from './caller-key.js';
+import { onceAt } from './credential-expiry.js';
 import { allowsUpgrade, type OriginPolicy } from './cors.js';
 import { ConcurrencyQuota, rateLimitedError } from './quotas.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
@@ -41,22 +42,13 @@ export interface GraphQLWebSocketServer {
   close(): Promise<void>;
 }
 
-/** The longest delay setTimeout takes (about 24.8 days); later expiries are re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
 /**
  * Closes `socket` with 4403 when its credentials expire. graphql-ws has no message to refresh a
  * token: the client reconnects with a fresh one (docs/security.md).
  */
 function closeAtExpiry(socket: WebSocket, expiresAt: Date): void {
-  let timer: NodeJS.Timeout;
-  const arm = () => {
-    const remaining = expiresAt.getTime() - Date.now();
-    if (remaining <= 0) return socket.close(CloseCode.Forbidden, 'Token expired');
-    timer = setTimeout(arm, Math.min(remaining, MAX_TIMER_MS));
-  };
-  arm();
-  socket.once('close', () => clearTimeout(timer));
+  const cancel = onceAt(expiresAt, () => socket.close(CloseCode.Forbidden, 'Token expired'));
+  socket.once('close', cancel);
 }
 
 /** The credentials of a socket: connection_init's `authorization`, else the upgrade's header. */

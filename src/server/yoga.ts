@@ -3,6 +3,7 @@
  * parse/validate caches, browser protections (CORS allow-list, CSRF), trusted documents and APQ,
  * and quotas. GraphiQL itself is served by app.ts (graphiql.ts: compressed and cacheable).
  */
+import { useEndStreamsAtCredentialExpiry } from './credential-expiry.js';
 import type { ValidationRule } from 'graphql';
 import {
   createGraphQLError,
@@ -202,10 +203,13 @@ export function createYogaServer(options: {
   return createYoga<ServerContext, GraphQLContext>({
     schema,
     graphqlEndpoint: GRAPHQL_PATH,
-    context: async ({ request, req, caller, signal }) =>
-      createContext({
-        // HTTP and SSE: each request's own Authorization header; WebSocket: the socket's caller.
-        viewer: (caller ?? (await authenticateRequest(authenticator, request))).viewer,
+    context: async ({ request, req, caller, signal }) => {
+      // HTTP and SSE: each request's own Authorization header; WebSocket: the socket's caller
+      // (closed at its expiry by websocket.ts).
+      const requestCaller = caller ? null : await authenticateRequest(authenticator, request);
+      return createContext({
+        viewer: (caller ?? requestCaller!).viewer,
+        streamExpiresAt: requestCaller?.expiresAt ?? null,
         apiKeys: authenticator.apiKeys,
         runtime,
         logger,
@@ -214,7 +218,8 @@ export function createYogaServer(options: {
           (request && requestIds.get(request)) ??
           request?.headers.get('x-request-id') ??
           headerValue(req?.headers['x-request-id']),
-      }),
+      });
+    },
     // Served by app.ts from a compressed, cached rendering (graphiql.ts).
     graphiql: false,
     cors: (request) => security.originPolicy.cors(request),
@@ -242,6 +247,7 @@ export function createYogaServer(options: {
       useMutationRateLimit(security.quotas.mutationsPerMinute) as Plugin,
       useResponseSizeLimit(security.quotas.maxResponseBytes),
       useErrorMapping(logger),
+      useEndStreamsAtCredentialExpiry(),
     ],
   });
 }

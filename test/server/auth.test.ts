@@ -179,6 +179,32 @@ describe('who sees and changes what, with authentication on [pglite]', () => {
     // The open subscription is ended by the server when the token's exp passes.
     expect(await closed).toMatchObject({ code: 4403, reason: 'Token expired' });
   });
+
+  it('ends an SSE subscription with UNAUTHENTICATED when its token expires, then completes', async () => {
+    const expiring = await hs256Token({ sub: 'dave', role: 'viewer', expiresIn: 2 });
+    const response = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'text/event-stream',
+        authorization: `Bearer ${expiring}`,
+      },
+      body: JSON.stringify({ query: 'subscription { agentStatusChanged { id } }' }),
+    });
+    expect(response.status).toBe(200);
+    // The stream stays open until the token's exp, then carries one error and completes.
+    const text = await response.text();
+    const events = text
+      .split('\n\n')
+      .map((block) => ({
+        event: /^event: (.*)$/m.exec(block)?.[1],
+        data: /^data: (.*)$/m.exec(block)?.[1],
+      }))
+      .filter((message) => message.event);
+    expect(events.map((message) => message.event)).toEqual(['next', 'complete']);
+    const payload = JSON.parse(events[0]!.data!) as { errors: { extensions: { code: string } }[] };
+    expect(payload.errors.map((error) => error.extensions.code)).toEqual(['UNAUTHENTICATED']);
+  });
 });
 
 describe('local mode (no authentication configured) [pglite]', () => {
