@@ -30,7 +30,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export function writeReport(results: BenchResults): string {
-  const { machine, http, roundTrips, tasks, workflows, subscriptions, history } = results;
+  const { machine, http, roundTrips, tasks, workflows, runtimes, subscriptions, history } = results;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
 
@@ -138,6 +138,15 @@ export function writeReport(results: BenchResults): string {
       `- Workflows: a ${workflows.settings.chainSteps}-step chain of \`ping\`, executeWorkflow to final event: ` +
         `p50 **${ms(workflows.chain.p50)}**, p90 ${ms(workflows.chain.p90)}; a map of ${workflows.map.items} items: ` +
         `**${int(workflows.map.itemsPerSecond)}** items/s, **${x(workflows.mapOverPlain)}** the plain task throughput (${int(workflows.plain.tasksPerSecond)} tasks/s).`,
+    );
+  }
+  if (runtimes) {
+    const p50 = (name: string) => runtimes.runs.find((run) => run.runtime === name)?.roundTrip.p50;
+    headline.push(
+      runtimes.langgraphOverCustomP50 === undefined
+        ? `- Runtimes: LangGraph not measured (${runtimes.skipped.map((s) => s.reason).join('; ') || 'no run'}).`
+        : `- \`executeTask(wait: true)\` of a one-node graph over HTTP, \`CAS_RUNTIME=langgraph\` vs \`custom\`: ` +
+            `p50 **${ms(p50('langgraph'))}** vs ${ms(p50('custom'))}: **${x(runtimes.langgraphOverCustomP50)}**.`,
     );
   }
   if (subscriptions?.measured && subscriptions.latency && subscriptions.memory) {
@@ -368,6 +377,30 @@ export function writeReport(results: BenchResults): string {
           ['map / plain', x(workflows.mapOverPlain)],
         ],
       ),
+      '',
+    );
+  }
+
+  if (runtimes) {
+    push('## Runtimes', '');
+    push(
+      '`src/server/main.ts` on the PostgreSQL server with its in-process worker, once per `CAS_RUNTIME`, each on a ' +
+        'fresh database; one client sends `executeTask(input: { agentId: "marketer", action: "ping", wait: true })` ' +
+        `over HTTP, one at a time (${runtimes.settings.roundTrips} timed after warm-up). Under the LangGraph runtime ` +
+        'the plain action runs as a one-node graph with its checkpoints in the same database.',
+      '',
+      table(
+        ['runtime', 'p50', 'p90', 'p99'],
+        runtimes.runs.map((run) => [
+          run.runtime,
+          ms(run.roundTrip.p50),
+          ms(run.roundTrip.p90),
+          ms(run.roundTrip.p99),
+        ]),
+      ),
+      '',
+      ...runtimes.skipped.map((skip) => `- ${skip.runtime}: not measured (${skip.reason})`),
+      `LangGraph / custom p50: **${x(runtimes.langgraphOverCustomP50)}** (target ≤ 2×).`,
       '',
     );
   }

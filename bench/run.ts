@@ -3,7 +3,7 @@
  *
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
- *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, workflows, subscriptions, history)
+ *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, workflows, runtimes, subscriptions, history)
  *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
@@ -24,9 +24,18 @@ import { writeReport } from './report.js';
 import { runRoundTrips, type RoundTripResults } from './round-trips.js';
 import { runSubscriptions, type SubscriptionResults } from './subscriptions.js';
 import { runTasks, type TaskResults } from './tasks.js';
+import { runRuntimes, type RuntimeResults } from './runtimes.js';
 import { runWorkflows, type WorkflowResults } from './workflows.js';
 
-const SECTIONS = ['http', 'roundtrips', 'tasks', 'workflows', 'subscriptions', 'history'] as const;
+const SECTIONS = [
+  'http',
+  'roundtrips',
+  'tasks',
+  'workflows',
+  'runtimes',
+  'subscriptions',
+  'history',
+] as const;
 type Section = (typeof SECTIONS)[number];
 
 export interface BenchResults {
@@ -39,6 +48,7 @@ export interface BenchResults {
   http?: HttpResults;
   roundTrips?: RoundTripResults;
   tasks?: TaskResults;
+  runtimes?: RuntimeResults;
   workflows?: WorkflowResults;
   subscriptions?: SubscriptionResults;
   history?: HistoryResults;
@@ -80,6 +90,7 @@ const settings = {
     mapItems: quick ? 200 : 1000,
     timeoutSeconds: 120,
   },
+  runtimes: { roundTrips: quick ? 50 : 300 },
   subscriptions: {
     subscriberCounts: [1, 100, 1000],
     events: quick ? 30 : 100,
@@ -149,6 +160,13 @@ async function main() {
     section('Workflows: a 10-step chain, a map of 1,000 items');
     const name = await createBenchDatabase('workflows', template);
     results.workflows = await runWorkflows(databaseUrl(name), settings.workflows);
+  });
+  await attempt('runtimes', async () => {
+    section('Runtimes: custom vs LangGraph, executeTask(wait: true) round trips');
+    results.runtimes = await runRuntimes(
+      async (runtime) => databaseUrl(await createBenchDatabase(`runtime_${runtime}`, template)),
+      settings.runtimes,
+    );
   });
   await attempt('subscriptions', async () => {
     section('Subscriptions');
