@@ -242,5 +242,11 @@ export class Worker {
     } catch (error) {
       this.logger.warn({ err: error }, 'handing off ended workflow tasks failed');
     }
+    try {
+      const cancelled = await this.tasks.cancelOrphanedTasks(SETTLED_CHILDREN_PER_SWEEP);
+      if (cancelled > 0) this.logger.info({ cancelled }, 'cancelled tasks whose parent had ended');
+    } catch (error) {
+      this.logger.warn({ err: error }, 'cancelling the tasks of ended parents failed');
+    }
   }
 }

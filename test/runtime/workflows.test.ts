@@ -57,6 +57,15 @@ describeEachDatabase('workflows', (kind) => {
       alwaysFails: () => {
         throw new TaskFailure('tester broke', 'BROKEN', true);
       },
+      failsOnceCalledTaskRuns: async () => {
+        await until('a task called by another step to run', async () => {
+          const [row] = await t.db.query<{ n: number }>(
+            `select count(*)::int as n from cas_tasks where parent_id is not null and status = 'running'`,
+          );
+          return row!.n > 0 ? true : undefined;
+        });
+        throw new TaskFailure('tester broke', 'BROKEN', false);
+      },
     });
   }, 120_000);
   afterAll(() => t?.close());
@@ -271,6 +280,31 @@ describeEachDatabase('workflows', (kind) => {
     });
     const childEvents = (await t.runtime.getEventHistory({ taskId: childAfter!.id, first: 100 })).items;
     expect(childEvents.find((event) => event.type === 'task_cancel_requested')?.payload).toMatchObject({
+      reason: 'parent_cancelled',
+    });
+  });
+
+  it('fail_fast: the tasks a cancelled step task had called are cancelled too (the workers sweep)', async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          { id: 'delegating', agentId: 'planner', action: 'delegateLong' },
+          { id: 'broken', agentId: 'tester', action: 'failsOnceCalledTaskRuns' },
+        ],
+      },
+    });
+    const done = await finished(t, run.id);
+    expect(done.status).toBe('failed');
+    const steps = await stepsOf(t, run.id);
+    const [child] = await t.db.query<{ id: string }>(`select id from cas_tasks where parent_id = $1`, [
+      steps.delegating!.taskId!,
+    ]);
+    await until('the called task cancelled', async () => {
+      const [task] = await t.runtime.getTasks([child!.id]);
+      return task?.status === 'cancelled' ? task : undefined;
+    });
+    const events = (await t.runtime.getEventHistory({ taskId: child!.id, first: 100 })).items;
+    expect(events.find((event) => event.type === 'task_cancel_requested')?.payload).toMatchObject({
       reason: 'parent_cancelled',
     });
   });

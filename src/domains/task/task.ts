@@ -365,6 +365,9 @@ export function taskStore(sql: SqlFunctions) {
      */
     settleEndedWorkflowTasks: (limit: number) =>
       sql.value<unknown>('cas_settle_ended_workflow_tasks', { p_limit: limit }).then(toNumber),
+    /** Cancels unfinished tasks whose parent ended failed or cancelled (one level); how many. */
+    cancelOrphanedTasks: (limit: number) =>
+      sql.value<unknown>('cas_cancel_orphaned_tasks', { p_limit: limit }).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */
