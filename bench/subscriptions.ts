@@ -160,10 +160,6 @@ class Subscribers {
   }
 }
 
-/**
- * Writes until every client has received an event: a subscription is live only once the server
- * has set it up, which the protocol does not acknowledge.
- */
 /** What the server says it holds (its /metrics gauges), for a failure message. */
 async function serverGauges(port: number): Promise<string> {
   try {
@@ -177,6 +173,10 @@ async function serverGauges(port: number): Promise<string> {
   }
 }
 
+/**
+ * Writes until every client has received an event: a subscription is live only once the server
+ * has set it up, which the protocol does not acknowledge.
+ */
 async function untilLive(
   group: Subscribers,
   write: () => Promise<{ version: number }>,
