@@ -13,7 +13,11 @@ import type { SupabaseTestTarget } from './test/support/context.js';
  * the real project in SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY / CAS_TEST_SUPABASE_DB_URL; see
  * docs/supabase.md.
  */
-const SUPABASE_SUITES = ['test/runtime/**/*.test.ts', 'test/server/subscriptions.test.ts'];
+const SUPABASE_SUITES = [
+  'test/runtime/**/*.test.ts',
+  'test/server/subscriptions.test.ts',
+  'test/server/frontend-api.test.ts',
+];
 /** Worker processes need DATABASE_URL: they stay on the PostgreSQL server. */
 const NOT_ON_SUPABASE = [
   'test/runtime/workers.test.ts',

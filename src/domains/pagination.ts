@@ -7,9 +7,19 @@ export const MAX_PAGE_SIZE = 500;
 export interface Page<T> {
   items: T[];
   hasNextPage: boolean;
+  /** Set by pages read backwards (`last`/`before`): more items come before the first. */
+  hasPreviousPage?: boolean;
   /** Cursor of the last item, to pass as `after` for the next page. */
   endCursor: string | null;
 }
+
+/** `last` of a backward page: as `first`, but absent unless asked for. */
+export const backwardPageSize = z
+  .number()
+  .int()
+  .min(1, 'must be at least 1')
+  .max(MAX_PAGE_SIZE, `must be at most ${MAX_PAGE_SIZE}`)
+  .nullish();
 
 export const pageSize = z
   .number()
@@ -48,4 +58,19 @@ export function toPage<T>(rows: T[], limit: number, cursorOf: (item: T) => strin
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   return { items, hasNextPage: rows.length > limit, endCursor: last ? cursorOf(last) : null };
+}
+
+/**
+ * Given rows read newest first with limit + 1 (the items before a cursor), the page in log order,
+ * as a forward page would hold them.
+ */
+export function toPageBefore<T>(rowsNewestFirst: T[], limit: number, cursorOf: (item: T) => string): Page<T> {
+  const items = rowsNewestFirst.slice(0, limit).reverse();
+  const last = items.at(-1);
+  return {
+    items,
+    hasNextPage: false,
+    hasPreviousPage: rowsNewestFirst.length > limit,
+    endCursor: last ? cursorOf(last) : null,
+  };
 }

@@ -48,5 +48,10 @@ builder.addScalarType('JSON', JSONResolver);
 builder.queryType({ description: 'Reads. Every field goes through the AgentRuntime.' });
 builder.mutationType({ description: 'Writes. Input is validated before anything is stored.' });
 builder.subscriptionType({
-  description: 'Live updates over WebSocket (graphql-ws) or SSE. Each starts from history, then goes live.',
+  description:
+    'Live updates over WebSocket (graphql-ws) or SSE (see docs/api.md). What each field sends first differs: ' +
+    'taskEvents, taskOutput and workflowRunEvents replay the history of their task or run (or from `after`), then go live and complete at its end; ' +
+    'taskUpdated and workflowRunUpdated send the current state, then each change, and complete at the end; ' +
+    'events, logAdded and agentStatusChanged are live only, unless given `after` (a cursor, or Query.eventHead / Query.logHead), from which they first catch up; they never complete. ' +
+    'Every resumable stream is gap-free: nothing missed or repeated between the catch-up and live.',
 });

@@ -29,6 +29,8 @@ export interface Loaders {
   recentTasks(first: number): DataLoader<string, Task[]>;
   /** One loader per `first`: the children of each task, oldest first. */
   children(first: number): DataLoader<string, Task[]>;
+  /** One loader per `first`: the newest `first` state versions of each agent, newest first. */
+  stateHistory(first: number): DataLoader<string, AgentState[]>;
   /** Forgets every cached value (for subscriptions, before each event). */
   clearAll(): void;
 }
@@ -60,6 +62,7 @@ class OperationLoaders implements Loaders {
   private metricsByRange?: Map<string, DataLoader<string, AgentMetrics | null>>;
   private recentByFirst?: Map<number, DataLoader<string, Task[]>>;
   private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
+  private stateHistoryByFirst?: Map<number, DataLoader<string, AgentState[]>>;
 
   constructor(
     private readonly runtime: AgentRuntime,
@@ -110,6 +113,12 @@ class OperationLoaders implements Loaders {
     );
   }
 
+  stateHistory(first: number) {
+    return loaderFor((this.stateHistoryByFirst ??= new Map()), first, () =>
+      inOrder((ids) => this.runtime.getStateHistories(ids, first)),
+    );
+  }
+
   clearAll() {
     const made = [
       this.agentsLoader,
@@ -120,6 +129,7 @@ class OperationLoaders implements Loaders {
       ...(this.metricsByRange?.values() ?? []),
       ...(this.recentByFirst?.values() ?? []),
       ...(this.childrenByFirst?.values() ?? []),
+      ...(this.stateHistoryByFirst?.values() ?? []),
     ];
     for (const loader of made) loader?.clearAll();
   }

@@ -2,7 +2,14 @@ import type { DatabaseMode } from '../config.js';
 import type { Agent, RegisterAgentInput } from '../domains/agent/agent.js';
 import type { AgentEvent, EventFilter, EventType } from '../domains/event/event.js';
 import type { LogEntry, LogFilter, LogLevel } from '../domains/log/log.js';
-import type { AgentMetrics, MetricPoint, TimeRange, TokenUsage } from '../domains/metric/metric.js';
+import type {
+  AgentMetrics,
+  MetricBucket,
+  MetricBucketsInput,
+  MetricPoint,
+  TimeRange,
+  TokenUsage,
+} from '../domains/metric/metric.js';
 import type { Page } from '../domains/pagination.js';
 import type { AgentState } from '../domains/state/state.js';
 import type { ApiKeyStore } from '../domains/api-key/api-key.js';
@@ -61,6 +68,8 @@ export interface EventSubscriptionFilter {
 export interface LogSubscriptionFilter {
   agentId?: string | null;
   levels?: readonly LogLevel[] | null;
+  /** Replay after this cursor (a LogEntry.cursor), then live; without it, live only. */
+  after?: string | null;
 }
 
 /**
@@ -118,9 +127,12 @@ export interface AgentRuntime {
   watchTask(taskId: string, options?: { throttleMs?: number | null }): AsyncIterable<Task>;
   /** Events matching the filter, gap-free and in order; see EventSubscriptionFilter.after. */
   subscribeEvents(filter?: EventSubscriptionFilter): AsyncIterable<AgentEvent>;
-  /** An agent (or every agent) each time its status, activity or error may have changed. */
-  watchAgents(agentId?: string | null): AsyncIterable<Agent>;
-  /** Log entries as they are written. */
+  /**
+   * An agent (or every agent) each time its status, activity or error may have changed. With
+   * `after` (an event cursor), first each agent with such a change after it, once, as it is now.
+   */
+  watchAgents(agentId?: string | null, options?: { after?: string | null }): AsyncIterable<Agent>;
+  /** Log entries as they are written; with `filter.after`, those after that cursor first. */
   subscribeLogs(filter?: LogSubscriptionFilter): AsyncIterable<LogEntry>;
   /**
    * Cancels a queued or waiting task at once, or asks the worker of a running one to stop; its
@@ -147,6 +159,8 @@ export interface AgentRuntime {
   /** Deactivates the active state (history kept); false when there was none. */
   resetAgentState(agentId: string, actor?: Actor): Promise<boolean>;
   getStateHistory(agentId: string, options?: { limit?: number }): Promise<AgentState[]>;
+  /** The newest `limit` state versions of each agent, newest first, in input order. */
+  getStateHistories(agentIds: readonly string[], limit: number): Promise<AgentState[][]>;
 
   getMetrics(agentId: string, range?: TimeRange): Promise<AgentMetrics>;
   getMetricsMany(agentIds: readonly string[], range?: TimeRange): Promise<(AgentMetrics | null)[]>;
@@ -155,8 +169,18 @@ export interface AgentRuntime {
     metricName: string,
     options?: TimeRange & { limit?: number },
   ): Promise<MetricPoint[]>;
+  /** A metric of one agent in time buckets (count, avg, p50, p95, max), oldest first. */
+  getMetricBuckets(input: MetricBucketsInput): Promise<MetricBucket[]>;
   getLogs(filter?: LogFilter): Promise<Page<LogEntry>>;
+  /** How many log entries match the filter (its paging fields are ignored). */
+  countLogs(filter?: LogFilter): Promise<number>;
+  /** Cursor of the newest log entry now: `after` for a stream or page that starts from now. */
+  getLogHead(): Promise<string>;
   getEventHistory(filter?: EventFilter): Promise<Page<AgentEvent>>;
+  /** How many events match the filter (its paging fields are ignored). */
+  countEvents(filter?: EventFilter): Promise<number>;
+  /** Cursor of the newest event now: `after` for a stream or page that starts from now. */
+  getEventHead(): Promise<string>;
 
   /**
    * Starts a workflow run: the definition is checked first (BAD_USER_INPUT naming the step, nothing

@@ -9,6 +9,7 @@ import {
   type RegisterAgentInput,
 } from '../domains/agent/agent.js';
 import {
+  eventCursor,
   eventFilter,
   eventSubscriptionFilter,
   eventStore,
@@ -16,6 +17,7 @@ import {
   type EventFilter,
 } from '../domains/event/event.js';
 import {
+  logCursor,
   logFilter,
   logStore,
   logSubscriptionFilter,
@@ -23,9 +25,12 @@ import {
   type LogFilter,
 } from '../domains/log/log.js';
 import {
+  metricBucketsInput,
   metricStore,
   timeRange,
   type AgentMetrics,
+  type MetricBucket,
+  type MetricBucketsInput,
   type TimeRange,
   type TokenUsage,
 } from '../domains/metric/metric.js';
@@ -479,14 +484,17 @@ export class CustomRuntime implements AgentRuntime {
     yield* this.live.events$(parsed, afterSeq);
   }
 
-  async *watchAgents(agent?: string | null): AsyncIterable<Agent> {
+  async *watchAgents(agent?: string | null, options: { after?: string | null } = {}): AsyncIterable<Agent> {
     const id = agent == null ? null : parseInput(agentId, agent);
     if (id) await this.getAgentStatus(id);
-    yield* this.live.agents(id);
+    const afterSeq = options.after ? await this.events.positionOf(options.after) : null;
+    yield* this.live.agents(id, afterSeq);
   }
 
   async *subscribeLogs(filter: LogSubscriptionFilter = {}): AsyncIterable<LogEntry> {
-    yield* this.live.logs$(parseInput(logSubscriptionFilter, filter));
+    const { after, ...streamFilter } = parseInput(logSubscriptionFilter, filter);
+    const afterId = after ? await this.logs.positionOf(after) : null;
+    yield* this.live.logs$(streamFilter, afterId);
   }
 
   async cancelTask(id: string, actor: Actor = {}): Promise<Task> {
@@ -537,6 +545,10 @@ export class CustomRuntime implements AgentRuntime {
     return this.states.reset(parseInput(agentId, agent), parseInput(userId, actor.userId));
   }
 
+  async getStateHistories(ids: readonly string[], limit: number): Promise<AgentState[][]> {
+    return this.states.histories(parseInput(agentIds, ids), parseInput(pageSize, limit));
+  }
+
   async getStateHistory(agent: string, options: { limit?: number } = {}): Promise<AgentState[]> {
     const id = parseInput(agentId, agent);
     const history = await this.states.history(id, parseInput(pageSize, options.limit));
@@ -573,8 +585,31 @@ export class CustomRuntime implements AgentRuntime {
     return this.logs.page(parseInput(logFilter, filter));
   }
 
+  async countLogs(filter: LogFilter = {}) {
+    return this.logs.count(parseInput(logFilter, filter));
+  }
+
+  async getLogHead(): Promise<string> {
+    return logCursor({ id: await this.logs.head() });
+  }
+
   async getEventHistory(filter: EventFilter = {}) {
     return this.events.page(parseInput(eventFilter, filter));
+  }
+
+  async countEvents(filter: EventFilter = {}) {
+    return this.events.count(parseInput(eventFilter, filter));
+  }
+
+  async getEventHead(): Promise<string> {
+    return eventCursor({ seq: await this.events.head() });
+  }
+
+  async getMetricBuckets(input: MetricBucketsInput): Promise<MetricBucket[]> {
+    const parsed = parseInput(metricBucketsInput, input);
+    const buckets = await this.metrics.buckets(parsed);
+    if (buckets.length === 0) await this.getAgentStatus(parsed.agentId);
+    return buckets;
   }
 
   /**

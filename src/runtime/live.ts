@@ -58,6 +58,7 @@ export class LiveStreams {
   private readonly taskLoader: DataLoader<string, Task | null>;
   private readonly agentLoader: DataLoader<string, Agent | null>;
   private readonly eventHead: () => Promise<number>;
+  private readonly eventStore: EventStore;
   private unsubscribe: (() => void) | null = null;
   private poll: NodeJS.Timeout | null = null;
 
@@ -67,6 +68,7 @@ export class LiveStreams {
     private readonly options: LiveStreamOptions,
     logger: Logger,
   ) {
+    this.eventStore = stores.events;
     this.eventHead = () => stores.events.head();
     this.events = new LogTail(
       {
@@ -152,8 +154,9 @@ export class LiveStreams {
     return this.events.subscribe(filter, afterSeq);
   }
 
-  logs$(filter: LogStreamFilter): AsyncIterableIterator<LogEntry> {
-    return this.logs.subscribe(filter, null);
+  /** Log entries matching `filter` after `afterId` (live only when null), until the consumer stops. */
+  logs$(filter: LogStreamFilter, afterId: number | null): AsyncIterableIterator<LogEntry> {
+    return this.logs.subscribe(filter, afterId);
   }
 
   /** A task's events after `afterSeq`, ending after its final event. */
@@ -218,10 +221,22 @@ export class LiveStreams {
     }
   }
 
-  /** Agents (one, or all) each time their status, activity or error may have changed. */
-  async *agents(agentId: string | null): AsyncGenerator<Agent> {
-    const events = this.events$({ agentId, types: AGENT_STATUS_EVENT_TYPES }, null);
+  /**
+   * Agents (one, or all) each time their status, activity or error may have changed. With
+   * `afterSeq`, first each agent with such an event after it, once, as it is now; then live.
+   */
+  async *agents(agentId: string | null, afterSeq: number | null): AsyncGenerator<Agent> {
+    const filter = { agentId, types: AGENT_STATUS_EVENT_TYPES };
+    // Live from the head read now; what happened between afterSeq and it is caught up below.
+    const head = afterSeq === null ? null : await this.eventHead();
+    const events = this.events$(filter, head);
     try {
+      if (afterSeq !== null && head !== null && head > afterSeq) {
+        for (const id of await this.agentsChangedBetween(filter, afterSeq, head)) {
+          const agent = await this.agentLoader.load(id);
+          if (agent) yield agent;
+        }
+      }
       for await (const event of events) {
         const agent = event.agentId ? await this.agentLoader.load(event.agentId) : null;
         if (agent) yield agent;
@@ -229,5 +244,27 @@ export class LiveStreams {
     } finally {
       await events.return?.();
     }
+  }
+
+  /** Ids of the agents with a status event in (afterSeq, head], in the order they last changed. */
+  private async agentsChangedBetween(
+    filter: EventStreamFilter,
+    afterSeq: number,
+    head: number,
+  ): Promise<string[]> {
+    const lastChange = new Map<string, number>();
+    for (let position = afterSeq; position < head;) {
+      const batch = await this.eventStore.list({ ...filter, afterSeq: position, limit: BATCH_SIZE });
+      for (const event of batch) {
+        if (event.seq > head) break;
+        if (event.agentId) {
+          lastChange.delete(event.agentId);
+          lastChange.set(event.agentId, event.seq);
+        }
+      }
+      if (batch.length < BATCH_SIZE || batch.at(-1)!.seq >= head) break;
+      position = batch.at(-1)!.seq;
+    }
+    return [...lastChange.keys()];
   }
 }

@@ -157,6 +157,14 @@ const OPERATIONS: Operation[] = [
     document: '{ workflowRuns(first: 5) { edges { node { id } } } }',
   },
   { field: 'workflows', kind: 'query', allows: atLeast('viewer'), document: '{ workflows { id } }' },
+  { field: 'eventHead', kind: 'query', allows: atLeast('viewer'), document: '{ eventHead }' },
+  { field: 'logHead', kind: 'query', allows: allTasks, document: '{ logHead }' },
+  {
+    field: 'metricSeries',
+    kind: 'query',
+    allows: atLeast('viewer'),
+    document: '{ metricSeries(agentId: "qa", name: "task_duration_ms") { start count p95 } }',
+  },
   {
     field: 'executeWorkflow',
     kind: 'mutation',

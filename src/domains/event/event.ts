@@ -2,7 +2,16 @@ import { z } from 'zod';
 import type { SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber } from '../../db/rows.js';
 import { agentId, taskId } from '../../validation.js';
-import { cursorPastHead, decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+import {
+  backwardPageSize,
+  cursorPastHead,
+  decodeCursor,
+  encodeCursor,
+  pageSize,
+  toPage,
+  toPageBefore,
+  type Page,
+} from '../pagination.js';
 
 export const EVENT_TYPES = [
   'agent_registered',
@@ -59,6 +68,9 @@ export const eventFilter = z.object({
   types: z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).nullish(),
   after: z.string().max(200).nullish(),
   first: pageSize,
+  /** Backward paging: the `last` events before `before` (the newest when absent), in log order. */
+  last: backwardPageSize,
+  before: z.string().max(200).nullish(),
 });
 export type EventFilter = z.input<typeof eventFilter>;
 
@@ -129,12 +141,32 @@ export function eventStore(sql: SqlFunctions) {
       return seq;
     },
     async page(filter: z.output<typeof eventFilter>): Promise<Page<AgentEvent>> {
+      if (filter.last != null) return this.pageBefore({ ...filter, last: filter.last });
       const afterSeq = filter.after ? eventSeqFromCursor(filter.after) : null;
       const rows = await this.list({ ...filter, afterSeq, limit: filter.first + 1 });
       // Only an empty page can come from a cursor past the head; full pages cost no extra read.
       if (rows.length === 0 && filter.after) await this.positionOf(filter.after);
       return toPage(rows, filter.first, eventCursor);
     },
+    async pageBefore(filter: z.output<typeof eventFilter> & { last: number }): Promise<Page<AgentEvent>> {
+      const rows = await sql.rows<EventRow>('cas_list_events_before', {
+        p_agent_id: filter.agentId ?? null,
+        p_task_id: filter.taskId ?? null,
+        p_types: filter.types ? [...filter.types] : null,
+        p_before_seq: filter.before ? eventSeqFromCursor(filter.before) : null,
+        p_limit: filter.last + 1,
+      });
+      return toPageBefore(rows.map(eventFromRow), filter.last, eventCursor);
+    },
+    /** How many events match the filter (a connection's totalCount). */
+    count: (filter: Pick<z.output<typeof eventFilter>, 'agentId' | 'taskId' | 'types'>) =>
+      sql
+        .value<unknown>('cas_count_events', {
+          p_agent_id: filter.agentId ?? null,
+          p_task_id: filter.taskId ?? null,
+          p_types: filter.types ? [...filter.types] : null,
+        })
+        .then(toNumber),
   };
 }
 export type EventStore = ReturnType<typeof eventStore>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toNumber, toNumberOrNull } from '../../db/rows.js';
-import { dateTime } from '../../validation.js';
+import { agentId, dateTime } from '../../validation.js';
 
 export interface AgentMetrics {
   agentId: string;
@@ -63,6 +63,56 @@ const metricsFromRow = (row: MetricsRow): AgentMetrics => {
   };
 };
 
+/** One time bucket of a metric: its points' count and distribution (computed in SQL). */
+export interface MetricBucket {
+  /** Start of the bucket; buckets are aligned to the epoch. */
+  start: Date;
+  count: number;
+  avg: number;
+  p50: number;
+  p95: number;
+  max: number;
+}
+
+/** Range of metricSeries when `from`/`to` are not given: the last hour. */
+export const DEFAULT_METRIC_RANGE_MS = 3_600_000;
+/** Buckets the range is split into when no bucket width is given. */
+export const DEFAULT_METRIC_BUCKETS = 60;
+/** At most this many buckets per request, so one chart query stays cheap. */
+export const MAX_METRIC_BUCKETS = 1_000;
+/** The widest bucket: a day. */
+export const MAX_METRIC_BUCKET_SECONDS = 86_400;
+
+export const metricBucketsInput = z
+  .object({
+    agentId: agentId,
+    name: z.string().min(1).max(200),
+    from: dateTime.nullish(),
+    to: dateTime.nullish(),
+    bucketSeconds: z.number().int().min(1).max(MAX_METRIC_BUCKET_SECONDS).nullish(),
+  })
+  .transform((input, ctx) => {
+    const to = input.to ?? new Date();
+    const from = input.from ?? new Date(to.getTime() - DEFAULT_METRIC_RANGE_MS);
+    const rangeSeconds = (to.getTime() - from.getTime()) / 1000;
+    if (rangeSeconds <= 0) {
+      ctx.addIssue({ code: 'custom', message: '"from" must be earlier than "to"', path: ['from'] });
+      return z.NEVER;
+    }
+    const bucketSeconds =
+      input.bucketSeconds ?? Math.max(1, Math.ceil(rangeSeconds / DEFAULT_METRIC_BUCKETS));
+    if (rangeSeconds / bucketSeconds > MAX_METRIC_BUCKETS) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `the range holds more than ${MAX_METRIC_BUCKETS} buckets of ${bucketSeconds} s; use a wider bucket or a shorter range`,
+        path: ['bucket'],
+      });
+      return z.NEVER;
+    }
+    return { agentId: input.agentId, name: input.name, from, to, bucketSeconds };
+  });
+export type MetricBucketsInput = z.input<typeof metricBucketsInput>;
+
 /** Tokens a task's model requests used (metric points llm_prompt_tokens, llm_completion_tokens). */
 export interface TokenUsage {
   taskId: string;
@@ -97,6 +147,31 @@ export function metricStore(sql: SqlFunctions) {
         p_to: range.to ?? null,
       });
       return rows.map(metricsFromRow);
+    },
+    /** The metric's points in time buckets over [from, to), oldest first, empty buckets left out. */
+    async buckets(input: z.output<typeof metricBucketsInput>): Promise<MetricBucket[]> {
+      const rows = await sql.rows<{
+        bucket_start: unknown;
+        points: unknown;
+        avg_value: unknown;
+        p50: unknown;
+        p95: unknown;
+        max_value: unknown;
+      }>('cas_metric_buckets', {
+        p_agent_id: input.agentId,
+        p_metric_name: input.name,
+        p_from: input.from,
+        p_to: input.to,
+        p_bucket_seconds: input.bucketSeconds,
+      });
+      return rows.map((row) => ({
+        start: toDate(row.bucket_start),
+        count: toNumber(row.points),
+        avg: toNumber(row.avg_value),
+        p50: toNumber(row.p50),
+        p95: toNumber(row.p95),
+        max: toNumber(row.max_value),
+      }));
     },
     async series(
       agentId: string,

@@ -64,6 +64,16 @@ export function stateStore(sql: SqlFunctions) {
       const rows = await sql.rows<StateRow>('cas_get_agent_states', { p_agent_ids: [...agentIds] });
       return rows.map(stateFromRow);
     },
+    /** The newest `limit` versions of each agent, newest first, grouped in the order asked. */
+    async histories(agentIds: readonly string[], limit: number): Promise<AgentState[][]> {
+      const rows = await sql.rows<StateRow>('cas_agent_state_histories', {
+        p_agent_ids: [...agentIds],
+        p_limit: limit,
+      });
+      const byAgent = new Map<string, AgentState[]>(agentIds.map((id) => [id, []]));
+      for (const row of rows) byAgent.get(row.agent_id)?.push(stateFromRow(row));
+      return agentIds.map((id) => byAgent.get(id) ?? []);
+    },
     /** Every version, newest first. */
     async history(agentId: string, limit: number): Promise<AgentState[]> {
       const rows = await sql.rows<StateRow>('cas_agent_state_history', {

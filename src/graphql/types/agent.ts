@@ -6,6 +6,7 @@ import { agentId as agentIdSchema } from '../../validation.js';
 import { actorOf } from '../../auth/roles.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
+import { cursorArg, refuseExpiredCursor } from '../pagination.js';
 
 export const AgentStatusEnum = upperCaseEnum(
   'AgentStatus',
@@ -137,14 +138,22 @@ builder.subscriptionField('agentStatusChanged', (t) =>
   t.field({
     type: AgentRef,
     description:
-      'An agent (or, without agentId, any agent) each time its status, last activity or error may have changed.',
-    args: { agentId: t.arg.id({ required: false }) },
+      'An agent (or, without agentId, any agent) each time its status, last activity or error may have changed. With `after` (an AgentEvent.cursor, e.g. Query.eventHead read with the agents), first each agent with such a change after it, once, as it is now; then live. Without it, live only. Never completes.',
+    args: {
+      agentId: t.arg.id({ required: false }),
+      after: t.arg.string({
+        required: false,
+        description: 'An AgentEvent.cursor: catch up on the changes after it first.',
+      }),
+    },
     authScopes: { viewer: true },
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
-      // Refused up front (NOT_FOUND) rather than as an error in the middle of the stream.
+      // Refused up front (NOT_FOUND, BAD_USER_INPUT, CURSOR_EXPIRED) rather than mid-stream.
       if (agentId) await runtime.getAgentStatus(agentId);
-      return runtime.watchAgents(agentId);
+      const after = cursorArg(args.after);
+      await refuseExpiredCursor(runtime, after);
+      return runtime.watchAgents(agentId, { after });
     },
     resolve: (agent, _args, { loaders }) => {
       loaders.clearAll();

@@ -3,7 +3,14 @@ import { eventCursor, type AgentEvent, type EventFilter } from '../../domains/ev
 import { notFound } from '../../errors.js';
 import type { AgentRuntime } from '../../runtime/agent-runtime.js';
 import { builder } from '../builder.js';
-import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
+import {
+  backwardConnectionArgs,
+  connectionArgs,
+  cursorArg,
+  pagingArgs,
+  refuseExpiredCursor,
+  toConnection,
+} from '../pagination.js';
 import { parseAgentId } from './agent.js';
 import { parseTaskId, taskOrAllTasks } from './task.js';
 
@@ -29,42 +36,55 @@ export const AgentEventRef = builder.objectRef<AgentEvent>('AgentEvent').impleme
   }),
 });
 
-/**
- * A subscription resuming from a cursor retention has passed is refused up front with
- * CURSOR_EXPIRED (and a malformed cursor with BAD_USER_INPUT), not as an error mid-stream: reading
- * one event after the cursor makes the database check it.
- */
-async function refuseExpiredCursor(runtime: AgentRuntime, after: string | null): Promise<void> {
-  if (after) await runtime.getEventHistory({ after, first: 1 });
-}
-
 const AgentEventConnection = builder.connectionObject(
-  { type: AgentEventRef, name: 'AgentEventConnection' },
+  {
+    type: AgentEventRef,
+    name: 'AgentEventConnection',
+    fields: (t) => ({
+      totalCount: t.int({
+        description: 'Events matching the filter, on every page (not only this one); counted when asked for.',
+        resolve: (connection) => {
+          if (!connection.totalCount) throw new Error('AgentEventConnection built without a totalCount');
+          return connection.totalCount();
+        },
+      }),
+    }),
+  },
   { name: 'AgentEventEdge' },
 );
 
 builder.queryField('events', (t) =>
   t.field({
     type: AgentEventConnection,
-    description: 'The event log in order (oldest first), filtered by agent, task and types.',
+    description:
+      'The event log in order (oldest first), filtered by agent, task and types. Page forwards with first/after, or backwards from the newest with last/before.',
     args: {
       agentId: t.arg.id({ required: false }),
       taskId: t.arg.id({ required: false }),
       types: t.arg.stringList({ required: false }),
       ...connectionArgs,
+      ...backwardConnectionArgs,
     },
     authScopes: (_root, args) => taskOrAllTasks(args.taskId),
     resolve: async (_root, args, { runtime }) => {
-      const page = await runtime.getEventHistory({
+      const filter = {
         agentId: args.agentId ? parseAgentId(args.agentId, 'agentId') : null,
         taskId: args.taskId ? parseTaskId(args.taskId, 'taskId') : null,
         // Strings here; the runtime checks each against the known event types (BAD_USER_INPUT).
         types: (args.types ?? null) as EventFilter['types'],
-        first: pageSizeArg(args.first),
-        after: cursorArg(args.after),
-      });
-      return toConnection(page, eventCursor);
+      };
+      const page = await runtime.getEventHistory({ ...filter, ...pagingArgs(args) });
+      return toConnection(page, eventCursor, () => runtime.countEvents(filter));
     },
+  }),
+);
+
+builder.queryField('eventHead', (t) =>
+  t.string({
+    description:
+      'Cursor of the newest event now. Pass it as `after` (events subscription, taskEvents, agentStatusChanged, the events connection) to start from this moment with nothing missed in between.',
+    authScopes: { viewer: true },
+    resolve: (_root, _args, { runtime }) => runtime.getEventHead(),
   }),
 );
 

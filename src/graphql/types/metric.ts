@@ -1,8 +1,13 @@
 /** Metrics: runs, outcomes, durations and uptime of an agent, computed by the database. */
-import type { AgentMetrics } from '../../domains/metric/metric.js';
+import {
+  DEFAULT_METRIC_BUCKETS,
+  MAX_METRIC_BUCKETS,
+  type AgentMetrics,
+  type MetricBucket,
+} from '../../domains/metric/metric.js';
 import { badInput, notFound } from '../../errors.js';
 import { builder } from '../builder.js';
-import { AgentRef } from './agent.js';
+import { AgentRef, parseAgentId } from './agent.js';
 
 const AgentMetricsRef = builder.objectRef<AgentMetrics>('AgentMetrics').implement({
   description: 'Tasks of one agent that reached a final status in a time range.',
@@ -32,5 +37,49 @@ builder.objectField(AgentRef, 'metrics', (t) =>
       if (!metrics) throw notFound('agent', agent.id);
       return metrics;
     },
+  }),
+);
+
+const MetricBucketRef = builder.objectRef<MetricBucket>('MetricBucket').implement({
+  description: "One time bucket of an agent's metric: how many points fell in it and their distribution.",
+  fields: (t) => ({
+    start: t.expose('start', {
+      type: 'DateTime',
+      description: 'Start of the bucket (aligned to the epoch).',
+    }),
+    count: t.exposeInt('count', {
+      description: 'Points in the bucket (at least 1: empty buckets are left out).',
+    }),
+    avg: t.exposeFloat('avg'),
+    p50: t.exposeFloat('p50', { description: 'Median (interpolated).' }),
+    p95: t.exposeFloat('p95', { description: '95th percentile (interpolated).' }),
+    max: t.exposeFloat('max'),
+  }),
+});
+
+builder.queryField('metricSeries', (t) =>
+  t.field({
+    type: [MetricBucketRef],
+    description:
+      'A metric of one agent (e.g. task_duration_ms, llm_prompt_tokens, llm_completion_tokens) in time buckets over [from, to), oldest first, computed by the database. Empty buckets are left out.',
+    args: {
+      agentId: t.arg.id({ required: true }),
+      name: t.arg.string({ required: true, description: 'The metric name.' }),
+      from: t.arg({ type: 'DateTime', required: false, description: 'Default: an hour before `to`.' }),
+      to: t.arg({ type: 'DateTime', required: false, description: 'Default: now.' }),
+      bucket: t.arg.int({
+        required: false,
+        description: `Bucket width in seconds (1-86400). Default: the range in ${DEFAULT_METRIC_BUCKETS} buckets. At most ${MAX_METRIC_BUCKETS} buckets.`,
+      }),
+    },
+    authScopes: { viewer: true },
+    resolve: (_root, args, { runtime }) =>
+      runtime.getMetricBuckets({
+        agentId: parseAgentId(args.agentId, 'agentId'),
+        name: args.name,
+        from: args.from ?? null,
+        to: args.to ?? null,
+        bucketSeconds: args.bucket ?? null,
+      }),
   }),
 );

@@ -1,11 +1,17 @@
 /** Agent state: versioned JSON per agent, with optimistic concurrency. */
 import type { AgentState } from '../../domains/state/state.js';
 import { actorOf } from '../../auth/roles.js';
+import { MAX_PAGE_SIZE } from '../../domains/pagination.js';
 import { builder } from '../builder.js';
+import { pageSizeArg } from '../pagination.js';
 import { AgentRef, parseAgentId } from './agent.js';
 
+/** Versions Agent.stateHistory gives without `first`. */
+const DEFAULT_STATE_HISTORY = 20;
+
 export const AgentStateRef = builder.objectRef<AgentState>('AgentState').implement({
-  description: "The active version of an agent's state.",
+  description:
+    "A version of an agent's state: the active one (Agent.state) or an earlier one (Agent.stateHistory).",
   fields: (t) => ({
     agentId: t.exposeID('agentId'),
     version: t.exposeInt('version', {
@@ -22,6 +28,22 @@ builder.objectField(AgentRef, 'state', (t) =>
     nullable: true,
     description: 'The active state version; null when there is none (never set, or reset).',
     resolve: (agent, _args, { loaders }) => loaders.states.load(agent.id),
+  }),
+);
+
+builder.objectField(AgentRef, 'stateHistory', (t) =>
+  t.field({
+    type: [AgentStateRef],
+    description:
+      'The newest state versions, newest first, the active one included (reset and replaced ones too). Batched over agents.',
+    args: {
+      first: t.arg.int({
+        required: false,
+        description: `How many versions (1-${MAX_PAGE_SIZE}, default 20).`,
+      }),
+    },
+    resolve: (agent, args, { loaders }) =>
+      loaders.stateHistory(pageSizeArg(args.first, { defaultSize: DEFAULT_STATE_HISTORY })).load(agent.id),
   }),
 );
 
