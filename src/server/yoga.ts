@@ -4,6 +4,7 @@
  * and quotas. GraphiQL itself is served by app.ts (graphiql.ts: compressed and cacheable).
  */
 import { useEndStreamsAtCredentialExpiry } from './credential-expiry.js';
+import { graphqlSsePlugins } from './graphql-sse.js';
 import type { ValidationRule } from 'graphql';
 import {
   createGraphQLError,
@@ -248,6 +249,10 @@ export function createYogaServer(options: {
       useResponseSizeLimit(security.quotas.maxResponseBytes),
       useErrorMapping(logger),
       useEndStreamsAtCredentialExpiry(),
+      ...graphqlSsePlugins({
+        maxOperationsPerStream: security.quotas.maxSubscriptionsPerSocket,
+        authenticate: (authorization) => authenticator.authenticate(authorization),
+      }),
     ],
   });
 }
