@@ -46,7 +46,7 @@ begin
   return v_count;
 end $$;
 
--- 2. The events before a position, newest first (the log entries have cas_list_logs'
+-- 2. Backward pages. The events before a position, newest first (the log entries have cas_list_logs'
 -- p_newest_first). The caller turns the page back into log order.
 
 create or replace function cas_list_events_before(
@@ -65,6 +65,27 @@ begin
     case when p_types is not null then 'and e.event_type = any ($3)' else '' end,
     case when p_before_seq is not null then 'and e.seq < $4' else '' end)
     using p_agent_id, p_task_id, p_types, p_before_seq, greatest(p_limit, 0);
+end $$;
+
+-- The tasks listed before a position of the tasks list (newest first): those queued after it,
+-- nearest first, i.e. oldest first. Only p_user_id's when given (viewers without tasks:all).
+
+create or replace function cas_list_tasks_newer(
+  p_agent_id text default null,
+  p_statuses text[] default null,
+  p_after_seq bigint default null,
+  p_limit int default 50,
+  p_user_id text default null
+) returns setof cas_tasks
+language plpgsql stable set search_path = public, pg_temp as $$
+begin
+  return query execute format(
+    'select * from cas_tasks t where true %s %s %s %s order by t.seq asc limit $4',
+    case when p_agent_id is not null then 'and t.agent_id = $1' else '' end,
+    case when p_statuses is not null then 'and t.status = any ($2)' else '' end,
+    case when p_after_seq is not null then 'and t.seq > $3' else '' end,
+    case when p_user_id is not null then 'and t.user_id = $5' else '' end)
+    using p_agent_id, p_statuses, p_after_seq, greatest(p_limit, 0), p_user_id;
 end $$;
 
 -- 3. A metric in buckets of p_bucket_seconds over [p_from, p_to), oldest first; empty buckets are

@@ -212,11 +212,43 @@ describeEachDatabase('the API a frontend needs', (kind) => {
     expect(logs.totalCount).toBe(0);
   });
 
+  it('tasks page backwards (towards newer ones) with last/before, newest first like forward pages', async () => {
+    for (let n = 0; n < 5; n += 1) await logging(`t${n}`);
+    const forward = await data(
+      server.url,
+      '{ tasks(agentId: "fe-logger", first: 500) { totalCount edges { cursor } pageInfo { endCursor } } }',
+    );
+    const all = forward.tasks.edges.map((edge: AnyData) => edge.cursor) as string[];
+    expect(all.length).toBe(forward.tasks.totalCount);
+    const pages: string[][] = [];
+    let before: string | null = null;
+    for (let hasPrevious = true; hasPrevious;) {
+      const page: AnyData = await data(
+        server.url,
+        `query($before: String) { tasks(agentId: "fe-logger", last: 2, before: $before) {
+          edges { cursor } pageInfo { hasPreviousPage startCursor } } }`,
+        { before },
+      );
+      pages.unshift(page.tasks.edges.map((edge: AnyData) => edge.cursor));
+      hasPrevious = page.tasks.pageInfo.hasPreviousPage;
+      before = page.tasks.pageInfo.startCursor;
+    }
+    expect(pages.flat()).toEqual(all);
+    // From the middle: the two listed just before the fourth (the third and second newest).
+    const { tasks } = await data(
+      server.url,
+      'query($before: String) { tasks(agentId: "fe-logger", last: 2, before: $before) { edges { cursor } } }',
+      { before: all[3] },
+    );
+    expect(tasks.edges.map((edge: AnyData) => edge.cursor)).toEqual(all.slice(1, 3));
+  });
+
   it('refuses a mix of forward and backward paging', async () => {
     for (const query of [
       '{ events(first: 2, last: 2) { totalCount } }',
       '{ logs(after: "x", before: "y") { totalCount } }',
       '{ events(last: 0) { totalCount } }',
+      '{ tasks(first: 1, before: "x") { totalCount } }',
     ]) {
       expect(errorCodes(await gql(server.url, query))).toEqual(['BAD_USER_INPUT']);
     }

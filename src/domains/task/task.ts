@@ -3,7 +3,15 @@ import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
 import { agentId, dateTime, jsonValue, replaceNulCharacters, taskId, userId } from '../../validation.js';
-import { decodeCursor, encodeCursor, pageSize, toPage, type Page } from '../pagination.js';
+import {
+  backwardPageSize,
+  decodeCursor,
+  encodeCursor,
+  pageSize,
+  toPage,
+  toPageBefore,
+  type Page,
+} from '../pagination.js';
 
 export const TASK_STATUSES = ['queued', 'running', 'waiting', 'succeeded', 'failed', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -113,6 +121,9 @@ export const taskListFilter = z.object({
   statuses: z.array(z.enum(TASK_STATUSES)).max(TASK_STATUSES.length).nullish(),
   after: z.string().max(200).nullish(),
   first: pageSize,
+  /** Backward paging: the `last` tasks listed before `before` (the oldest when absent), newest first. */
+  last: backwardPageSize,
+  before: z.string().max(200).nullish(),
 });
 export type TaskListFilter = z.input<typeof taskListFilter>;
 
@@ -379,6 +390,16 @@ export function taskStore(sql: SqlFunctions) {
       }),
     get: (ids: readonly string[]) => many('cas_get_tasks', { p_ids: [...ids] }),
     async page(filter: z.output<typeof taskListFilter>): Promise<Page<Task>> {
+      if (filter.last != null) {
+        const newer = await many('cas_list_tasks_newer', {
+          p_agent_id: filter.agentId ?? null,
+          p_statuses: filter.statuses ? [...filter.statuses] : null,
+          p_after_seq: filter.before ? decodeCursor(CURSOR_KIND, filter.before) : null,
+          p_limit: filter.last + 1,
+          p_user_id: filter.createdBy ?? null,
+        });
+        return toPageBefore(newer, filter.last, taskCursor);
+      }
       const rows = await many(filter.createdBy == null ? 'cas_list_tasks' : 'cas_list_tasks_created_by', {
         ...createdByArg(filter),
         p_agent_id: filter.agentId ?? null,

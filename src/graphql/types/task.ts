@@ -12,7 +12,13 @@ import { taskId as taskIdSchema } from '../../validation.js';
 import type { TokenUsage } from '../../domains/metric/metric.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
-import { connectionArgs, cursorArg, pageSizeArg, toConnection } from '../pagination.js';
+import {
+  backwardConnectionArgs,
+  connectionArgs,
+  pageSizeArg,
+  pagingArgs,
+  toConnection,
+} from '../pagination.js';
 import { AgentRef, parseAgentId } from './agent.js';
 
 export const TaskStatusEnum = upperCaseEnum(
@@ -198,12 +204,13 @@ builder.queryFields((t) => ({
   tasks: t.field({
     type: TaskConnection,
     description:
-      'Tasks, newest first, optionally of one agent and in some statuses; only your own unless you hold tasks:all.',
+      'Tasks, newest first, optionally of one agent and in some statuses; only your own unless you hold tasks:all. Page forwards (older) with first/after, or backwards (newer) with last/before.',
     authScopes: { viewer: true },
     args: {
       agentId: t.arg.id({ required: false }),
       status: t.arg({ type: [TaskStatusEnum], required: false }),
       ...connectionArgs,
+      ...backwardConnectionArgs,
     },
     resolve: async (_root, args, { runtime, viewer }) => {
       const filter = {
@@ -211,11 +218,7 @@ builder.queryFields((t) => ({
         statuses: args.status ?? null,
         createdBy: taskCreatorFilter(viewer),
       };
-      const page = await runtime.listTasks({
-        ...filter,
-        first: pageSizeArg(args.first),
-        after: cursorArg(args.after),
-      });
+      const page = await runtime.listTasks({ ...filter, ...pagingArgs(args) });
       return toConnection(page, taskCursor, () => runtime.countTasks(filter));
     },
   }),
