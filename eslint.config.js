@@ -5,7 +5,16 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['node_modules/', '.cas/', 'scratch/', 'coverage/', 'dist/', 'examples/gql/']),
+  globalIgnores([
+    'node_modules/',
+    '.cas/',
+    'scratch/',
+    'coverage/',
+    'dist/',
+    'web/dist/',
+    'examples/gql/',
+    'web/src/gql/',
+  ]),
   js.configs.recommended,
   tseslint.configs.recommended,
   {
@@ -22,4 +31,6 @@ export default defineConfig(
       ],
     },
   },
+  // The dashboard runs in the browser.
+  { files: ['web/src/**/*.{ts,tsx}'], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -95,8 +95,12 @@ const environmentSchema = z
     CAS_TRUSTED_DOCUMENTS: z
       .enum(TRUSTED_DOCUMENTS_MODES, { error: `must be one of: ${TRUSTED_DOCUMENTS_MODES.join(', ')}` })
       .default('off'),
-    CAS_TRUSTED_DOCUMENTS_FILE: commaList.default(['examples/gql/persisted-documents.json']),
+    CAS_TRUSTED_DOCUMENTS_FILE: commaList.default([
+      'examples/gql/persisted-documents.json',
+      'web/src/gql/persisted-documents.json',
+    ]),
     CAS_GRAPHIQL: booleanFlag.optional(),
+    CAS_DASHBOARD: booleanFlag.default(true),
     CAS_MAX_SUBSCRIPTIONS_PER_SOCKET: quota(100_000).default(100),
     CAS_MAX_SOCKETS_PER_CALLER: quota(100_000).default(20),
     CAS_MAX_SSE_STREAMS_PER_CALLER: quota(100_000).default(20),
@@ -264,6 +268,8 @@ export interface Config {
   trustedDocuments: { mode: TrustedDocumentsMode; files: string[] };
   /** GraphiQL and introspection: on unless NODE_ENV=production, where CAS_GRAPHIQL=true turns them on. */
   graphiql: boolean;
+  /** CAS_DASHBOARD: `npm start` serves the dashboard at / (building it first when stale). */
+  dashboard: boolean;
   /** Per-caller and per-socket quotas (0 = no limit); see src/server/limits.ts. */
   quotas: {
     maxSubscriptionsPerSocket: number;
@@ -372,6 +378,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: e.CAS_CORS_ORIGINS,
     trustedDocuments: { mode: e.CAS_TRUSTED_DOCUMENTS, files: e.CAS_TRUSTED_DOCUMENTS_FILE },
     graphiql: e.CAS_GRAPHIQL ?? e.NODE_ENV !== 'production',
+    dashboard: e.CAS_DASHBOARD,
     quotas: {
       maxSubscriptionsPerSocket: e.CAS_MAX_SUBSCRIPTIONS_PER_SOCKET,
       maxSocketsPerCaller: e.CAS_MAX_SOCKETS_PER_CALLER,

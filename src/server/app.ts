@@ -19,6 +19,7 @@ import { ConcurrencyQuota, holdStreamSlot } from './quotas.js';
 import { loadTrustedDocuments } from './trusted-documents.js';
 import { attachGraphQLWebSocket } from './websocket.js';
 import { createMetricsHandler, METRICS_PATH } from '../observability/metrics-endpoint.js';
+import type { Dashboard } from '../dashboard/serve.js';
 import { createYogaServer, GRAPHIQL_OPTIONS, GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** How long `stop` lets requests in flight finish before closing their connections. */
@@ -32,6 +33,8 @@ export interface BuildAppOptions {
   runtime: AgentRuntime;
   logger: Logger;
   limits?: Partial<ApiLimits>;
+  /** The built dashboard, served at /; null when there is none (/ says so). */
+  dashboard?: Dashboard | null;
 }
 
 export interface App {
@@ -48,6 +51,15 @@ function publicUrl(address: AddressInfo): string {
   const wildcard = ['0.0.0.0', '::', ''].includes(address.address);
   const host = wildcard ? 'localhost' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return `http://${host}:${address.port}${GRAPHQL_PATH}`;
+}
+
+/** `/` without a built dashboard: one line saying why and where the API is. */
+function sendNoDashboard(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' });
+  res.end(
+    `<!doctype html><title>CAS Runtime API</title><p>The dashboard is not built or is off ` +
+      `(npm install builds it; CAS_DASHBOARD). The API and GraphiQL: <a href="${GRAPHQL_PATH}">${GRAPHQL_PATH}</a></p>`,
+  );
 }
 
 export function buildApp(options: BuildAppOptions): App {
@@ -81,10 +93,8 @@ export function buildApp(options: BuildAppOptions): App {
     if (path === '/health' && isRead) return sendLiveness(res);
     if (path === '/ready' && isRead) return void sendReadiness(res, runtime, logger);
     if (path === METRICS_PATH && isRead) return sendMetrics(req, res);
-    if (path === '/' && isRead) {
-      res.writeHead(302, { location: GRAPHQL_PATH });
-      return void res.end();
-    }
+    if (options.dashboard?.handle(req, res)) return;
+    if (path === '/' && isRead) return sendNoDashboard(res);
     if (path === GRAPHQL_PATH && graphiql && wantsGraphiQL(req)) {
       return void graphiql.send(req, res).catch((error: unknown) => {
         logger.error({ err: error }, 'GraphiQL page failed');

@@ -9,6 +9,7 @@ import { loadAgents } from '../agents/loader.js';
 import { loadWorkflows } from '../domains/workflow/define.js';
 import { createRuntime } from '../runtime/create-runtime.js';
 import { startTracing } from '../observability/tracing.js';
+import { prepareDashboard } from '../dashboard/prepare.js';
 import { buildApp } from './app.js';
 import {
   exitOnShutdownSignal,
@@ -34,8 +35,11 @@ async function main() {
     dir: config.workflowsDir.path,
     explicit: config.workflowsDir.explicit,
   });
-  const runtime = await createRuntime({ config, logger, agents, workflows });
-  const app = buildApp({ config, runtime, logger });
+  const [runtime, dashboard] = await Promise.all([
+    createRuntime({ config, logger, agents, workflows }),
+    config.dashboard ? prepareDashboard(logger) : null,
+  ]);
+  const app = buildApp({ config, runtime, logger, dashboard });
 
   const { shutdownTimeoutMs } = config;
   exitOnShutdownSignal(logger, async (signal) => {
@@ -59,7 +63,7 @@ async function main() {
     }
     logger.info(
       { url, mode: config.mode, runtime: runtime.name, workers: config.workers },
-      `CAS Runtime API ready at ${url} (GraphiQL in a browser), ${config.mode} database`,
+      `CAS Runtime API ready at ${url} (GraphiQL in a browser${dashboard ? `, dashboard at ${url.replace(/graphql$/, '')}` : ''}), ${config.mode} database`,
     );
   } catch (error) {
     // The workers may have claimed tasks already: hand them back before exiting.

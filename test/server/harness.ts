@@ -9,6 +9,7 @@ import { silentLogger, type Logger } from '../../src/logger.js';
 import type { AgentRuntime } from '../../src/runtime/agent-runtime.js';
 import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { createRuntime } from '../../src/runtime/create-runtime.js';
+import { loadDashboard } from '../../src/dashboard/serve.js';
 import { buildApp, type App } from '../../src/server/app.js';
 import type { ApiLimits } from '../../src/server/limits.js';
 import { openTestDatabase, type TestDatabase, type TestDatabaseKind } from '../support/databases.js';
@@ -35,6 +36,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Agents in code (loadAgents), registered at start as `npm start` does. */
   agents?: readonly LoadedAgent[];
+  /** Serve the built dashboard (web/dist) at / as `npm start` does. */
+  dashboard?: boolean;
 }
 
 export async function startTestServer(
@@ -69,7 +72,8 @@ export async function startTestServer(
     // Round trips are counted on the databases the runtime reaches directly.
     database: testDb.env ? undefined : countingDatabase(testDb.db, queries),
   });
-  const app = buildApp({ config, runtime, logger, limits: options.limits });
+  const dashboard = options.dashboard ? await loadDashboard() : null;
+  const app = buildApp({ config, runtime, logger, limits: options.limits, dashboard });
   const { url } = await app.start();
   return {
     url,

@@ -570,10 +570,10 @@ describeEachDatabase('GraphQL over HTTP', (kind) => {
       });
     });
 
-    it('GET / leads to GraphiQL; unknown paths are 404', async () => {
+    it('GET / without a dashboard says so and links GraphiQL; unknown paths are 404', async () => {
       const root = await fetch(`${server.origin}/`, { redirect: 'manual' });
-      expect(root.status).toBe(302);
-      expect(root.headers.get('location')).toBe('/graphql');
+      expect(root.status).toBe(200);
+      expect(await root.text()).toContain('The dashboard is not built or is off');
       expect((await raw(`${server.origin}/nope`)).status).toBe(404);
     });
   });
