@@ -194,6 +194,15 @@ describeEachDatabase('workflows', (kind) => {
     const slowTask = await until('slow task cancelled', async () => {
       const [task] = await t.runtime.getTasks([steps.slow!.taskId!]);
       return task?.status === 'cancelled' ? task : undefined;
+    }).catch(async (error: unknown) => {
+      // What the running step's task went through, to tell a lost cancel from a lost outcome.
+      const [task] = await t.runtime.getTasks([steps.slow!.taskId!]);
+      const events = await t.runtime.getEventHistory({ taskId: steps.slow!.taskId!, first: 100 });
+      console.error(
+        task,
+        events.items.map((event) => [event.type, event.createdAt]),
+      );
+      throw error;
     });
     expect(slowTask.status).toBe('cancelled');
   }, 120_000);
