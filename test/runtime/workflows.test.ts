@@ -44,6 +44,8 @@ const rowCounts = async (t: TestRuntime) => {
 
 describeEachDatabase('workflows', (kind) => {
   let t: TestRuntime;
+  let releaseFailure!: () => void;
+  const failRelease = new Promise<void>((resolve) => (releaseFailure = resolve));
 
   beforeAll(async () => {
     t = await openTestRuntime(kind, { CAS_WORKERS: '2', CAS_WORKER_CONCURRENCY: '4' });
@@ -56,6 +58,10 @@ describeEachDatabase('workflows', (kind) => {
     t.runtime.defineActions('tester', {
       alwaysFails: () => {
         throw new TaskFailure('tester broke', 'BROKEN', true);
+      },
+      failsWhenReleased: async () => {
+        await failRelease;
+        throw new TaskFailure('tester broke', 'BROKEN', false);
       },
       failsOnceCalledTaskRuns: async () => {
         await until('a task called by another step to run', async () => {
@@ -206,6 +212,45 @@ describeEachDatabase('workflows', (kind) => {
     });
     expect(slowTask.status).toBe('cancelled');
   }, 120_000);
+
+  // A row lock held by another transaction (a heartbeat, a progress write) when fail_fast cancels the
+  // run's tasks makes the hand-off pass that task over (SKIP LOCKED); the workers' sweep ends it.
+  it.skipIf(kind !== 'postgres')(
+    'fail_fast: a running task passed over because its row was locked is cancelled by the sweep',
+    async () => {
+      const run = await t.runtime.executeWorkflow({
+        definition: {
+          steps: [
+            { id: 'slow', agentId: 'qa', action: 'wait', input: { ms: 120_000 } },
+            { id: 'broken', agentId: 'tester', action: 'failsWhenReleased' },
+          ],
+        },
+      });
+      const slowId = await until('slow step running', async () => {
+        const steps = await stepsOf(t, run.id);
+        const [task] = steps.slow?.taskId ? await t.runtime.getTasks([steps.slow.taskId]) : [];
+        return task?.status === 'running' ? task.id : undefined;
+      });
+      await t.db.transaction(async (tx) => {
+        await tx.query('select id from cas_tasks where id = $1 for update', [slowId]);
+        releaseFailure();
+        await finished(t, run.id);
+        const [held] = await t.runtime.getTasks([slowId]);
+        // Passed over: the hand-off could not take its row.
+        expect(held).toMatchObject({ status: 'running', cancelRequestedAt: null });
+      });
+      const slow = await until('slow task cancelled by the sweep', async () => {
+        const [task] = await t.runtime.getTasks([slowId]);
+        return task?.status === 'cancelled' ? task : undefined;
+      });
+      expect(slow.status).toBe('cancelled');
+      const events = await t.runtime.getEventHistory({ taskId: slowId, first: 100 });
+      expect(events.items.find((event) => event.type === 'task_cancel_requested')?.payload).toMatchObject({
+        reason: 'workflow_failed',
+      });
+    },
+    150_000,
+  );
 
   it('continue: the independent branch completes, dependents are skipped, the run fails', async () => {
     const run = await t.runtime.executeWorkflow({
