@@ -76,6 +76,11 @@ export class LogTail<Item, Filter> {
   private readonly subscribers = new Set<Subscriber<Item, Filter>>();
   /** Where the next read starts; null while nobody subscribes. */
   private head: Promise<number> | null = null;
+  /**
+   * `head`'s value once known, set in the same tick as `head`: a live-only subscriber joining then
+   * starts right there, with no read of its own (everything after it reaches it in batches).
+   */
+  private knownHead: number | null = null;
   private pumping: Promise<void> | null = null;
   private pumpAgain = false;
   private readonly subscriberReads = new ConcurrencyLimit(SUBSCRIBER_READ_CONCURRENCY);
@@ -117,6 +122,10 @@ export class LogTail<Item, Filter> {
     this.subscribers.add(subscriber);
     // The tail starts reading where the first subscriber starts, so no live item falls before it.
     this.head ??= this.fetchHead();
+    if (after === null && this.knownHead !== null) {
+      subscriber.covered = this.knownHead;
+      subscriber.live = true;
+    }
     const stream = this.stream(subscriber, after === null ? this.head : Promise.resolve(after));
     const stop = () => this.unsubscribe(subscriber);
     return {
@@ -137,10 +146,15 @@ export class LogTail<Item, Filter> {
 
   private fetchHead(): Promise<number> {
     const head = this.log.head();
-    // A failed read must not stick: the next subscriber or wake-up asks again.
-    head.catch(() => {
-      if (this.head === head) this.head = null;
-    });
+    head.then(
+      (value) => {
+        if (this.head === head) this.knownHead = value;
+      },
+      // A failed read must not stick: the next subscriber or wake-up asks again.
+      () => {
+        if (this.head === head) this.head = null;
+      },
+    );
     return head;
   }
 
@@ -148,19 +162,24 @@ export class LogTail<Item, Filter> {
     this.subscribers.delete(subscriber);
     subscriber.queue.close();
     // Idle: forget the position, so the next subscriber starts from the head as it is then.
-    if (this.subscribers.size === 0) this.head = null;
+    if (this.subscribers.size === 0) this.forgetHead();
   }
 
   private async *stream(subscriber: Subscriber<Item, Filter>, start: Promise<number>): AsyncGenerator<Item> {
     const { filter } = subscriber;
     try {
       let last = await start;
-      for await (const item of this.read(filter, last, Number.POSITIVE_INFINITY)) {
-        yield item;
-        last = this.log.position(item);
+      if (subscriber.live) {
+        // Joined live at the known head (subscribe): batches after it come through the queue.
+        last = subscriber.covered;
+      } else {
+        for await (const item of this.read(filter, last, Number.POSITIVE_INFINITY)) {
+          yield item;
+          last = this.log.position(item);
+        }
+        subscriber.covered = last;
+        subscriber.live = true;
       }
-      subscriber.covered = last;
-      subscriber.live = true;
       for await (const batch of subscriber.queue) {
         if (batch.from > subscriber.covered) {
           for await (const item of this.read(filter, subscriber.covered, batch.from)) {
@@ -190,7 +209,12 @@ export class LogTail<Item, Filter> {
   closeAll(): void {
     for (const subscriber of this.subscribers) subscriber.queue.close();
     this.subscribers.clear();
+    this.forgetHead();
+  }
+
+  private forgetHead(): void {
     this.head = null;
+    this.knownHead = null;
   }
 
   /** Matching items in (from, to], read in batches. */
@@ -221,6 +245,7 @@ export class LogTail<Item, Filter> {
           if (items.length === 0 || this.head !== head) break;
           const to = this.log.position(items.at(-1)!);
           this.head = Promise.resolve(to);
+          this.knownHead = to;
           this.deliver({ from, to, items });
           if (items.length < this.options.batchSize) break;
         }
