@@ -6,7 +6,7 @@ import { z } from 'zod';
  * .env.example and docs/configuration.md (test/config-docs.test.ts checks that all three agree).
  */
 /** Runtime implementations CAS_RUNTIME may select. */
-export const RUNTIMES = ['custom'] as const;
+export const RUNTIMES = ['custom', 'langgraph'] as const;
 /** Where change notices come from: Postgres LISTEN, Supabase Realtime, or chosen by the mode. */
 export const FEEDS = ['auto', 'listen', 'realtime'] as const;
 /** CAS_AUTH: auto verifies JWTs when a key source is configured; local treats callers as the local admin. */

@@ -26,8 +26,46 @@ export interface ActionDefinition<
   run(input: z.output<Input>, ctx: TaskContext): z.input<Output> | Promise<z.input<Output>>;
 }
 
-/** What an agent's action may be: a definition with schemas, or a plain function (no schemas). */
-export type Action = TaskHandler | ActionDefinition;
+/**
+ * A compiled LangGraph graph, as `new StateGraph(...).compile()` returns it (only what the runtime
+ * calls is spelled out, so this package's types do not pin a LangGraph version).
+ */
+export interface CompiledGraphLike {
+  // Method syntax: any compiled graph's narrower parameter types stay assignable.
+  getState(config: never, options?: never): Promise<unknown>;
+  stream(input: never, options?: never): Promise<unknown>;
+}
+
+/**
+ * An action that runs a LangGraph graph: the task's input (checked by `input`) is the graph's
+ * input state, and its final state is the task's result (checked, and narrowed, by `output`).
+ * Nodes reach their task with `taskContext(config)`. See docs/agents.md, "Graph actions".
+ */
+export interface GraphActionDefinition<
+  Input extends z.ZodType = z.ZodType,
+  Output extends z.ZodType = z.ZodType<unknown>,
+> {
+  description?: string;
+  input: Input;
+  output?: Output;
+  /** As for ActionDefinition: a node calls the model provider (ctx.model). */
+  model?: boolean;
+  graph: CompiledGraphLike;
+}
+
+/** How a task runs a graph: the graph, and how the task's input and result map to its state. */
+export interface GraphAction {
+  graph: CompiledGraphLike;
+  /** The graph's input state for the task's (parsed) input. */
+  input(input: unknown): unknown;
+  /** The task's result for the graph's final state. */
+  result(values: unknown): unknown;
+  /** Node starts and ends become the task's step_* events. */
+  nodeEvents: boolean;
+}
+
+/** What an agent's action may be: a definition with schemas (or a graph), or a plain function. */
+export type Action = TaskHandler | ActionDefinition | GraphActionDefinition;
 
 /** Actions by name. */
 export type ActionMap = Record<string, Action>;
@@ -36,6 +74,16 @@ export type ActionMap = Record<string, Action>;
  * Declares an action. Returns the definition itself, typed: `run` gets its input typed from the
  * `input` schema's output and must return what the `output` schema accepts.
  */
-export const defineAction = <Input extends z.ZodType, Output extends z.ZodType = z.ZodType<unknown>>(
+export function defineAction<Input extends z.ZodType, Output extends z.ZodType = z.ZodType<unknown>>(
   definition: ActionDefinition<Input, Output>,
-): ActionDefinition<Input, Output> => definition;
+): ActionDefinition<Input, Output>;
+/** Declares an action that runs a LangGraph graph (see GraphActionDefinition). */
+export function defineAction<Input extends z.ZodType, Output extends z.ZodType = z.ZodType<unknown>>(
+  definition: GraphActionDefinition<Input, Output>,
+): GraphActionDefinition<Input, Output>;
+export function defineAction(definition: ActionDefinition | GraphActionDefinition) {
+  return definition;
+}
+
+export const isGraphDefinition = (action: Action): action is GraphActionDefinition =>
+  typeof action === 'object' && 'graph' in action;

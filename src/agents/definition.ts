@@ -59,18 +59,36 @@ const aFunction = (what: string) =>
     error: `must be a function ${what}`,
   });
 
-const actionDefinition = z.strictObject({
+const compiledGraph = z.custom<object>(
+  (value) =>
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { stream?: unknown }).stream === 'function' &&
+    typeof (value as { getState?: unknown }).getState === 'function',
+  { error: 'must be a compiled LangGraph graph, e.g. new StateGraph(...).compile()' },
+);
+
+const actionFields = {
   description: z.string().max(2000).optional(),
   input: zodSchema,
   output: zodSchema.optional(),
   model: z.boolean().optional(),
-  run: aFunction('(input, ctx) => result'),
-});
+};
+
+const runDefinition = z.strictObject({ ...actionFields, run: aFunction('(input, ctx) => result') });
+const graphDefinition = z.strictObject({ ...actionFields, graph: compiledGraph });
+
+/** A definition runs a function or a graph: each checked with its own fields. */
+const actionDefinition = (value: unknown) =>
+  (typeof value === 'object' && value !== null && 'graph' in value
+    ? graphDefinition
+    : runDefinition
+  ).safeParse(value);
 
 /** A plain function, or a definition (its own issues reported, rather than "no union member matched"). */
 const action = z.unknown().superRefine((value, context) => {
   if (typeof value === 'function') return;
-  const parsed = actionDefinition.safeParse(value);
+  const parsed = actionDefinition(value);
   if (parsed.success) return;
   for (const issue of parsed.error.issues) {
     context.addIssue({ code: 'custom', message: issue.message, path: issue.path });

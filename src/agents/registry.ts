@@ -1,6 +1,12 @@
 import { parseInput } from '../validation.js';
-import { TaskFailure, type TaskHandler } from '../runtime/handlers.js';
-import type { Action, ActionMap } from './actions.js';
+import { TaskFailure, type TaskContext, type TaskHandler } from '../runtime/handlers.js';
+import {
+  isGraphDefinition,
+  type Action,
+  type ActionMap,
+  type CompiledGraphLike,
+  type GraphAction,
+} from './actions.js';
 import { diagnosticActions } from './diagnostics.js';
 import { toJsonSchema, type JsonSchema } from './json-schema.js';
 
@@ -25,8 +31,23 @@ export interface ResolvedAction extends ActionDescription {
   parseOutput(result: unknown): unknown;
   /** Calls the model provider: refused at enqueue while none is configured. */
   modelBacked: boolean;
+  /** The graph a graph action runs (see GraphActionDefinition); null for a `run` action. */
+  graph: GraphAction | null;
+  /** The handler of a `run` action (a graph action's refuses: it runs through its graph). */
   run: TaskHandler;
 }
+
+/** A graph action's task result is the graph's final state (narrowed by its output schema). */
+const graphOf = (graph: CompiledGraphLike): GraphAction => ({
+  graph,
+  input: (input) => input,
+  result: (values) => values,
+  nodeEvents: true,
+});
+
+const runsAsGraph: TaskHandler = () => {
+  throw new Error('a graph action runs through its graph');
+};
 
 /** Most characters of a result's schema mismatch kept in the task's error message. */
 const MAX_OUTPUT_ISSUES_CHARS = 1000;
@@ -45,6 +66,7 @@ export function resolveAction(name: string, action: Action): ResolvedAction {
       parse: (input) => input,
       parseOutput: (result) => result,
       modelBacked: false,
+      graph: null,
       run: action,
     };
   }
@@ -75,7 +97,9 @@ export function resolveAction(name: string, action: Action): ResolvedAction {
       throw new TaskFailure(`result does not match the output schema: ${issues}`, 'INVALID_RESULT', false);
     },
     modelBacked: action.model === true,
-    run: (value, ctx) => action.run(value, ctx),
+    ...(isGraphDefinition(action)
+      ? { graph: graphOf(action.graph), run: runsAsGraph }
+      : { graph: null, run: (value: unknown, ctx: TaskContext) => action.run(value, ctx) }),
   };
 }
 

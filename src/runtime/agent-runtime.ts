@@ -15,6 +15,7 @@ import type { AgentState } from '../domains/state/state.js';
 import type { ApiKeyStore } from '../domains/api-key/api-key.js';
 import type { ExecuteTaskInput, Task, TaskCountFilter, TaskListFilter } from '../domains/task/task.js';
 import type { ActionMap } from '../agents/actions.js';
+import type { TaskCheckpoint } from '../domains/task/checkpoints.js';
 import type { ActionDescription } from '../agents/registry.js';
 import type { CasMetrics } from '../observability/metrics.js';
 import type { DefinedWorkflow } from '../domains/workflow/define.js';
@@ -144,6 +145,11 @@ export interface AgentRuntime {
    * or the next one to start. CONFLICT for a finished task.
    */
   signalTask(id: string, name: string, payload?: unknown, actor?: Actor): Promise<Task>;
+  /**
+   * The newest `limit` LangGraph checkpoints of each task that ran as a graph, newest first, in
+   * input order (empty for a task that did not).
+   */
+  getTaskCheckpoints(taskIds: readonly string[], limit: number): Promise<TaskCheckpoint[][]>;
   /** The children each task queued with ctx.call, oldest first (at most `limit` each). */
   getChildren(parentIds: readonly string[], limit: number): Promise<Task[][]>;
 

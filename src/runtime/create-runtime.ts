@@ -71,7 +71,12 @@ export async function openBackend(config: Config, logger: Logger, database?: Dat
 export async function createRuntime(options: CreateRuntimeOptions): Promise<CustomRuntime & AgentRuntime> {
   const { config, logger = silentLogger() } = options;
   const backend = options.backend ?? (await openBackend(config, logger, options.database));
-  const runtime = new CustomRuntime({
+  // LangGraph is loaded only by the runtime that needs it.
+  const Runtime =
+    config.runtime === 'langgraph'
+      ? (await import('./langgraph/langgraph-runtime.js')).LangGraphRuntime
+      : CustomRuntime;
+  const runtime = new Runtime({
     config,
     backend,
     logger,

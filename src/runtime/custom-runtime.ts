@@ -50,6 +50,8 @@ import {
 } from '../domains/task/task.js';
 import { apiKeyStore, type ApiKeyStore } from '../domains/api-key/api-key.js';
 import { taskStepStore } from '../domains/task/steps.js';
+import { taskCheckpointOf, taskCheckpointStore, type TaskCheckpoint } from '../domains/task/checkpoints.js';
+import type { GraphAction } from '../agents/actions.js';
 import { ActionRegistry } from '../agents/registry.js';
 import { builtInActions } from '../agents/builtin/index.js';
 import { analystActions } from '../agents/builtin/analyst.js';
@@ -90,7 +92,7 @@ import type {
   WaitOptions,
 } from './agent-runtime.js';
 import type { ActionMap } from '../agents/actions.js';
-import type { ActionDescription } from '../agents/registry.js';
+import type { ActionDescription, ResolvedAction } from '../agents/registry.js';
 import type { LoadedAgent } from '../agents/loader.js';
 import { RetentionJob } from './retention.js';
 import { retentionStore, type PruneBatch } from '../domains/retention/retention.js';
@@ -130,7 +132,7 @@ export interface CustomRuntimeOptions {
  * (one transaction with its event row); handlers run in this process's workers.
  */
 export class CustomRuntime implements AgentRuntime {
-  readonly name = 'custom';
+  readonly name: string = 'custom';
   readonly apiKeys: ApiKeyStore;
   readonly processMetrics: CasMetrics;
   private readonly agents;
@@ -140,6 +142,7 @@ export class CustomRuntime implements AgentRuntime {
   private readonly metrics;
   private readonly events;
   private readonly steps;
+  private readonly checkpoints;
   private readonly workflows;
   private readonly feed: ChangeFeed;
   private readonly backend: Backend;
@@ -163,6 +166,7 @@ export class CustomRuntime implements AgentRuntime {
     this.metrics = metricStore(sql);
     this.events = eventStore(sql);
     this.steps = taskStepStore(sql);
+    this.checkpoints = taskCheckpointStore(sql);
     this.workflows = workflowStore(sql);
     this.apiKeys = apiKeyStore(sql);
     this.feed = options.backend.feed;
@@ -242,6 +246,8 @@ export class CustomRuntime implements AgentRuntime {
         {
           logs: this.logs,
           steps: this.steps,
+          checkpoints: this.checkpoints,
+          graphOf: (action) => this.graphOf(action),
           maxCallDepth: config.maxCallDepth,
           logger,
           metrics: this.processMetrics,
@@ -262,6 +268,18 @@ export class CustomRuntime implements AgentRuntime {
       this.workers.push(worker);
     }
     if (config.workers > 0) this.retention.start();
+  }
+
+  /**
+   * The graph an action runs as: in this runtime only a graph action's own (a `run` action calls
+   * its handler). LangGraphRuntime runs every action as a graph.
+   */
+  protected graphOf(action: ResolvedAction): GraphAction | null {
+    return action.graph;
+  }
+
+  async getTaskCheckpoints(taskIds: readonly string[], limit: number): Promise<TaskCheckpoint[][]> {
+    return (await this.checkpoints.histories(taskIds, limit)).map((list) => list.map(taskCheckpointOf));
   }
 
   shutdown(options: { deadlineMs?: number } = {}): Promise<void> {

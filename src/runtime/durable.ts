@@ -11,6 +11,7 @@ import {
   type CallOptions,
   type ChildCall,
   type TaskContext,
+  type WaitForSignalOptions,
 } from './handlers.js';
 import { inSpan } from '../observability/tracing.js';
 
@@ -29,6 +30,8 @@ export interface Suspension {
   keys: string[];
   childTaskIds: string[];
   signals: string[];
+  /** What a signal wait showed the one who will answer it (waitForSignal's `value`), or null. */
+  value: unknown;
 }
 
 export interface DurableExecutionDeps {
@@ -56,6 +59,8 @@ export class DurableExecution implements DurableOperations {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private checkScheduled = false;
+  /** The latest `value` a pending signal wait shows (Task.waitingFor.value). */
+  private waitValue: unknown = null;
   private resolveSuspension!: (suspension: Suspension) => void;
   /** Resolves when the handler can go no further before something it waits for happens. */
   readonly suspended = new Promise<Suspension>((resolve) => (this.resolveSuspension = resolve));
@@ -133,15 +138,33 @@ export class DurableExecution implements DurableOperations {
     if (step.status !== 'completed') await this.waitFor([step]);
   };
 
-  waitForSignal = async <T = unknown>(name: string, options: { timeoutMs?: number } = {}): Promise<T> => {
+  waitForSignal = async <T = unknown>(name: string, options: WaitForSignalOptions = {}): Promise<T> => {
     requireName('signal name', name, MAX_SIGNAL_NAME_LENGTH);
     if (options.timeoutMs !== undefined) requireDuration('timeoutMs', options.timeoutMs);
     const waitMs = options.timeoutMs === undefined ? null : Math.ceil(options.timeoutMs);
-    const step = await this.wait(this.keyFor(`signal:${name}`), { kind: 'signal', signalName: name, waitMs });
-    if (step.status === 'timed_out') throw new SignalTimeout(name);
-    if (step.status !== 'completed') return this.waitFor([step]);
-    return step.result as T;
+    return this.signalWait(this.keyFor(`signal:${name}`), name, waitMs, options.value);
   };
+
+  /**
+   * A signal wait stored as step `key`, which the caller derives from what it waits for (a graph's
+   * interrupt id) rather than from the order of the handler's calls.
+   */
+  waitForSignalAt = <T = unknown>(key: string, name: string, value: unknown): Promise<T> =>
+    this.signalWait(key, name, null, value);
+
+  private async signalWait<T>(key: string, name: string, waitMs: number | null, value: unknown): Promise<T> {
+    if (value !== undefined) {
+      const invalid = this.deps.checkResult(value);
+      if (invalid) throw new TypeError(`the value of signal wait "${name}": ${invalid.message}`);
+    }
+    const step = await this.wait(key, { kind: 'signal', signalName: name, waitMs });
+    if (step.status === 'timed_out') throw new SignalTimeout(name);
+    if (step.status !== 'completed') {
+      if (value !== undefined) this.waitValue = value;
+      return this.waitFor([step]);
+    }
+    return step.result as T;
+  }
 
   private wait(key: string, wait: Parameters<TaskStepStore['beginWait']>[2]): Promise<TaskStep> {
     return this.tracked(async () => {
@@ -242,6 +265,7 @@ export class DurableExecution implements DurableOperations {
         keys: steps.map((step) => step.key),
         childTaskIds: steps.flatMap((step) => (step.childTaskId ? [step.childTaskId] : [])),
         signals: steps.flatMap((step) => (step.signalName ? [step.signalName] : [])),
+        value: this.waitValue,
       });
     });
   }

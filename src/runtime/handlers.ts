@@ -22,6 +22,11 @@ export interface ChildCall extends CallOptions {
 export interface WaitForSignalOptions {
   /** Give up after this many ms: the wait throws a SignalTimeout. No limit when absent. */
   timeoutMs?: number;
+  /**
+   * What the wait shows whoever answers it (JSON, e.g. a draft to approve): `Task.waitingFor.value`
+   * while the task waits. A graph's `interrupt(value)` is shown the same way.
+   */
+  value?: unknown;
 }
 
 /**

@@ -63,6 +63,14 @@ export class OutputWriter {
     }
   }
 
+  /**
+   * Starts this run's text after the first `length` characters, which it keeps (a graph resumed
+   * from a checkpoint: the output of the nodes that will not run again). Only before any text.
+   */
+  continueAfter(length: number): void {
+    if (this.offset === 0 && this.pending === '') this.offset = length;
+  }
+
   /** Writes everything appended so far; stops further writes when `final`. */
   async flush(final = false): Promise<void> {
     if (this.timer) clearTimeout(this.timer);

@@ -33,7 +33,9 @@ function attemptOutcome(written: Task | null, stopReason: StopReason | null): At
       return stopReason === 'shutdown' ? 'released' : 'retry_scheduled';
   }
 }
-import { OutputWriter } from './task-output.js';
+import { codePointLength, OutputWriter } from './task-output.js';
+import type { GraphAction } from '../agents/actions.js';
+import type { TaskCheckpointStore } from '../domains/task/checkpoints.js';
 import type { LlmConfig } from '../config.js';
 import { createTaskModel } from '../agents/model/session.js';
 
@@ -62,7 +64,14 @@ export interface TaskRunDeps {
   metrics: CasMetrics;
   /** The model provider (ctx.model); null when not configured. */
   llm?: LlmConfig | null;
+  /** The graph an action runs as, or null to call its handler (the runtime decides, see CAS_RUNTIME). */
+  graphOf(action: ResolvedAction): GraphAction | null;
+  /** Checkpoints of the tasks that run as graphs. */
+  checkpoints: TaskCheckpointStore;
 }
+
+/** The signal that resumes an interrupted graph: signalTask(id, "resume", value). */
+export const RESUME_SIGNAL = 'resume';
 
 /** Why a run's signal was aborted; decides how the attempt ends. */
 type StopReason = 'cancelled' | 'timeout' | 'shutdown' | 'lease_lost';
@@ -188,7 +197,7 @@ export class TaskRun {
   /** The handler's value, or the suspension of a handler that waits (it never settles then). */
   private untilSettledOrAbandoned(action: ResolvedAction): Promise<Outcome> {
     const handler = Promise.resolve()
-      .then(() => action.run(action.parse(this.task.input), this.context()))
+      .then(() => this.execute(action, action.parse(this.task.input), this.context()))
       .then((value): Outcome => ({ ok: true, value }));
     const suspended = this.durable.suspended.then((suspension): Outcome => ({ ok: 'suspended', suspension }));
     const abandoned = new Promise<never>((_, reject) => {
@@ -202,6 +211,20 @@ export class TaskRun {
     });
     abandoned.catch(() => undefined);
     return Promise.race([handler, suspended, abandoned]);
+  }
+
+  /** Runs the action's handler, or its graph (a graph action; any action under CAS_RUNTIME=langgraph). */
+  private async execute(action: ResolvedAction, input: unknown, ctx: TaskContext): Promise<unknown> {
+    const graph = this.deps.graphOf(action);
+    if (!graph) return action.run(input, ctx);
+    // Loaded on first use: a process that runs no graph does not load LangGraph.
+    const { runGraph } = await import('./langgraph/run-graph.js');
+    return runGraph(graph, input, ctx, {
+      checkpoints: this.deps.checkpoints,
+      lease: this.task,
+      waitForResume: (key, value) => this.durable.waitForSignalAt(key, RESUME_SIGNAL, value),
+      continueOutputAfterStored: () => this.output.continueAfter(codePointLength(this.task.output ?? '')),
+    });
   }
 
   private async end(outcome: Outcome): Promise<Task | null> {
@@ -251,8 +274,8 @@ export class TaskRun {
         );
     }
     if (outcome.ok === 'suspended') {
-      const { keys, childTaskIds, signals } = outcome.suspension;
-      return tasks.suspend(lease, keys, { childTaskIds, signals });
+      const { keys, childTaskIds, signals, value } = outcome.suspension;
+      return tasks.suspend(lease, keys, { childTaskIds, signals, value });
     }
     if (outcome.ok) {
       const failure = checkResult(outcome.value);

@@ -4,7 +4,15 @@
  * See docs/agents.md.
  */
 export { defineAgent, type AgentDefinition, type DefinedAgent } from '../agents/definition.js';
-export { defineAction, type Action, type ActionDefinition, type ActionMap } from '../agents/actions.js';
+export {
+  defineAction,
+  type Action,
+  type ActionDefinition,
+  type ActionMap,
+  type CompiledGraphLike,
+  type GraphActionDefinition,
+} from '../agents/actions.js';
+export { taskContext } from '../runtime/langgraph/task-context.js';
 export {
   ChildTaskFailed,
   SignalTimeout,

@@ -75,6 +75,8 @@ export interface TaskWait {
   signals: string[];
   /** When its earliest timer fires (a sleep, a signal's timeout), if any. */
   until: Date | null;
+  /** What a signal wait shows (waitForSignal's `value`, a graph interrupt's value), or null. */
+  value: unknown;
 }
 
 /** Signals a task may hold that no wait has taken yet; more are refused (CONFLICT). */
@@ -162,7 +164,13 @@ interface TaskRow {
   user_id: string | null;
   parent_id: string | null;
   depth: unknown;
-  waiting_for: { keys?: string[]; childTaskIds?: string[]; signals?: string[]; until?: string } | null;
+  waiting_for: {
+    keys?: string[];
+    childTaskIds?: string[];
+    signals?: string[];
+    until?: string;
+    value?: unknown;
+  } | null;
   trace_parent?: string | null;
   created_at: unknown;
   started_at: unknown;
@@ -209,6 +217,7 @@ const taskFromRow = (row: TaskRow): Task => ({
         childTaskIds: row.waiting_for.childTaskIds ?? [],
         signals: row.waiting_for.signals ?? [],
         until: row.waiting_for.until ? new Date(row.waiting_for.until) : null,
+        value: row.waiting_for.value ?? null,
       }
     : null,
   traceParent: row.trace_parent ?? null,
