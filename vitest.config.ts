@@ -9,6 +9,10 @@ import type { SupabaseTestTarget } from './test/support/context.js';
  * - 'supabase': the runtime suites again, on the 'supabase' kind only: the runtime reaches its
  *   database through supabase-js, over the PostgREST and Realtime doubles (test/doubles).
  *
+ * - 'langgraph': the runtime suites (test/runtime) again with CAS_RUNTIME=langgraph, on PGlite
+ *   and the PostgreSQL server: one conformance suite for both runtimes. Worker processes the
+ *   suites start inherit the setting.
+ *
  * `npm run test:supabase` (vitest --mode supabase-project) runs only the 'supabase' project, against
  * the real project in SUPABASE_URL / SUPABASE_SERVICE_ROLE_KEY / CAS_TEST_SUPABASE_DB_URL; see
  * docs/supabase.md.
@@ -18,6 +22,10 @@ const SUPABASE_SUITES = [
   'test/server/subscriptions.test.ts',
   'test/server/frontend-api.test.ts',
 ];
+/** The runtime suites, run once per runtime. */
+const RUNTIME_SUITES = ['test/runtime/**/*.test.ts'];
+/** Tests of what only the LangGraph runtime does: they choose it themselves. */
+const LANGGRAPH_ONLY = ['test/runtime/langgraph*.test.ts'];
 /** Worker processes need DATABASE_URL: they stay on the PostgreSQL server. */
 const NOT_ON_SUPABASE = [
   'test/runtime/workers.test.ts',
@@ -67,6 +75,16 @@ export default defineConfig(({ mode }) => {
             name: 'db',
             include: ['test/**/*.test.ts'],
             // test/supabase runs the Supabase doubles over each of these kinds.
+            provide: { casKinds: ['pglite', 'postgres'], casSupabase: { target: 'doubles' } },
+          },
+        },
+        {
+          test: {
+            ...shared,
+            name: 'langgraph',
+            include: RUNTIME_SUITES,
+            exclude: LANGGRAPH_ONLY,
+            env: { CAS_RUNTIME: 'langgraph' },
             provide: { casKinds: ['pglite', 'postgres'], casSupabase: { target: 'doubles' } },
           },
         },

@@ -62,6 +62,12 @@ export interface GraphAction {
   result(values: unknown): unknown;
   /** Node starts and ends become the task's step_* events. */
   nodeEvents: boolean;
+  /**
+   * Resumed from a checkpoint, the run writes its output after the text the task already has
+   * (the nodes that finished do not run again to re-emit theirs). False for a plain action's
+   * one-node graph: its handler runs again from the start, as in the custom runtime.
+   */
+  continuesOutput: boolean;
 }
 
 /** What an agent's action may be: a definition with schemas (or a graph), or a plain function. */

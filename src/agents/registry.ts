@@ -43,6 +43,7 @@ const graphOf = (graph: CompiledGraphLike): GraphAction => ({
   input: (input) => input,
   result: (values) => values,
   nodeEvents: true,
+  continuesOutput: true,
 });
 
 const runsAsGraph: TaskHandler = () => {

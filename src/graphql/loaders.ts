@@ -5,6 +5,7 @@
  * operation only; a long-lived subscription must call `clearAll()` before each event.
  */
 import DataLoader from 'dataloader';
+import type { TaskCheckpoint } from '../domains/task/checkpoints.js';
 import type { Agent } from '../domains/agent/agent.js';
 import type { AgentMetrics, TimeRange, TokenUsage } from '../domains/metric/metric.js';
 import type { AgentState } from '../domains/state/state.js';
@@ -31,6 +32,8 @@ export interface Loaders {
   children(first: number): DataLoader<string, Task[]>;
   /** One loader per `first`: the newest `first` state versions of each agent, newest first. */
   stateHistory(first: number): DataLoader<string, AgentState[]>;
+  /** One loader per `first`: the newest `first` graph checkpoints of each task, newest first. */
+  checkpoints(first: number): DataLoader<string, TaskCheckpoint[]>;
   /** Forgets every cached value (for subscriptions, before each event). */
   clearAll(): void;
 }
@@ -63,6 +66,7 @@ class OperationLoaders implements Loaders {
   private recentByFirst?: Map<number, DataLoader<string, Task[]>>;
   private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
   private stateHistoryByFirst?: Map<number, DataLoader<string, AgentState[]>>;
+  private checkpointsByFirst?: Map<number, DataLoader<string, TaskCheckpoint[]>>;
 
   constructor(
     private readonly runtime: AgentRuntime,
@@ -119,6 +123,12 @@ class OperationLoaders implements Loaders {
     );
   }
 
+  checkpoints(first: number) {
+    return loaderFor((this.checkpointsByFirst ??= new Map()), first, () =>
+      inOrder((ids) => this.runtime.getTaskCheckpoints(ids, first)),
+    );
+  }
+
   clearAll() {
     const made = [
       this.agentsLoader,
@@ -130,6 +140,7 @@ class OperationLoaders implements Loaders {
       ...(this.recentByFirst?.values() ?? []),
       ...(this.childrenByFirst?.values() ?? []),
       ...(this.stateHistoryByFirst?.values() ?? []),
+      ...(this.checkpointsByFirst?.values() ?? []),
     ];
     for (const loader of made) loader?.clearAll();
   }

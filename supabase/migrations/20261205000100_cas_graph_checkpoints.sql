@@ -16,9 +16,10 @@ create table if not exists cas_graph_checkpoints (
   checkpoint_ns text not null default '',
   checkpoint_id text not null check (char_length(checkpoint_id) between 1 and 100),
   parent_checkpoint_id text,
-  -- The serialised Checkpoint (LangGraph's JSON serde), and its metadata (source, step, ...).
-  checkpoint jsonb not null,
-  metadata jsonb not null default '{}'::jsonb,
+  -- The serialised Checkpoint (LangGraph's JSON serde), and its metadata (source, step, ...). JSON
+  -- kept as text: a graph's state may hold U+0000, which jsonb refuses and text keeps escaped.
+  checkpoint text not null,
+  metadata text not null default '{}',
   created_at timestamptz not null default now(),
   primary key (task_id, checkpoint_ns, checkpoint_id)
 );
@@ -35,9 +36,9 @@ create table if not exists cas_graph_checkpoint_writes (
   idx int not null,
   channel text not null,
   task_path text not null default '',
-  -- 'json' (value is the JSON) or 'bytes' (value is a base64 string).
+  -- 'json' (value is JSON text) or 'bytes' (value is base64).
   value_type text not null check (value_type in ('json', 'bytes')),
-  value jsonb,
+  value text not null,
   primary key (task_id, checkpoint_ns, checkpoint_id, graph_task_id, idx)
 );
 comment on table cas_graph_checkpoint_writes is
@@ -54,8 +55,8 @@ create or replace function cas_graph_put_checkpoint(
   p_checkpoint_ns text,
   p_checkpoint_id text,
   p_parent_checkpoint_id text,
-  p_checkpoint jsonb,
-  p_metadata jsonb
+  p_checkpoint text,
+  p_metadata text
 ) returns boolean
 language plpgsql set search_path = public, pg_temp as $$
 begin
@@ -63,14 +64,14 @@ begin
   insert into cas_graph_checkpoints
     (task_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
   values (p_task_id, coalesce(p_checkpoint_ns, ''), p_checkpoint_id, p_parent_checkpoint_id, p_checkpoint,
-          coalesce(p_metadata, '{}'::jsonb))
+          coalesce(p_metadata, '{}'))
   on conflict (task_id, checkpoint_ns, checkpoint_id) do update
     set checkpoint = excluded.checkpoint, metadata = excluded.metadata,
         parent_checkpoint_id = coalesce(excluded.parent_checkpoint_id, cas_graph_checkpoints.parent_checkpoint_id);
   return true;
 end $$;
 
--- Pending writes of one graph task: [{ idx, channel, type, value }]. A regular write (idx >= 0)
+-- Pending writes of one graph task: [{ idx, channel, type, value (text) }]. A regular write (idx >= 0)
 -- stored before is kept (a replayed task writes the same); a special one (error, interrupt,
 -- resume: idx < 0) is replaced, as in LangGraph's own savers.
 create or replace function cas_graph_put_writes(
@@ -88,7 +89,7 @@ begin
   insert into cas_graph_checkpoint_writes
     (task_id, checkpoint_ns, checkpoint_id, graph_task_id, idx, channel, task_path, value_type, value)
   select p_task_id, coalesce(p_checkpoint_ns, ''), p_checkpoint_id, p_graph_task_id, (w ->> 'idx')::int,
-         w ->> 'channel', coalesce(p_task_path, ''), w ->> 'type', w -> 'value'
+         w ->> 'channel', coalesce(p_task_path, ''), w ->> 'type', w ->> 'value'
   from jsonb_array_elements(p_writes) as w
   on conflict (task_id, checkpoint_ns, checkpoint_id, graph_task_id, idx) do update
     set channel = excluded.channel, value_type = excluded.value_type, value = excluded.value,
@@ -131,8 +132,8 @@ create or replace function cas_graph_checkpoints_of(
   checkpoint_ns text,
   checkpoint_id text,
   parent_checkpoint_id text,
-  checkpoint jsonb,
-  metadata jsonb,
+  checkpoint text,
+  metadata text,
   created_at timestamptz,
   writes jsonb
 )

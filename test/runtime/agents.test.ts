@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BUILT_IN_AGENT_IDS } from '../../src/domains/agent/agent.js';
 import { describeEachDatabase } from '../support/databases.js';
-import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { openTestRuntime, type TestRuntime, testRuntimeName } from '../support/runtime.js';
 
 describeEachDatabase('agents', (kind) => {
   let t: TestRuntime;
@@ -84,7 +84,7 @@ describeEachDatabase('agents', (kind) => {
 
   it('health check does a database round trip and reports migrations', async () => {
     const health = await t.runtime.healthCheck();
-    expect(health).toMatchObject({ ok: true, database: 'ok', runtime: 'custom', migrationsApplied: true });
+    expect(health).toMatchObject({ ok: true, database: 'ok', runtime: testRuntimeName, migrationsApplied: true });
     expect(health.databaseLatencyMs).toBeGreaterThan(0);
   });
 

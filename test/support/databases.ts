@@ -186,8 +186,10 @@ async function openSupabaseProject(
  * settings) are registered with describe.skip, so they show as skipped.
  */
 export function describeEachDatabase(name: string, body: (kind: TestDatabaseKind) => void): void {
+  // The LangGraph project runs the runtime suites again: its titles say so.
+  const runtime = process.env.CAS_RUNTIME === 'langgraph' ? ', langgraph' : '';
   for (const kind of allDatabaseKinds) {
-    const title = `${name} [${kind}]`;
+    const title = `${name} [${kind}${runtime}]`;
     if (testDatabaseKinds.includes(kind)) describe(title, () => body(kind));
     else describe.skip(title, () => body(kind));
   }

@@ -14,12 +14,19 @@ export interface TestRuntime {
   close(): Promise<void>;
 }
 
+/**
+ * The runtime the suites run on: the vitest project 'langgraph' sets CAS_RUNTIME=langgraph (and
+ * a developer may: `CAS_RUNTIME=langgraph npx vitest run test/runtime`); custom otherwise.
+ */
+export const testRuntimeName = process.env.CAS_RUNTIME === 'langgraph' ? 'langgraph' : 'custom';
+
 /** Settings that keep tests quick: short polls and leases. */
 export const FAST_RUNTIME_ENV = {
   CAS_WORKER_POLL_MS: '100',
   CAS_TASK_LEASE_MS: '3000',
   CAS_ABORT_GRACE_MS: '300',
   CAS_SHUTDOWN_TIMEOUT_MS: '1000',
+  CAS_RUNTIME: testRuntimeName,
 };
 
 /**

@@ -7,10 +7,10 @@ import type { Lease } from './task.js';
  * the SQL functions of migration 20261205000100, writes under the attempt's lease.
  */
 
-/** A serialised value as LangGraph's serde made it: JSON, or bytes (kept as base64). */
+/** A serialised value as LangGraph's serde made it: JSON text, or bytes (kept as base64). */
 export interface StoredValue {
   type: 'json' | 'bytes';
-  value: unknown;
+  value: string;
 }
 
 export interface StoredWrite extends StoredValue {
@@ -23,8 +23,10 @@ export interface StoredCheckpoint {
   checkpointNs: string;
   checkpointId: string;
   parentCheckpointId: string | null;
-  checkpoint: unknown;
-  metadata: Record<string, unknown>;
+  /** The Checkpoint as JSON text (LangGraph's serde). */
+  checkpoint: string;
+  /** Its metadata as JSON text. */
+  metadata: string;
   createdAt: Date;
   /** Pending writes, in the order LangGraph applies them. */
   writes: StoredWrite[];
@@ -34,8 +36,8 @@ interface CheckpointRow {
   checkpoint_ns: string;
   checkpoint_id: string;
   parent_checkpoint_id: string | null;
-  checkpoint: unknown;
-  metadata: Record<string, unknown> | null;
+  checkpoint: string;
+  metadata: string | null;
   created_at: unknown;
   writes?: StoredWrite[];
 }
@@ -45,7 +47,7 @@ const checkpointFromRow = (row: CheckpointRow): StoredCheckpoint => ({
   checkpointId: row.checkpoint_id,
   parentCheckpointId: row.parent_checkpoint_id,
   checkpoint: row.checkpoint,
-  metadata: row.metadata ?? {},
+  metadata: row.metadata ?? '{}',
   createdAt: toDate(row.created_at),
   writes: row.writes ?? [],
 });
@@ -93,8 +95,8 @@ export function taskCheckpointStore(sql: SqlFunctions) {
         p_checkpoint_ns: stored.checkpointNs,
         p_checkpoint_id: stored.checkpointId,
         p_parent_checkpoint_id: stored.parentCheckpointId,
-        p_checkpoint: json(stored.checkpoint),
-        p_metadata: json(stored.metadata),
+        p_checkpoint: stored.checkpoint,
+        p_metadata: stored.metadata,
       }),
     putWrites: (
       held: Lease,
@@ -138,9 +140,9 @@ export interface TaskCheckpoint {
 }
 
 export function taskCheckpointOf(stored: StoredCheckpoint): TaskCheckpoint {
-  const channels =
-    (stored.checkpoint as { channel_values?: Record<string, unknown> } | null)?.channel_values ?? {};
-  const { step, source } = stored.metadata;
+  const checkpoint = JSON.parse(stored.checkpoint) as { channel_values?: Record<string, unknown> } | null;
+  const channels = checkpoint?.channel_values ?? {};
+  const { step, source } = JSON.parse(stored.metadata) as { step?: unknown; source?: unknown };
   return {
     id: stored.checkpointId,
     parentId: stored.parentCheckpointId,

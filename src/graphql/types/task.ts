@@ -10,6 +10,7 @@ import { actorOf, taskCreatorFilter } from '../../auth/roles.js';
 import { badInput, notFound } from '../../errors.js';
 import { taskId as taskIdSchema } from '../../validation.js';
 import type { TokenUsage } from '../../domains/metric/metric.js';
+import type { TaskCheckpoint } from '../../domains/task/checkpoints.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 import {
@@ -71,6 +72,38 @@ const TaskWaitRef = builder.objectRef<TaskWait>('TaskWait').implement({
       nullable: true,
       description: 'When its earliest timer fires (ctx.sleep, a signal timeout); null when none.',
     }),
+    value: t.expose('value', {
+      type: 'JSON',
+      nullable: true,
+      description:
+        'What the wait shows whoever answers it: the value of a graph\'s interrupt() (answer with signalTask(id, "resume", value)) or of ctx.waitForSignal\'s `value` option; null when none.',
+    }),
+  }),
+});
+
+/** Largest `first` of Task.checkpoints. */
+export const MAX_CHECKPOINTS = 100;
+const DEFAULT_CHECKPOINTS = 20;
+
+const TaskCheckpointRef = builder.objectRef<TaskCheckpoint>('TaskCheckpoint').implement({
+  description:
+    'A LangGraph checkpoint of a task that runs as a graph (CAS_RUNTIME=langgraph, or a graph action): the thread is the task.',
+  fields: (t) => ({
+    id: t.exposeString('id', { description: 'The checkpoint id (time-ordered).' }),
+    parentId: t.exposeString('parentId', { nullable: true }),
+    step: t.exposeInt('step', {
+      nullable: true,
+      description: 'The superstep: -1 for the input, then 0, 1, ...',
+    }),
+    source: t.exposeString('source', {
+      nullable: true,
+      description: 'What made it: input, loop, update or fork.',
+    }),
+    values: t.expose('values', {
+      type: 'JSON',
+      description: "The graph's state then (its channels, without LangGraph's internal ones).",
+    }),
+    createdAt: t.expose('createdAt', { type: 'DateTime' }),
   }),
 });
 
@@ -150,6 +183,15 @@ TaskRef.implement({
       nullable: true,
       description: 'The task whose ctx.call queued this one.',
       resolve: (task, _args, { loaders }) => (task.parentId ? loaders.tasks.load(task.parentId) : null),
+    }),
+    checkpoints: t.field({
+      type: [TaskCheckpointRef],
+      description: `The newest LangGraph checkpoints of this task, newest first (first: 1-${MAX_CHECKPOINTS}, default ${DEFAULT_CHECKPOINTS}); empty for a task that did not run as a graph.`,
+      args: { first: t.arg.int({ required: false }) },
+      resolve: (task, { first }, { loaders }) =>
+        loaders
+          .checkpoints(pageSizeArg(first, { defaultSize: DEFAULT_CHECKPOINTS, max: MAX_CHECKPOINTS }))
+          .load(task.id),
     }),
     children: t.field({
       type: [TaskRef],

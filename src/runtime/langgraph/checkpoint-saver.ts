@@ -32,6 +32,13 @@ const LIST_DEFAULT_LIMIT = 1000;
  * in the Supabase mode), keeps a pool of its own beside ours, and writes without a lease.
  */
 export class TaskCheckpointSaver extends BaseCheckpointSaver {
+  /**
+   * Writes go one at a time, in the order LangGraph asks for them: a graph task then holds at most
+   * one connection for its checkpoints (LangGraph starts a superstep's putWrites while the put of
+   * the checkpoint before is in flight), as a `run` handler holds one for its steps.
+   */
+  private writes: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly store: TaskCheckpointStore,
     /** The attempt's lease; null for a reader that never writes. */
@@ -61,10 +68,12 @@ export class TaskCheckpointSaver extends BaseCheckpointSaver {
     let left = options.limit ?? Infinity;
     for (const found of await this.store.find(taskId, query)) {
       if (left <= 0) return;
+      const tuple = await this.tuple(taskId, found);
       const filter = options.filter;
-      if (filter && !Object.entries(filter).every(([key, value]) => found.metadata[key] === value)) continue;
+      const metadata = (tuple.metadata ?? {}) as Record<string, unknown>;
+      if (filter && !Object.entries(filter).every(([key, value]) => metadata[key] === value)) continue;
       left -= 1;
-      yield await this.tuple(taskId, found);
+      yield tuple;
     }
   }
 
@@ -76,13 +85,14 @@ export class TaskCheckpointSaver extends BaseCheckpointSaver {
   ): Promise<RunnableConfig> {
     const taskId = this.threadOf(config);
     const checkpointNs: string = config.configurable?.checkpoint_ns ?? '';
-    await this.store.put(this.heldLease(), {
+    const stored = {
       checkpointNs,
       checkpointId: checkpoint.id,
       parentCheckpointId: config.configurable?.checkpoint_id ?? null,
       checkpoint: (await this.serialise(checkpoint)).value,
-      metadata: (await this.serialise(metadata)).value as Record<string, unknown>,
-    });
+      metadata: (await this.serialise(metadata)).value,
+    };
+    await this.inOrder(() => this.store.put(this.heldLease(), stored));
     return { configurable: { thread_id: taskId, checkpoint_ns: checkpointNs, checkpoint_id: checkpoint.id } };
   }
 
@@ -102,16 +112,24 @@ export class TaskCheckpointSaver extends BaseCheckpointSaver {
         ...(await this.serialise(value)),
       })),
     );
-    await this.store.putWrites(
-      this.heldLease(),
-      { checkpointNs: config.configurable?.checkpoint_ns ?? '', checkpointId, graphTaskId: taskId, taskPath },
-      stored,
+    await this.inOrder(() =>
+      this.store.putWrites(
+        this.heldLease(),
+        { checkpointNs: config.configurable?.checkpoint_ns ?? '', checkpointId, graphTaskId: taskId, taskPath },
+        stored,
+      ),
     );
   }
 
   deleteThread(): Promise<void> {
     // A thread is a task: it goes with the task (retention), not on a graph's request.
     return Promise.reject(new Error('a task graph thread is deleted with its task, not by deleteThread'));
+  }
+
+  private inOrder<T>(write: () => Promise<T>): Promise<T> {
+    const written = this.writes.then(write);
+    this.writes = written.catch(() => undefined);
+    return written;
   }
 
   private threadOf(config: RunnableConfig): string {
@@ -131,12 +149,12 @@ export class TaskCheckpointSaver extends BaseCheckpointSaver {
   private async serialise(value: unknown): Promise<StoredValue> {
     const [type, bytes] = await this.serde.dumpsTyped(value);
     if (type === 'bytes') return { type, value: Buffer.from(bytes).toString('base64') };
-    return { type: 'json', value: JSON.parse(new TextDecoder().decode(bytes)) };
+    return { type: 'json', value: new TextDecoder().decode(bytes) };
   }
 
   private async deserialise({ type, value }: StoredValue): Promise<unknown> {
-    if (type === 'bytes') return new Uint8Array(Buffer.from(String(value), 'base64'));
-    return this.serde.loadsTyped('json', JSON.stringify(value));
+    if (type === 'bytes') return new Uint8Array(Buffer.from(value, 'base64'));
+    return this.serde.loadsTyped('json', value);
   }
 
   private async tuple(taskId: string, found: StoredCheckpoint): Promise<CheckpointTuple> {

@@ -63,7 +63,7 @@ export async function runGraph(
   const state = await graph.getState(config);
   let next: NextRun;
   if (state.config.configurable?.checkpoint_id) {
-    deps.continueOutputAfterStored();
+    if (action.continuesOutput) deps.continueOutputAfterStored();
     next = await afterRun(state, deps);
   } else {
     next = { input: action.input(input) };
@@ -222,5 +222,6 @@ export function oneNodeGraph(run: TaskHandler): GraphAction {
     input: (input) => ({ input }),
     result: (values) => (values as { result?: unknown }).result ?? null,
     nodeEvents: false,
+    continuesOutput: false,
   };
 }
