@@ -101,6 +101,18 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     .addEdge('reply', END)
     .compile();
 
+  /** A node that runs until its task's signal aborts it (cancelTask). */
+  const Hold = Annotation.Root({ held: Annotation<boolean>() });
+  const holdGraph = new StateGraph(Hold)
+    .addNode('hold', async (_state, config: LangGraphRunnableConfig) => {
+      const { signal } = taskContext(config);
+      await new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(signal.reason)));
+      return { held: true };
+    })
+    .addEdge(START, 'hold')
+    .addEdge('hold', END)
+    .compile();
+
   beforeAll(async () => {
     t = await openTestRuntime(kind, { CAS_RUNTIME: 'langgraph' });
     await t.runtime.registerAgent(
@@ -115,6 +127,7 @@ describeEachDatabase('LangGraph runtime', (kind) => {
           approval: defineAction({ input: z.object({ draft: z.string() }), graph: approvalGraph }),
           crash: defineAction({ input: z.object({ n: z.number() }), graph: crashGraph }),
           chat: defineAction({ input: z.object({ prompt: z.string() }), graph: chatGraph }),
+          hold: defineAction({ input: z.object({}), graph: holdGraph }),
           plain: (input: unknown) => ({ plain: input }),
         },
       },
@@ -210,6 +223,29 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     expect(done.result).toEqual({ draft: 'Hello', decision: { approved: true } });
   });
 
+  it('cancelTask aborts a running node: the task ends CANCELLED and the node is not recorded as failed', async () => {
+    const task = await t.runtime.executeTask({ agentId: 'graphs', action: 'hold', input: {} });
+    await until('the node started', async () =>
+      (await eventsOf(t, task.id)).some((event) => event.type === 'step_started') ? true : undefined,
+    );
+    await t.runtime.cancelTask(task.id);
+    const done = await taskWhere(t, task.id, final);
+    expect(done.status).toBe('cancelled');
+    expect((await eventsOf(t, task.id)).map((event) => event.type)).not.toContain('step_failed');
+  });
+
+  it('refuses a resume for a finished graph (CONFLICT) and a bad resume leaves it waiting', async () => {
+    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approval', input: { draft: 'Hi' } });
+    await taskWhere(t, queued.id, (task) => task.status === 'waiting');
+    // Another signal name is kept for a wait that never comes: the task stays waiting.
+    await t.runtime.signalTask(queued.id, 'approve', true);
+    expect((await t.runtime.getTasks([queued.id]))[0]!.status).toBe('waiting');
+    await t.runtime.signalTask(queued.id, 'resume', 'yes');
+    const done = await taskWhere(t, queued.id, final);
+    expect(done.result).toEqual({ draft: 'Hi', decision: 'yes' });
+    await expect(t.runtime.signalTask(queued.id, 'resume', 'again')).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
   it('retries from the last checkpoint: a finished node does not run again', async () => {
     const task = await t.runtime.executeTask({
       agentId: 'graphs',
@@ -234,5 +270,53 @@ describeEachDatabase('LangGraph runtime', (kind) => {
       'step_started:node:second:2',
       'step_completed:node:second:2',
     ]);
+  });
+});
+
+describeEachDatabase('graph actions in the custom runtime', (kind) => {
+  let t: TestRuntime;
+  beforeAll(async () => {
+    t = await openTestRuntime(kind, { CAS_RUNTIME: 'custom' });
+    await t.runtime.registerAgent(
+      { id: 'graphs', name: 'Graphs', role: 'test' },
+      {
+        actions: {
+          review: defineAction({ input: z.object({ text: z.string() }), graph: reviewGraph }),
+          approval: defineAction({ input: z.object({ draft: z.string() }), graph: approvalGraph }),
+          approve: defineAction({
+            input: z.object({ draft: z.string() }),
+            run: async ({ draft }, ctx) => ({
+              answer: await ctx.waitForSignal('approve', { value: { question: 'publish?', draft } }),
+            }),
+          }),
+        },
+      },
+    );
+  });
+  afterAll(() => t?.close());
+
+  it('runs a graph action, checkpointed, with its node events', async () => {
+    expect((await t.runtime.healthCheck()).runtime).toBe('custom');
+    const task = await t.runtime.executeTask({ agentId: 'graphs', action: 'review', input: { text: 'ok' }, wait: true });
+    expect(task.result).toMatchObject({ verdict: 'approved', trail: ['measure:2', 'approve'] });
+    expect((await eventsOf(t, task.id)).filter((event) => event.type === 'step_completed')).toHaveLength(2);
+    expect((await t.runtime.getTaskCheckpoints([task.id], 100))[0]!.length).toBeGreaterThan(2);
+  });
+
+  it('waits at interrupt() and resumes with signalTask "resume", as in the LangGraph runtime', async () => {
+    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approval', input: { draft: 'D' } });
+    const waiting = await taskWhere(t, queued.id, (task) => task.status === 'waiting');
+    expect(waiting.waitingFor?.value).toEqual({ question: 'publish?', draft: 'D' });
+    await t.runtime.signalTask(queued.id, 'resume', 'ok');
+    expect((await taskWhere(t, queued.id, final)).result).toEqual({ draft: 'D', decision: 'ok' });
+  });
+
+  it("shows waitForSignal's value on waitingFor; a plain action has no checkpoints", async () => {
+    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approve', input: { draft: 'E' } });
+    const waiting = await taskWhere(t, queued.id, (task) => task.status === 'waiting');
+    expect(waiting.waitingFor).toMatchObject({ signals: ['approve'], value: { question: 'publish?', draft: 'E' } });
+    await t.runtime.signalTask(queued.id, 'approve', { yes: true });
+    expect((await taskWhere(t, queued.id, final)).result).toEqual({ answer: { yes: true } });
+    expect(await t.runtime.getTaskCheckpoints([queued.id], 10)).toEqual([[]]);
   });
 });
