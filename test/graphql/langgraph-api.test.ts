@@ -32,7 +32,9 @@ describeEachDatabase('LangGraph runtime over GraphQL', (kind) => {
     server = await startTestServer(kind, { env: { CAS_RUNTIME: 'langgraph' } });
     await server.runtime.registerAgent(
       { id: 'editor', name: 'Editor', role: 'test' },
-      { actions: { approval: defineAction({ input: z.object({ draft: z.string() }), graph: approvalGraph }) } },
+      {
+        actions: { approval: defineAction({ input: z.object({ draft: z.string() }), graph: approvalGraph }) },
+      },
     );
   });
   afterAll(() => server?.close());
@@ -58,9 +60,13 @@ describeEachDatabase('LangGraph runtime over GraphQL', (kind) => {
     });
     expect(waiting.waitingFor).toEqual({ signals: ['resume'], value: { approve: 'Launch post' } });
 
-    await data(server.url, 'mutation Resume($id: ID!) { signalTask(id: $id, name: "resume", payload: "ship it") { id } }', {
-      id: executeTask.id,
-    });
+    await data(
+      server.url,
+      'mutation Resume($id: ID!) { signalTask(id: $id, name: "resume", payload: "ship it") { id } }',
+      {
+        id: executeTask.id,
+      },
+    );
     const done = await until('the task to finish', async () => {
       const { task } = await data<TaskData>(server.url, TASK, { id: executeTask.id });
       return task.status === 'SUCCEEDED' ? task : undefined;

@@ -84,7 +84,12 @@ describeEachDatabase('agents', (kind) => {
 
   it('health check does a database round trip and reports migrations', async () => {
     const health = await t.runtime.healthCheck();
-    expect(health).toMatchObject({ ok: true, database: 'ok', runtime: testRuntimeName, migrationsApplied: true });
+    expect(health).toMatchObject({
+      ok: true,
+      database: 'ok',
+      runtime: testRuntimeName,
+      migrationsApplied: true,
+    });
     expect(health.databaseLatencyMs).toBeGreaterThan(0);
   });
 

@@ -235,7 +235,11 @@ describeEachDatabase('LangGraph runtime', (kind) => {
   });
 
   it('refuses a resume for a finished graph (CONFLICT) and a bad resume leaves it waiting', async () => {
-    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approval', input: { draft: 'Hi' } });
+    const queued = await t.runtime.executeTask({
+      agentId: 'graphs',
+      action: 'approval',
+      input: { draft: 'Hi' },
+    });
     await taskWhere(t, queued.id, (task) => task.status === 'waiting');
     // Another signal name is kept for a wait that never comes: the task stays waiting.
     await t.runtime.signalTask(queued.id, 'approve', true);
@@ -243,7 +247,9 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     await t.runtime.signalTask(queued.id, 'resume', 'yes');
     const done = await taskWhere(t, queued.id, final);
     expect(done.result).toEqual({ draft: 'Hi', decision: 'yes' });
-    await expect(t.runtime.signalTask(queued.id, 'resume', 'again')).rejects.toMatchObject({ code: 'CONFLICT' });
+    await expect(t.runtime.signalTask(queued.id, 'resume', 'again')).rejects.toMatchObject({
+      code: 'CONFLICT',
+    });
   });
 
   it('retries from the last checkpoint: a finished node does not run again', async () => {
@@ -297,14 +303,23 @@ describeEachDatabase('graph actions in the custom runtime', (kind) => {
 
   it('runs a graph action, checkpointed, with its node events', async () => {
     expect((await t.runtime.healthCheck()).runtime).toBe('custom');
-    const task = await t.runtime.executeTask({ agentId: 'graphs', action: 'review', input: { text: 'ok' }, wait: true });
+    const task = await t.runtime.executeTask({
+      agentId: 'graphs',
+      action: 'review',
+      input: { text: 'ok' },
+      wait: true,
+    });
     expect(task.result).toMatchObject({ verdict: 'approved', trail: ['measure:2', 'approve'] });
     expect((await eventsOf(t, task.id)).filter((event) => event.type === 'step_completed')).toHaveLength(2);
     expect((await t.runtime.getTaskCheckpoints([task.id], 100))[0]!.length).toBeGreaterThan(2);
   });
 
   it('waits at interrupt() and resumes with signalTask "resume", as in the LangGraph runtime', async () => {
-    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approval', input: { draft: 'D' } });
+    const queued = await t.runtime.executeTask({
+      agentId: 'graphs',
+      action: 'approval',
+      input: { draft: 'D' },
+    });
     const waiting = await taskWhere(t, queued.id, (task) => task.status === 'waiting');
     expect(waiting.waitingFor?.value).toEqual({ question: 'publish?', draft: 'D' });
     await t.runtime.signalTask(queued.id, 'resume', 'ok');
@@ -312,9 +327,16 @@ describeEachDatabase('graph actions in the custom runtime', (kind) => {
   });
 
   it("shows waitForSignal's value on waitingFor; a plain action has no checkpoints", async () => {
-    const queued = await t.runtime.executeTask({ agentId: 'graphs', action: 'approve', input: { draft: 'E' } });
+    const queued = await t.runtime.executeTask({
+      agentId: 'graphs',
+      action: 'approve',
+      input: { draft: 'E' },
+    });
     const waiting = await taskWhere(t, queued.id, (task) => task.status === 'waiting');
-    expect(waiting.waitingFor).toMatchObject({ signals: ['approve'], value: { question: 'publish?', draft: 'E' } });
+    expect(waiting.waitingFor).toMatchObject({
+      signals: ['approve'],
+      value: { question: 'publish?', draft: 'E' },
+    });
     await t.runtime.signalTask(queued.id, 'approve', { yes: true });
     expect((await taskWhere(t, queued.id, final)).result).toEqual({ answer: { yes: true } });
     expect(await t.runtime.getTaskCheckpoints([queued.id], 10)).toEqual([[]]);

@@ -115,7 +115,12 @@ export class TaskCheckpointSaver extends BaseCheckpointSaver {
     await this.inOrder(() =>
       this.store.putWrites(
         this.heldLease(),
-        { checkpointNs: config.configurable?.checkpoint_ns ?? '', checkpointId, graphTaskId: taskId, taskPath },
+        {
+          checkpointNs: config.configurable?.checkpoint_ns ?? '',
+          checkpointId,
+          graphTaskId: taskId,
+          taskPath,
+        },
         stored,
       ),
     );
