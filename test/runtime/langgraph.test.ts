@@ -15,7 +15,7 @@ import {
   type LangGraphRunnableConfig,
 } from '@langchain/langgraph';
 import { FakeListChatModel } from '@langchain/core/utils/testing';
-import { defineAction, taskContext, z } from '../../src/sdk/index.js';
+import { defineAction, taskContext, z, type TaskContext } from '../../src/sdk/index.js';
 import type { Task } from '../../src/domains/task/task.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
@@ -129,6 +129,10 @@ describeEachDatabase('LangGraph runtime', (kind) => {
           chat: defineAction({ input: z.object({ prompt: z.string() }), graph: chatGraph }),
           hold: defineAction({ input: z.object({}), graph: holdGraph }),
           plain: (input: unknown) => ({ plain: input }),
+          fireAndForget: (_input: unknown, ctx: TaskContext) => {
+            void ctx.call('graphs', 'plain', 'unawaited');
+            return 'returned at once';
+          },
         },
       },
     );
@@ -250,6 +254,20 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     await expect(t.runtime.signalTask(queued.id, 'resume', 'again')).rejects.toMatchObject({
       code: 'CONFLICT',
     });
+  });
+
+  it('a handler that leaves a call unawaited keeps its result, whenever the attempt is suspended', async () => {
+    // The unawaited call may suspend the attempt after the node returned but before the next
+    // checkpoint was stored: the next attempt must apply the stored writes, not end with none.
+    for (let run = 0; run < 10; run += 1) {
+      const task = await t.runtime.executeTask({
+        agentId: 'graphs',
+        action: 'fireAndForget',
+        input: { run },
+        wait: true,
+      });
+      expect(task).toMatchObject({ status: 'succeeded', result: 'returned at once' });
+    }
   });
 
   it('retries from the last checkpoint: a finished node does not run again', async () => {

@@ -60,20 +60,28 @@ export async function runGraph(
       [TASK_CONTEXT_KEY]: ctx,
     },
   };
-  const state = await graph.getState(config);
+  let state = await graph.getState(config);
   let next: NextRun;
-  if (state.config.configurable?.checkpoint_id) {
+  if (checkpointOf(state)) {
     if (action.continuesOutput) deps.continueOutputAfterStored();
     next = await afterRun(state, deps);
   } else {
     next = { input: action.input(input) };
   }
   while ('input' in next) {
+    const before = checkpointOf(state);
     await streamRun(graph, next.input, config, ctx, action, deps);
-    next = await afterRun(await graph.getState(config), deps);
+    state = await graph.getState(config);
+    // A run that went on from a checkpoint and stored none made no progress: it is finished.
+    next =
+      next.input === null && checkpointOf(state) === before
+        ? { done: state.values }
+        : await afterRun(state, deps);
   }
   return action.result(next.done);
 }
+
+const checkpointOf = (state: StateSnapshot): string | undefined => state.config.configurable?.checkpoint_id;
 
 /** What the graph does next: resume an interrupt (after its signal), go on, or nothing (done). */
 async function afterRun(state: StateSnapshot, deps: GraphRunDeps): Promise<NextRun> {
@@ -83,7 +91,9 @@ async function afterRun(state: StateSnapshot, deps: GraphRunDeps): Promise<NextR
     const value = await deps.waitForResume(key, interrupt.value ?? null);
     return { input: new Command({ resume: interrupt.id ? { [interrupt.id]: value } : value }) };
   }
-  if (state.next.length > 0) return { input: null };
+  // Nodes left to run, or a superstep whose finished tasks' writes are stored but whose next
+  // checkpoint is not (the attempt stopped in between): running on applies them and goes on.
+  if (state.next.length > 0 || state.tasks.length > 0) return { input: null };
   return { done: state.values };
 }
 
