@@ -2,8 +2,11 @@ import { createClient, type SupabaseClient, type WebSocketLikeConstructor } from
 import pLimit from 'p-limit';
 import WebSocket from 'ws';
 import { CasError, ErrorCode, isCasError } from '../errors.js';
+import { SupabaseError, type PostgrestErrorBody } from './supabase-error.js';
 import { JsonArg, toCasError, type SqlArg, type SqlArgs, type SqlFunctions } from './sql-functions.js';
 import type { PoolStats } from './database.js';
+
+export { SupabaseError, type PostgrestErrorBody };
 
 /**
  * The Supabase driver: the same cas_ SQL functions, called over PostgREST with `supabase.rpc()`.
@@ -31,29 +34,6 @@ export function createSupabaseClient(settings: SupabaseSettings): SupabaseClient
     // realtime-js's own Node error message recommends.
     realtime: { transport: WebSocket as unknown as WebSocketLikeConstructor },
   });
-}
-
-/** A PostgREST error body, or what postgrest-js makes of a failed fetch (status 0). */
-export interface PostgrestErrorBody {
-  code?: string;
-  message?: string;
-  details?: string | null;
-  hint?: string | null;
-}
-
-/** A request to Supabase that failed for a reason other than the caller's input. */
-export class SupabaseError extends Error {
-  override readonly name = 'SupabaseError';
-  constructor(
-    message: string,
-    /** HTTP status; 0 when no response arrived. */
-    readonly status: number,
-    /** SQLSTATE or PostgREST code (PGRSTxxx), when the response had one. */
-    readonly code: string | null,
-    readonly body?: PostgrestErrorBody,
-  ) {
-    super(message);
-  }
 }
 
 const ARGUMENT_NAME = /^p_[a-z_]+$/;

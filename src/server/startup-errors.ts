@@ -6,7 +6,7 @@
 import { AgentLoadError } from '../agents/loader.js';
 import { ConfigError } from '../config.js';
 import { DataDirInUseError } from '../db/pglite.js';
-import { SupabaseError } from '../db/supabase.js';
+import { SupabaseError } from '../db/supabase-error.js';
 import { ErrorCode, isCasError } from '../errors.js';
 
 /** What the message may name: where the process listens and which database it uses. */

@@ -1,4 +1,4 @@
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import type { ChatCompletionMessageParam } from 'openai/resources/chat/completions';
 import type { z } from 'zod';
 import { modelFor, type LlmConfig } from '../../config.js';
@@ -77,12 +77,23 @@ export interface ModelSessionDeps {
   recordUsage(model: string, promptTokens: number, completionTokens: number): Promise<void>;
 }
 
+/**
+ * The OpenAI SDK, loaded by the first model request: a process with no provider configured, or
+ * that runs no model-backed task, does not load it (about 12 MB and 150 ms of start-up).
+ */
+let openAiSdk: typeof OpenAI | null = null;
+async function loadOpenAiSdk(): Promise<typeof OpenAI> {
+  openAiSdk ??= (await import('openai')).default;
+  return openAiSdk;
+}
+
 /** One OpenAI client per process and configuration (connection reuse). */
 const clients = new WeakMap<LlmConfig, OpenAI>();
-function clientFor(llm: LlmConfig): OpenAI {
+async function clientFor(llm: LlmConfig): Promise<OpenAI> {
   let client = clients.get(llm);
   if (!client) {
-    client = new OpenAI({
+    const OpenAiClient = await loadOpenAiSdk();
+    client = new OpenAiClient({
       baseURL: llm.baseUrl,
       // The SDK insists on a key; providers that need none (Ollama) ignore it.
       apiKey: llm.apiKey ?? 'not-needed',
@@ -106,9 +117,13 @@ interface Answer {
   toolCalls?: ToolCall[];
 }
 
+/** An error the SDK raised for an HTTP answer (it is loaded once a request was made). */
+const isApiError = (error: unknown): error is InstanceType<typeof OpenAI.APIError> =>
+  openAiSdk !== null && error instanceof openAiSdk.APIError;
+
 /** How long to wait before retry `attempt` (0-based): Retry-After when the server sent one. */
 function backoffMs(error: unknown, attempt: number): number {
-  const header = error instanceof OpenAI.APIError ? error.headers?.get('retry-after') : null;
+  const header = isApiError(error) ? error.headers?.get('retry-after') : null;
   const seconds = header ? Number(header) : Number.NaN;
   if (Number.isFinite(seconds) && seconds >= 0) return Math.min(seconds * 1000, MAX_RETRY_AFTER_MS);
   return Math.min(BASE_BACKOFF_MS * 2 ** attempt, MAX_BACKOFF_MS);
@@ -116,7 +131,7 @@ function backoffMs(error: unknown, attempt: number): number {
 
 /** 429, 5xx, a connection failure or timeout, or a stream that broke mid-answer. */
 function isRetryable(error: unknown): boolean {
-  if (error instanceof OpenAI.APIError && error.status !== undefined) {
+  if (isApiError(error) && error.status !== undefined) {
     return error.status === 429 || error.status === 408 || error.status >= 500;
   }
   return true;
@@ -124,7 +139,6 @@ function isRetryable(error: unknown): boolean {
 
 export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskModel {
   const model = modelFor(llm, deps.agentId);
-  const client = clientFor(llm);
 
   /** One streamed completion, retried with backoff; text a failed try streamed is taken back. */
   async function complete(
@@ -136,6 +150,7 @@ export function createTaskModel(llm: LlmConfig, deps: ModelSessionDeps): TaskMod
     for (let attempt = 0; ; attempt += 1) {
       const mark = deps.outputLength();
       try {
+        const client = await clientFor(llm);
         const stream = await client.chat.completions.create(
           {
             model,
