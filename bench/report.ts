@@ -30,7 +30,7 @@ function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export function writeReport(results: BenchResults): string {
-  const { machine, http, roundTrips, tasks, workflows, runtimes, subscriptions, history } = results;
+  const { machine, http, roundTrips, tasks, scaleOut, workflows, runtimes, subscriptions, history } = results;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
 
@@ -138,6 +138,12 @@ export function writeReport(results: BenchResults): string {
       `- Workflows: a ${workflows.settings.chainSteps}-step chain of \`ping\`, executeWorkflow to final event: ` +
         `p50 **${ms(workflows.chain.p50)}**, p90 ${ms(workflows.chain.p90)}; a map of ${workflows.map.items} items: ` +
         `**${int(workflows.map.itemsPerSecond)}** items/s, **${x(workflows.mapOverPlain)}** the plain task throughput (${int(workflows.plain.tasksPerSecond)} tasks/s).`,
+    );
+  }
+  if (scaleOut?.runs.length) {
+    const rate = (apis: number) => scaleOut.runs.find((run) => run.apiProcesses === apis)?.tasksPerSecond;
+    headline.push(
+      `- Scale-out, \`executeTask\` over HTTP to the end of every task: 3 API + 3 worker processes **${rate(3)?.toFixed(0) ?? 'n/a'}** tasks/s vs 1 + 1 ${rate(1)?.toFixed(0) ?? 'n/a'}: **${x(scaleOut.threeOverOne ?? Number.NaN)}**.`,
     );
   }
   if (runtimes) {
@@ -401,6 +407,31 @@ export function writeReport(results: BenchResults): string {
       '',
       ...runtimes.skipped.map((skip) => `- ${skip.runtime}: not measured (${skip.reason})`),
       `LangGraph / custom p50: **${x(runtimes.langgraphOverCustomP50)}** (target ≤ 2×).`,
+      '',
+    );
+  }
+
+  if (scaleOut?.runs.length) {
+    push(
+      '## Scale-out',
+      '',
+      `API processes (\`src/server/main.ts\`, \`CAS_WORKERS=0\`) and worker processes (\`npm run worker\`, concurrency ` +
+        `${scaleOut.settings.concurrency}) on one PostgreSQL database, a fresh one per shape. ${scaleOut.settings.clients} clients ` +
+        `send ${scaleOut.settings.tasks} \`executeTask\` of \`ping\` over HTTP, round-robin over the API processes; tasks/s ` +
+        "runs from the first send to the last task's \`finished_at\`. On 2 cores the 6 processes and PostgreSQL share the same CPUs.",
+      '',
+      table(
+        ['API processes', 'worker processes', 'enqueues/s', 'tasks/s end to end', 'succeeded'],
+        scaleOut.runs.map((run) => [
+          String(run.apiProcesses),
+          String(run.workerProcesses),
+          run.enqueuePerSecond.toFixed(0),
+          run.tasksPerSecond.toFixed(0),
+          String(run.succeeded),
+        ]),
+      ),
+      '',
+      `3 + 3 over 1 + 1: **${x(scaleOut.threeOverOne ?? Number.NaN)}**.`,
       '',
     );
   }

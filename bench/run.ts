@@ -3,7 +3,7 @@
  *
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
- *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, workflows, runtimes, subscriptions, history)
+ *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, scaleout, workflows, runtimes, subscriptions, history)
  *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
@@ -25,12 +25,14 @@ import { runRoundTrips, type RoundTripResults } from './round-trips.js';
 import { runSubscriptions, type SubscriptionResults } from './subscriptions.js';
 import { runTasks, type TaskResults } from './tasks.js';
 import { runRuntimes, type RuntimeResults } from './runtimes.js';
+import { runScaleOut, type ScaleOutResults } from './scale-out.js';
 import { runWorkflows, type WorkflowResults } from './workflows.js';
 
 const SECTIONS = [
   'http',
   'roundtrips',
   'tasks',
+  'scaleout',
   'workflows',
   'runtimes',
   'subscriptions',
@@ -48,6 +50,7 @@ export interface BenchResults {
   http?: HttpResults;
   roundTrips?: RoundTripResults;
   tasks?: TaskResults;
+  scaleOut?: ScaleOutResults;
   runtimes?: RuntimeResults;
   workflows?: WorkflowResults;
   subscriptions?: SubscriptionResults;
@@ -91,6 +94,7 @@ const settings = {
     timeoutSeconds: 120,
   },
   runtimes: { roundTrips: quick ? 50 : 300 },
+  scaleOut: { tasks: quick ? 500 : 3000, clients: 30, concurrency: 10, timeoutSeconds: 120 },
   subscriptions: {
     subscriberCounts: [1, 100, 1000],
     events: quick ? 30 : 100,
@@ -155,6 +159,13 @@ async function main() {
   await attempt('tasks', async () => {
     section('Task engine: CAS vs graphile-worker, server vs embedded');
     results.tasks = await runTasks(template, settings.tasks);
+  });
+  await attempt('scaleout', async () => {
+    section('Scale-out: 1 API + 1 worker process vs 3 + 3 on one database');
+    results.scaleOut = await runScaleOut(
+      async (shape) => databaseUrl(await createBenchDatabase(`scaleout_${shape.apiProcesses}`, template)),
+      settings.scaleOut,
+    );
   });
   await attempt('workflows', async () => {
     section('Workflows: a 10-step chain, a map of 1,000 items');
