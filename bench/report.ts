@@ -418,7 +418,7 @@ export function writeReport(results: BenchResults): string {
       `API processes (\`src/server/main.ts\`, \`CAS_WORKERS=0\`) and worker processes (\`npm run worker\`, concurrency ` +
         `${scaleOut.settings.concurrency}) on one PostgreSQL database, a fresh one per shape. ${scaleOut.settings.clients} clients ` +
         `send ${scaleOut.settings.tasks} \`executeTask\` of \`ping\` over HTTP, round-robin over the API processes; tasks/s ` +
-        "runs from the first send to the last task's \`finished_at\`. On 2 cores the 6 processes and PostgreSQL share the same CPUs.",
+        "runs from the first send to the last task's `finished_at`. On 2 cores the 6 processes and PostgreSQL share the same CPUs.",
       '',
       table(
         ['API processes', 'worker processes', 'enqueues/s', 'tasks/s end to end', 'succeeded'],
