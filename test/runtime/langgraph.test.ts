@@ -5,7 +5,8 @@
  * retry that resumes from the last checkpoint without running finished nodes again, and
  * Task.checkpoints.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDefinition } from '../../src/agents/definition.js';
 import {
   Annotation,
   END,
@@ -15,7 +16,7 @@ import {
   type LangGraphRunnableConfig,
 } from '@langchain/langgraph';
 import { FakeListChatModel } from '@langchain/core/utils/testing';
-import { defineAction, taskContext, z, type TaskContext } from '../../src/sdk/index.js';
+import { defineAction, defineAgent, taskContext, z, type TaskContext } from '../../src/sdk/index.js';
 import type { Task } from '../../src/domains/task/task.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
@@ -358,5 +359,22 @@ describeEachDatabase('graph actions in the custom runtime', (kind) => {
     await t.runtime.signalTask(queued.id, 'approve', { yes: true });
     expect((await taskWhere(t, queued.id, final)).result).toEqual({ answer: { yes: true } });
     expect(await t.runtime.getTaskCheckpoints([queued.id], 10)).toEqual([[]]);
+  });
+});
+
+describe('graph action definitions', () => {
+  const agent = (action: unknown) =>
+    checkDefinition(defineAgent({ id: 'g', name: 'G', role: 'test', actions: { a: action as never } }));
+
+  it('refuses a graph that is not compiled, and a definition with both run and graph, one line each', () => {
+    expect(agent({ input: z.object({}), graph: new StateGraph(Review) })).toEqual({
+      ok: false,
+      problems: ['actions.a.graph: must be a compiled LangGraph graph, e.g. new StateGraph(...).compile()'],
+    });
+    expect(agent({ input: z.object({}), graph: reviewGraph, run: () => null })).toEqual({
+      ok: false,
+      problems: ['actions.a: Unrecognized key: "run"'],
+    });
+    expect(agent({ input: z.object({ text: z.string() }), graph: reviewGraph })).toMatchObject({ ok: true });
   });
 });
