@@ -25,7 +25,13 @@ import type { Logger } from '../logger.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
 import { useVaryOnOrigin, type OriginPolicy } from './cors.js';
 import { csrfPlugins } from './csrf.js';
-import { armorPlugins, useFieldRepetitionLimit, useResponseSizeLimit, type ApiLimits } from './limits.js';
+import {
+  armorPlugins,
+  useFieldRepetitionLimit,
+  useRequestBodyLimit,
+  useResponseSizeLimit,
+  type ApiLimits,
+} from './limits.js';
 import { useMutationRateLimit } from './quotas.js';
 import { observabilityPlugins } from '../observability/graphql.js';
 import { trustedDocumentPlugins, type TrustedDocuments } from './trusted-documents.js';
@@ -232,7 +238,8 @@ export function createYogaServer(options: {
     healthCheckEndpoint: '/.yoga/health',
     // isDev false: never attach original errors to responses, whatever NODE_ENV says.
     maskedErrors: { maskError, isDev: false },
-    maxRequestBodySize: limits.maxBodyBytes,
+    // Enforced by useRequestBodyLimit (limits.ts), which does not stream every body through a filter.
+    maxRequestBodySize: false,
     parserAndValidationCache: true,
     logging: yogaLogger(logger),
     plugins: [
@@ -253,6 +260,8 @@ export function createYogaServer(options: {
         maxOperationsPerStream: security.quotas.maxSubscriptionsPerSocket,
         authenticate: (authorization) => authenticator.authenticate(authorization),
       }),
+      // Last: after every request parser has been chosen.
+      useRequestBodyLimit(limits.maxBodyBytes),
     ],
   });
 }
