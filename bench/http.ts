@@ -33,10 +33,10 @@ export interface HttpSettings {
 }
 
 /**
- * bare node:http; the GraphQL server; the same with OpenTelemetry tracing on; plain graphql-yoga
- * (bench/servers/plain-yoga.ts).
+ * bare node:http; the GraphQL server; the same with OpenTelemetry tracing on; the same measured in
+ * turns with plain graphql-yoga (bench/servers/plain-yoga.ts).
  */
-export type HttpServer = 'graphql' | 'bare' | 'graphql-traced' | 'plain-yoga';
+export type HttpServer = 'graphql' | 'bare' | 'graphql-traced' | 'graphql-paired' | 'plain-yoga';
 
 export interface HttpRun {
   server: HttpServer;
@@ -133,37 +133,55 @@ async function startCluster(target: string, processes: number, env: Record<strin
   return { child, url: `http://127.0.0.1:${port}/graphql` };
 }
 
-/** One autocannon row (after its warm-up) against `url`, recorded in `runs`. */
-async function measure(
-  runs: HttpRun[],
-  settings: HttpSettings,
-  row: { server: HttpServer; query: QueryName; processes: number; url: string; canned: Canned },
-): Promise<void> {
-  const { server, query, processes, url, canned } = row;
-  const label = `${server} ${query}, ${processes} process(es), ${settings.connections} connections`;
-  progress(`HTTP: ${label}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s`);
-  if (settings.warmupSeconds > 0) await load(url, canned, settings.connections, settings.warmupSeconds);
-  const result = await load(url, canned, settings.connections, settings.durationSeconds);
+interface Row {
+  server: HttpServer;
+  query: QueryName;
+  processes: number;
+  url: string;
+  canned: Canned;
+}
+
+const rowLabel = (row: Row, settings: HttpSettings) =>
+  `${row.server} ${row.query}, ${row.processes} process(es), ${settings.connections} connections`;
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+/** One row from one or more autocannon runs of it: requests/s over all, latencies their medians. */
+function recordRun(runs: HttpRun[], settings: HttpSettings, row: Row, results: autocannon.Result[]): void {
+  const sum = (pick: (result: autocannon.Result) => number) =>
+    results.reduce((total, r) => total + pick(r), 0);
   const run: HttpRun = {
-    server,
-    query,
-    processes,
-    requestsPerSecond: result.requests.average,
-    latencyP50Ms: result.latency.p50,
-    latencyP99Ms: result.latency.p99,
-    latencyMeanMs: result.latency.average,
-    requests: result.requests.total,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    non2xx: result.non2xx,
-    mismatches: result.mismatches,
-    responseBytes: Buffer.byteLength(canned.response),
+    server: row.server,
+    query: row.query,
+    processes: row.processes,
+    requestsPerSecond: sum((r) => r.requests.total) / sum((r) => r.duration),
+    latencyP50Ms: median(results.map((r) => r.latency.p50)),
+    latencyP99Ms: median(results.map((r) => r.latency.p99)),
+    latencyMeanMs: sum((r) => r.latency.average * r.requests.total) / sum((r) => r.requests.total),
+    requests: sum((r) => r.requests.total),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+    non2xx: sum((r) => r.non2xx),
+    mismatches: sum((r) => r.mismatches),
+    responseBytes: Buffer.byteLength(row.canned.response),
   };
   runs.push(run);
   progress(
-    `HTTP: ${label}: ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.latencyP50Ms} ms, ` +
+    `HTTP: ${rowLabel(row, settings)}: ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.latencyP50Ms} ms, ` +
       `p99 ${run.latencyP99Ms} ms, errors ${run.errors + run.non2xx + run.mismatches}`,
   );
+}
+
+/** One autocannon row (after its warm-up) against `url`, recorded in `runs`. */
+async function measure(runs: HttpRun[], settings: HttpSettings, row: Row): Promise<void> {
+  progress(
+    `HTTP: ${rowLabel(row, settings)}: warm-up ${settings.warmupSeconds} s, then ${settings.durationSeconds} s`,
+  );
+  if (settings.warmupSeconds > 0)
+    await load(row.url, row.canned, settings.connections, settings.warmupSeconds);
+  recordRun(runs, settings, row, [
+    await load(row.url, row.canned, settings.connections, settings.durationSeconds),
+  ]);
 }
 
 /**
@@ -199,20 +217,64 @@ async function measureTracing(
   }
 }
 
-/** Plain graphql-yoga serving `{ __typename }`, 1 process: what the API's own stack adds is the rest. */
-async function measurePlainYoga(runs: HttpRun[], settings: HttpSettings): Promise<void> {
+/**
+ * Rounds of the API-overhead pair. The two servers are loaded in turn (A B B A, ...), each round a
+ * share of the row's duration, so neither gets the quieter moments of a shared machine.
+ */
+const OVERHEAD_ROUNDS = 4;
+
+/**
+ * The API's own overhead: `{ health { ok } }` of the API against `{ __typename }` of plain
+ * graphql-yoga (bench/servers/plain-yoga.ts), 1 process each, both running, measured alternately.
+ */
+async function measureApiOverhead(
+  runs: HttpRun[],
+  settings: HttpSettings,
+  databaseUrl: string,
+): Promise<void> {
+  const api = await startCluster('src/server/main.ts', 1, {
+    DATABASE_URL: databaseUrl,
+    CAS_WORKERS: '0',
+    LOG_LEVEL: 'warn',
+  });
   const yoga = await startCluster('bench/servers/plain-yoga.ts', 1, {});
   try {
-    const canned = await fetchCanned(yoga.url, 'typename');
-    await measure(runs, settings, {
-      server: 'plain-yoga',
-      query: 'typename',
-      processes: 1,
-      url: yoga.url,
-      canned,
-    });
+    const rows: Row[] = [
+      {
+        server: 'graphql-paired',
+        query: 'health',
+        processes: 1,
+        url: api.url,
+        canned: await fetchCanned(api.url, 'health'),
+      },
+      {
+        server: 'plain-yoga',
+        query: 'typename',
+        processes: 1,
+        url: yoga.url,
+        canned: await fetchCanned(yoga.url, 'typename'),
+      },
+    ];
+    const seconds = Math.max(1, Math.round((settings.durationSeconds * 2) / OVERHEAD_ROUNDS));
+    progress(
+      `HTTP: API overhead, health vs plain yoga: ${OVERHEAD_ROUNDS} rounds of ${seconds} s each, alternated`,
+    );
+    for (const row of rows) {
+      if (settings.warmupSeconds > 0)
+        await load(row.url, row.canned, settings.connections, settings.warmupSeconds);
+    }
+    const results: autocannon.Result[][] = [[], []];
+    for (let round = 0; round < OVERHEAD_ROUNDS; round++) {
+      const order = round % 2 === 0 ? [0, 1] : [1, 0];
+      for (const index of order) {
+        results[index]!.push(
+          await load(rows[index]!.url, rows[index]!.canned, settings.connections, seconds),
+        );
+      }
+    }
+    rows.forEach((row, index) => recordRun(runs, settings, row, results[index]!));
   } finally {
-    await yoga.child.stop();
+    await Promise.all([api.child.stop(), yoga.child.stop()]);
   }
 }
 
@@ -246,7 +308,7 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
       await Promise.all([graphql.child.stop(), bare.child.stop()]);
       if (processes === 1) {
         await measureTracing(runs, settings, databaseUrl, canned.health);
-        await measurePlainYoga(runs, settings);
+        await measureApiOverhead(runs, settings, databaseUrl);
       }
     }
   } finally {
@@ -284,7 +346,7 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
     find('graphql', 'health', 1)?.requestsPerSecond,
   );
   const healthOverPlainYogaRps = ratio(
-    find('graphql', 'health', 1)?.requestsPerSecond,
+    find('graphql-paired', 'health', 1)?.requestsPerSecond,
     find('plain-yoga', 'typename', 1)?.requestsPerSecond,
   );
   return { settings, runs, ratios, scaling, tracingOnOverOffRps, healthOverPlainYogaRps };

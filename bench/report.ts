@@ -14,6 +14,7 @@ const SERVER_NAMES: Record<HttpServer, string> = {
   bare: 'bare node:http',
   graphql: 'GraphQL (yoga)',
   'graphql-traced': 'GraphQL (yoga), tracing on',
+  'graphql-paired': 'GraphQL (yoga), in turns with plain yoga',
   'plain-yoga': 'plain graphql-yoga',
 };
 
@@ -198,7 +199,8 @@ export function writeReport(results: BenchResults): string {
         'ratios use the mean latency.',
       '',
       '- `health`: `{ health { ok } }` (the migrations check: one database round trip a second per process, shared by every request in that second).',
-      '- `typename`: `{ __typename }` on plain graphql-yoga (`bench/servers/plain-yoga.ts`, defaults, no database): what any request on this stack costs.',
+      '- `typename`: `{ __typename }` on plain graphql-yoga (`bench/servers/plain-yoga.ts`, defaults, no database): what any request on this stack costs. ' +
+        'It is measured against `health` on a second API process, both running, in 4 alternating rounds (A B B A ...), so that neither gets the quieter moments of the machine.',
       '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
         'over the 8 built-in agents, each with 5 finished tasks and a state.',
       '',

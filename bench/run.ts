@@ -4,6 +4,7 @@
  *   npm run bench                          # everything (about 6 minutes on 2 cores)
  *   npm run bench -- --quick               # small sizes, to check it works (about 2 minutes)
  *   npm run bench -- --only=tasks,http     # some sections (http, roundtrips, tasks, scaleout, workflows, runtimes, subscriptions, history)
+ *   npm run bench -- --only=http --merge   # re-run some sections; keep the others of results.json
  *   npm run bench -- --report-only         # rewrite REPORT.md from results.json
  *
  * Needs the PostgreSQL server: BENCH_DATABASE_URL, else CAS_TEST_DATABASE_URL, else
@@ -59,6 +60,18 @@ export interface BenchResults {
   /** The 1-minute load average before and after each section that ran. */
   sectionLoad?: { section: Section; before: number; after: number }[];
 }
+
+/** Where each section's figures live in BenchResults. */
+const RESULT_KEYS = {
+  http: 'http',
+  roundtrips: 'roundTrips',
+  tasks: 'tasks',
+  scaleout: 'scaleOut',
+  workflows: 'workflows',
+  runtimes: 'runtimes',
+  subscriptions: 'subscriptions',
+  history: 'history',
+} as const satisfies Record<Section, keyof BenchResults>;
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -196,8 +209,9 @@ async function main() {
   results.machine.loadAverageAtEnd = os.loadavg()[0]!;
 
   await mkdir(outputDir, { recursive: true });
-  await writeFile(`${outputDir}/results.json`, `${JSON.stringify(results, null, 2)}\n`);
-  await writeFile(`${outputDir}/REPORT.md`, writeReport(results));
+  const written = args.includes('--merge') ? await mergedInto(results) : results;
+  await writeFile(`${outputDir}/results.json`, `${JSON.stringify(written, null, 2)}\n`);
+  await writeFile(`${outputDir}/REPORT.md`, writeReport(written));
   section(`done in ${Math.round(results.durationSeconds)} s: ${outputDir}REPORT.md, results.json`);
   if (results.failures.length > 0) {
     progress(
@@ -205,6 +219,25 @@ async function main() {
     );
     process.exitCode = 1;
   }
+}
+
+/**
+ * `--merge`: the sections just run replace theirs in the existing results.json, the others stay;
+ * the report's run line says which sections came from which run.
+ */
+async function mergedInto(fresh: BenchResults): Promise<BenchResults> {
+  const previous = JSON.parse(await readFile(`${outputDir}/results.json`, 'utf8')) as BenchResults;
+  const merged = { ...previous } as Record<string, unknown>;
+  for (const name of only) merged[RESULT_KEYS[name]] = fresh[RESULT_KEYS[name]];
+  const results = merged as unknown as BenchResults;
+  results.sectionLoad = [
+    ...(previous.sectionLoad ?? []).filter((load) => !only.includes(load.section)),
+    ...(fresh.sectionLoad ?? []),
+  ];
+  results.failures = [...previous.failures.filter((f) => !only.includes(f.section)), ...fresh.failures];
+  const when = fresh.startedAt.replace('T', ' ').slice(0, 16);
+  results.command = `${previous.command}; ${only.join(', ')} from ${fresh.command} at ${when} UTC, commit ${fresh.machine.gitCommit}`;
+  return results;
 }
 
 /** `--report-only`: rewrites REPORT.md from results.json (after a change to the report's layout). */

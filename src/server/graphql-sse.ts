@@ -45,7 +45,9 @@ function useOperationsPerStreamLimit(max: number): Plugin<{ request?: Request }>
   };
 }
 
-const isStreamRequest = (request: Request) => new URL(request.url).pathname === GRAPHQL_STREAM_PATH;
+/** Parses the URL only when it may be the stream's: this runs for every request. */
+const isStreamRequest = (request: Request) =>
+  request.url.includes(GRAPHQL_STREAM_PATH) && new URL(request.url).pathname === GRAPHQL_STREAM_PATH;
 
 /**
  * Refused credentials answer 401 UNAUTHENTICATED before graphql-sse sees the request (reserving,

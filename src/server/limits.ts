@@ -122,12 +122,19 @@ export function maxFieldRepetition(document: DocumentNode): { key: string; count
   return worst;
 }
 
-/** Refuses documents that repeat one field more than `max` times in a selection set, before validation. */
+/**
+ * Refuses documents that repeat one field more than `max` times in a selection set, before validation.
+ * A document that passed is remembered: the parse cache hands the same document object to every
+ * request with the same text, and this plugin runs before yoga's validation cache.
+ */
 export function useFieldRepetitionLimit(max: number): Plugin {
+  const passed = new WeakSet<DocumentNode>();
   return {
     onValidate({ params, setResult }) {
+      if (passed.has(params.documentAST)) return;
       const { key, count } = maxFieldRepetition(params.documentAST);
-      if (count > max) {
+      if (count <= max) passed.add(params.documentAST);
+      else {
         setResult([
           validationError(`Field repetition limit of ${max} exceeded: "${key}" is selected ${count} times`),
         ]);

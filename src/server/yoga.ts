@@ -140,7 +140,9 @@ const headerValue = (value: string | string[] | undefined) => (Array.isArray(val
  */
 function useQueryStringJsonCheck(): Plugin {
   return {
-    onRequestParse({ url }) {
+    onRequestParse({ request, url }) {
+      // Only GET reads them; reading `url` makes yoga parse the URL, which POST requests skip.
+      if (request.method !== 'GET') return;
       for (const name of ['variables', 'extensions']) {
         const value = url.searchParams.get(name);
         if (value === null) continue;
