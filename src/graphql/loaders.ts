@@ -2,7 +2,9 @@
  * DataLoaders for one request (one GraphQL operation). Each batches the ids asked for during one
  * tick into a single runtime call, whatever the number of parents: `{ agents { state { version } } }`
  * costs one `getAgentStates` call for 8 agents or for 200. Loaders cache for the life of the
- * operation only; a long-lived subscription must call `clearAll()` before each event.
+ * operation only; a long-lived subscription must call `clearAll()` before each event. Their batches
+ * go through the process's shared reads (shared-reads.ts): concurrent operations asking for the same
+ * kind of read share one call.
  */
 import DataLoader from 'dataloader';
 import type { TaskCheckpoint } from '../domains/task/checkpoints.js';
@@ -12,8 +14,11 @@ import type { AgentState } from '../domains/state/state.js';
 import type { Task } from '../domains/task/task.js';
 import type { WorkflowStep } from '../domains/workflow/workflow.js';
 import type { AgentRuntime } from '../runtime/agent-runtime.js';
+import { sharedReadsOf, type SharedReads } from './shared-reads.js';
 
 export interface Loaders {
+  /** Every registered agent (Query.agents), read once for all operations asking at the same moment. */
+  allAgents(): Promise<Agent[]>;
   agents: DataLoader<string, Agent | null>;
   tasks: DataLoader<string, Task | null>;
   states: DataLoader<string, AgentState | null>;
@@ -57,6 +62,7 @@ const rangeKey = (range: { from?: Date | null; to?: Date | null }) =>
  * agent's state holds no loader for it (thousands of idle subscriptions hold one context each).
  */
 class OperationLoaders implements Loaders {
+  private readonly shared: SharedReads;
   private tasksLoader?: DataLoader<string, Task | null>;
   private agentsLoader?: DataLoader<string, Agent | null>;
   private statesLoader?: DataLoader<string, AgentState | null>;
@@ -71,39 +77,64 @@ class OperationLoaders implements Loaders {
   constructor(
     private readonly runtime: AgentRuntime,
     private readonly visibility: { createdBy: string | null },
-  ) {}
+  ) {
+    this.shared = sharedReadsOf(runtime);
+  }
+
+  /** A batch function reading through the shared reads under `key` (which names it completely). */
+  private sharedBatch<V>(key: string, read: (ids: readonly string[]) => Promise<V[]>) {
+    return inOrder((ids: readonly string[]) => this.shared.load(key, ids, read));
+  }
+
+  allAgents() {
+    return this.shared.one('agents:all', () => this.runtime.listAgents());
+  }
 
   get tasks() {
-    return (this.tasksLoader ??= new DataLoader(inOrder((ids) => this.runtime.getTasks(ids))));
+    return (this.tasksLoader ??= new DataLoader(
+      this.sharedBatch('tasks', (ids) => this.runtime.getTasks(ids)),
+    ));
   }
 
   get agents() {
-    return (this.agentsLoader ??= new DataLoader(inOrder((ids) => this.runtime.getAgents(ids))));
+    return (this.agentsLoader ??= new DataLoader(
+      this.sharedBatch('agents', (ids) => this.runtime.getAgents(ids)),
+    ));
   }
 
   get states() {
-    return (this.statesLoader ??= new DataLoader(inOrder((ids) => this.runtime.getAgentStates(ids))));
+    return (this.statesLoader ??= new DataLoader(
+      this.sharedBatch('states', (ids) => this.runtime.getAgentStates(ids)),
+    ));
   }
 
   get tokenUsage() {
-    return (this.tokenUsageLoader ??= new DataLoader(inOrder((ids) => this.runtime.getTokenUsage(ids))));
+    return (this.tokenUsageLoader ??= new DataLoader(
+      this.sharedBatch('tokenUsage', (ids) => this.runtime.getTokenUsage(ids)),
+    ));
   }
 
   get workflowSteps() {
-    return (this.workflowStepsLoader ??= new DataLoader((ids) => this.runtime.getWorkflowSteps(ids)));
+    return (this.workflowStepsLoader ??= new DataLoader(
+      this.sharedBatch('workflowSteps', (ids) => this.runtime.getWorkflowSteps(ids)),
+    ));
   }
 
   metrics(range: { from?: Date | null; to?: Date | null }) {
     const timeRange: TimeRange = { from: range.from ?? null, to: range.to ?? null };
-    return loaderFor((this.metricsByRange ??= new Map()), rangeKey(range), () =>
-      inOrder((ids) => this.runtime.getMetricsMany(ids, timeRange)),
+    const key = rangeKey(range);
+    return loaderFor((this.metricsByRange ??= new Map()), key, () =>
+      this.sharedBatch(`metrics:${key}`, (ids) => this.runtime.getMetricsMany(ids, timeRange)),
     );
   }
 
   recentTasks(first: number) {
+    const key = `recentTasks:${JSON.stringify([first, this.visibility.createdBy])}`;
     return loaderFor((this.recentByFirst ??= new Map()), first, () =>
       inOrder(async (ids) => {
-        const lists = await this.runtime.getRecentTasks(ids, first, this.visibility);
+        const lists = await this.shared.load(key, ids, (all) =>
+          this.runtime.getRecentTasks(all, first, this.visibility),
+        );
         // The same tasks are often asked for again by id (Task.agent → Agent.recentTasks ...).
         for (const task of lists.flat()) this.tasks.prime(task.id, task);
         return lists;
@@ -113,19 +144,19 @@ class OperationLoaders implements Loaders {
 
   children(first: number) {
     return loaderFor((this.childrenByFirst ??= new Map()), first, () =>
-      inOrder((ids) => this.runtime.getChildren(ids, first)),
+      this.sharedBatch(`children:${first}`, (ids) => this.runtime.getChildren(ids, first)),
     );
   }
 
   stateHistory(first: number) {
     return loaderFor((this.stateHistoryByFirst ??= new Map()), first, () =>
-      inOrder((ids) => this.runtime.getStateHistories(ids, first)),
+      this.sharedBatch(`stateHistory:${first}`, (ids) => this.runtime.getStateHistories(ids, first)),
     );
   }
 
   checkpoints(first: number) {
     return loaderFor((this.checkpointsByFirst ??= new Map()), first, () =>
-      inOrder((ids) => this.runtime.getTaskCheckpoints(ids, first)),
+      this.sharedBatch(`checkpoints:${first}`, (ids) => this.runtime.getTaskCheckpoints(ids, first)),
     );
   }
 

@@ -1,6 +1,7 @@
 /**
  * The DataLoader promise: the agents overview costs the same number of database round trips for
- * 8 agents as for 200, because each nested field is one batched runtime call per request.
+ * 8 agents as for 200, because each nested field is one batched runtime call per request; and
+ * overviews asked for at the same moment share those calls (src/graphql/shared-reads.ts).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../support/databases.js';
@@ -88,5 +89,26 @@ describeEachDatabase('DataLoader round trips', (kind) => {
     expect(twoHundred.trips).toBe(eight.trips);
     // listAgents, metrics, states, recent tasks: one each (no per-agent query).
     expect(eight.trips).toBeLessThanOrEqual(5);
+  });
+
+  it('overviews asked for at the same moment share their round trips and each get the whole answer', async () => {
+    const single = await measure();
+    server.queries.count = 0;
+    const overviews = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const response = await server.app.yoga.fetch('http://localhost/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ query: OVERVIEW }),
+        });
+        return ((await response.json()) as { data: Overview }).data;
+      }),
+    );
+    console.log(
+      `[dataloader ${kind}] 20 overviews at once: ${server.queries.count} round trips (one: ${single.trips})`,
+    );
+    for (const overview of overviews) expect(overview).toEqual(single.overview);
+    // Unshared, 20 overviews cost 20 times one; shared, about one's worth.
+    expect(server.queries.count).toBeLessThan(2 * single.trips);
   });
 });

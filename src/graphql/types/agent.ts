@@ -87,8 +87,8 @@ builder.queryFields((t) => ({
     type: [AgentRef],
     authScopes: { viewer: true },
     description: 'Every registered agent, stopped ones included, ordered by id.',
-    resolve: async (_root, _args, { runtime, loaders }) => {
-      const agents = await runtime.listAgents();
+    resolve: async (_root, _args, { loaders }) => {
+      const agents = await loaders.allAgents();
       for (const agent of agents) loaders.agents.prime(agent.id, agent);
       return agents;
     },
