@@ -13,6 +13,12 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const KEEP_OUTPUT = 64 * 1024;
 
+/**
+ * Extra node options for every child, e.g. `BENCH_CHILD_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/p"`
+ * to profile the servers under the benchmark's load (NODE_OPTIONS refuses --cpu-prof).
+ */
+const CHILD_NODE_ARGS = (process.env.BENCH_CHILD_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 export interface Child {
   child: ChildProcess;
   pid: number;
@@ -32,7 +38,7 @@ export async function startChild(
   readyText: string,
   timeoutMs = 60_000,
 ): Promise<Child> {
-  const child = spawnInGroup(process.execPath, ['--import', 'tsx', entry], {
+  const child = spawnInGroup(process.execPath, [...CHILD_NODE_ARGS, '--import', 'tsx', entry], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
