@@ -11,13 +11,14 @@
  * postgres://postgres@127.0.0.1:5432/test. Creates cas_bench_<pid>_* databases and drops them.
  * Progress goes to stderr. Every loop is bounded; everything runs on loopback.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { addHistory, createTemplate } from './fixtures.js';
 import { runHistory, type HistoryResults } from './history.js';
 import { runHttp, type HttpResults } from './http.js';
-import { stopAllChildren } from './lib/child.js';
+import { ROOT, stopAllChildren } from './lib/child.js';
 import { machineInfo, type MachineInfo } from './lib/machine.js';
 import { createBenchDatabase, databaseUrl, dropBenchDatabases } from './lib/postgres.js';
 import { elapsedSeconds, progress, section } from './lib/progress.js';
@@ -126,6 +127,8 @@ async function main() {
   section(`CAS Runtime API benchmark${quick ? ' (quick)' : ''}: ${only.join(', ')}`);
   const dropped = await dropBenchDatabases();
   if (dropped.length > 0) progress(`dropped ${dropped.length} database(s) a previous run left behind`);
+  // The servers and workers run compiled, as npm start runs them (bench/lib/child.ts).
+  execFileSync(process.execPath, ['scripts/build-server.mjs'], { cwd: ROOT, stdio: 'inherit' });
   const results: BenchResults = {
     startedAt: startedAt.toISOString(),
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,

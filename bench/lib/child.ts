@@ -30,6 +30,21 @@ export interface Child {
   stop(signal?: NodeJS.Signals, killAfterMs?: number): Promise<number | string | null>;
 }
 
+/**
+ * The service's entries run compiled, as `npm start` and `npm run worker` run them (dist/, built by
+ * scripts/build-server.mjs when the benchmark starts); the benchmark's own servers run under tsx.
+ */
+const COMPILED_ENTRIES: Record<string, string> = {
+  'src/server/main.ts': 'dist/server/main.js',
+  'src/server/worker-main.ts': 'dist/server/worker-main.js',
+};
+
+/** Node's arguments to run `entry` (a path from the repository root). */
+export function nodeArgsFor(entry: string): string[] {
+  const compiled = COMPILED_ENTRIES[entry];
+  return compiled ? ['--conditions=cas-compiled', compiled] : ['--import', 'tsx', entry];
+}
+
 const running = new Set<Child>();
 
 export async function startChild(
@@ -38,7 +53,7 @@ export async function startChild(
   readyText: string,
   timeoutMs = 60_000,
 ): Promise<Child> {
-  const child = spawnInGroup(process.execPath, [...CHILD_NODE_ARGS, '--import', 'tsx', entry], {
+  const child = spawnInGroup(process.execPath, [...CHILD_NODE_ARGS, ...nodeArgsFor(entry)], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,6 +6,7 @@
  * worker listens; SIGTERM stops the workers (SIGTERM) and then itself.
  */
 import cluster from 'node:cluster';
+import { nodeArgsFor } from '../lib/child.js';
 
 const target = process.env.BENCH_TARGET;
 const count = Number(process.env.BENCH_PROCESSES ?? '1');
@@ -14,7 +15,8 @@ if (!target || !Number.isInteger(count) || count < 1) {
   process.exit(2);
 }
 
-cluster.setupPrimary({ exec: target, execArgv: ['--import', 'tsx'] });
+const nodeArgs = nodeArgsFor(target);
+cluster.setupPrimary({ exec: nodeArgs.at(-1)!, execArgv: nodeArgs.slice(0, -1) });
 let listening = 0;
 let stopping = false;
 cluster.on('listening', (_worker, address) => {

@@ -61,6 +61,18 @@ export interface ImportedDefault {
 }
 
 /**
+ * The compiled service (`npm start` runs dist/, plain JavaScript) imports agent files written in
+ * TypeScript through tsx, registered with the first such file. From src/ (tests, `tsx`), tsx is
+ * already there.
+ */
+const runningCompiled = !import.meta.url.endsWith('.ts');
+let typeScriptImports: Promise<void> | undefined;
+function ensureTypeScriptImports(): Promise<void> {
+  if (!runningCompiled) return Promise.resolve();
+  return (typeScriptImports ??= import('tsx/esm/api').then(({ register }) => void register()));
+}
+
+/**
  * Imports every definition file directly in a folder (sorted by name) and returns their default
  * exports: the part agent and workflow loading share. `setting` names the folder's environment
  * setting in messages; `sdkHint` says how a file should end.
@@ -93,6 +105,7 @@ export async function importDefaultExports(
     const name = shown(file, cwd);
     let module: Record<string, unknown>;
     try {
+      if (file.endsWith('.ts')) await ensureTypeScriptImports();
       module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     } catch (error) {
       throw new AgentLoadError(`${options.kind} file ${name} failed to load: ${headline(error)}`, {
