@@ -3,6 +3,7 @@
  * copied per scenario, and a way to give the agents some history (tasks, state) so the dashboard
  * query has something to load.
  */
+import type { AgentRuntime } from '../src/runtime/agent-runtime.js';
 import { loadConfig } from '../src/config.js';
 import { BUILT_IN_AGENT_IDS } from '../src/domains/agent/agent.js';
 import { migrate } from '../src/db/migrate.js';
@@ -48,6 +49,42 @@ export async function addHistory(url: string, tasksPerAgent: number): Promise<vo
         ),
       );
     }
+  } finally {
+    await runtime.shutdown({ deadlineMs: 1_000 });
+  }
+}
+
+/**
+ * Registers `count` more agents (`bench-000`, ...), a tenth of them with a state version and a
+ * finished ping task, as test/graphql/dataloader.test.ts does: 192 make the 200-agent dashboard.
+ */
+export async function registerBenchAgents(
+  runtime: Pick<AgentRuntime, 'registerAgent' | 'updateAgentState' | 'executeTask'>,
+  count: number,
+): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const id = `bench-${String(i).padStart(3, '0')}`;
+    await runtime.registerAgent({ id, name: `Bench ${i}`, role: 'bench' });
+    if (i % 10 === 0) {
+      await runtime.updateAgentState(id, { i });
+      await runtime.executeTask({ agentId: id, action: 'ping', wait: true, timeoutMs: 30_000 });
+    }
+  }
+}
+
+/** registerBenchAgents on the database at `url`, with an in-process worker for the tasks. */
+export async function addAgents(url: string, count: number): Promise<void> {
+  const runtime = await createRuntime({
+    config: loadConfig({
+      DATABASE_URL: url,
+      CAS_WORKERS: '1',
+      CAS_WORKER_POLL_MS: '100',
+      LOG_LEVEL: 'silent',
+    }),
+    logger: silentLogger(),
+  });
+  try {
+    await registerBenchAgents(runtime, count);
   } finally {
     await runtime.shutdown({ deadlineMs: 1_000 });
   }

@@ -9,18 +9,26 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { addAgents } from './fixtures.js';
 import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
 import { startOtlpSink } from './lib/otlp-sink.js';
 import { progress } from './lib/progress.js';
 import { ratio } from './lib/stats.js';
 
+const DASHBOARD =
+  '{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }';
+
+/** Agents registered for the dashboard200 row, beside the 8 built-in ones. */
+const MORE_AGENTS = 192;
+
 export const QUERIES = {
   health: '{ health { ok } }',
   /** What plain graphql-yoga serves: the floor of any GraphQL request on this stack. */
   typename: '{ __typename }',
-  dashboard:
-    '{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }',
+  dashboard: DASHBOARD,
+  /** The same, once 192 more agents are registered (200 in all). */
+  dashboard200: DASHBOARD,
 } as const;
 
 export type QueryName = keyof typeof QUERIES;
@@ -278,6 +286,35 @@ async function measureApiOverhead(
   }
 }
 
+/** The dashboard query on 1 process once the database holds 200 agents (last: it adds them). */
+async function measureDashboardAt200(
+  runs: HttpRun[],
+  settings: HttpSettings,
+  databaseUrl: string,
+): Promise<void> {
+  progress(`HTTP: registering ${MORE_AGENTS} more agents for the 200-agent dashboard`);
+  await addAgents(databaseUrl, MORE_AGENTS);
+  const graphql = await startCluster('src/server/main.ts', 1, {
+    DATABASE_URL: databaseUrl,
+    CAS_WORKERS: '0',
+    LOG_LEVEL: 'warn',
+  });
+  try {
+    const canned = await fetchCanned(graphql.url, 'dashboard200');
+    const agents = (JSON.parse(canned.response) as { data: { agents: unknown[] } }).data.agents.length;
+    if (agents !== 8 + MORE_AGENTS) throw new Error(`the 200-agent dashboard answered ${agents} agents`);
+    await measure(runs, settings, {
+      server: 'graphql',
+      query: 'dashboard200',
+      processes: 1,
+      url: graphql.url,
+      canned,
+    });
+  } finally {
+    await graphql.child.stop();
+  }
+}
+
 export async function runHttp(databaseUrl: string, settings: HttpSettings): Promise<HttpResults> {
   const runs: HttpRun[] = [];
   const children: Child[] = [];
@@ -311,6 +348,7 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
         await measureApiOverhead(runs, settings, databaseUrl);
       }
     }
+    await measureDashboardAt200(runs, settings, databaseUrl);
   } finally {
     await Promise.all(children.map((child) => child.stop()));
   }

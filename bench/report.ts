@@ -18,6 +18,9 @@ const SERVER_NAMES: Record<HttpServer, string> = {
   'plain-yoga': 'plain graphql-yoga',
 };
 
+/** The middle value (the upper one of an even count). */
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
 /** A ratio, with enough digits to tell small ones apart. */
 const x = (value: number | undefined) =>
   value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, value < 0.1 ? 3 : 2)}×`;
@@ -31,7 +34,18 @@ function table(header: string[], rows: (string | number)[][]): string {
 }
 
 export function writeReport(results: BenchResults): string {
-  const { machine, http, roundTrips, tasks, scaleOut, workflows, runtimes, subscriptions, history } = results;
+  const {
+    machine,
+    http,
+    roundTrips,
+    tasks,
+    scaleOut,
+    workflows,
+    runtimes,
+    subscriptions,
+    history,
+    embedded,
+  } = results;
   const out: string[] = [];
   const push = (...lines: string[]) => out.push(...lines);
 
@@ -167,6 +181,13 @@ export function writeReport(results: BenchResults): string {
   } else if (subscriptions) {
     headline.push(`- Subscriptions: ${subscriptions.note}.`);
   }
+  const compiledStart = embedded?.runs.find((run) => run.build === 'compiled');
+  if (compiledStart) {
+    headline.push(
+      `- Embedded \`npm start\` (first start on a fresh data folder): ready in **${ms(median(compiledStart.readyMs))}**, ` +
+        `**${fmt(median(compiledStart.rssMiB), 1)} MiB** RSS idle (medians of ${compiledStart.readyMs.length}).`,
+    );
+  }
   push(...headline, '');
 
   if (results.failures.length > 0) {
@@ -189,7 +210,7 @@ export function writeReport(results: BenchResults): string {
       `autocannon in the benchmark process, ${http.settings.connections} connections, ` +
         `${http.settings.warmupSeconds} s warm-up then ${http.settings.durationSeconds} s per row, POST /graphql ` +
         'with `content-type: application/json`. Every response body is compared with the expected one ' +
-        '(mismatches count as errors). The GraphQL server is `src/server/main.ts` on the PostgreSQL server ' +
+        '(mismatches count as errors). The GraphQL server is `dist/server/main.js` (compiled from `src/`, as `npm start` runs it) on the PostgreSQL server ' +
         '(`DATABASE_URL`, `CAS_WORKERS=0`: an API-only process; the pool is its default of 15 connections). ' +
         'The bare server (`bench/servers/bare-http.ts`) reads the request body and answers the bytes the ' +
         'GraphQL server answered for it. Both run under node:cluster (`bench/servers/cluster.ts`) with 1 or 2 ' +
@@ -203,6 +224,7 @@ export function writeReport(results: BenchResults): string {
         'It is measured against `health` on a second API process, both running, in 4 alternating rounds (A B B A ...), so that neither gets the quieter moments of the machine.',
       '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
         'over the 8 built-in agents, each with 5 finished tasks and a state.',
+      '- `dashboard200`: the same query once 192 more agents are registered (200 in all; a tenth of the new ones with a state and a task), 1 process, measured last.',
       '',
     );
     push(
@@ -292,7 +314,7 @@ export function writeReport(results: BenchResults): string {
       `No-op tasks: CAS \`ping\` (spread over the 8 built-in agents) and a graphile-worker task that returns ` +
         `at once. Each scenario has a fresh database. Concurrency ${s.concurrency} per worker process for both; ` +
         'default poll intervals (CAS 1 s, graphile-worker 2 s); both wake on LISTEN/NOTIFY. CAS worker processes ' +
-        "are `npm run worker`'s entry (`src/server/worker-main.ts`); graphile-worker processes are " +
+        "are `npm run worker`'s entry (`dist/server/worker-main.js`); graphile-worker processes are " +
         '`bench/servers/graphile-worker.ts`, in a database of their own on the same server.',
       '',
       `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks enqueued one at a time, one every ` +
@@ -365,7 +387,7 @@ export function writeReport(results: BenchResults): string {
   if (workflows) {
     push('## Workflows', '');
     push(
-      '`src/server/main.ts` on the PostgreSQL server with its in-process worker (`CAS_WORKERS=1`, ' +
+      '`dist/server/main.js` on the PostgreSQL server with its in-process worker (`CAS_WORKERS=1`, ' +
         'concurrency 10), driven over GraphQL: `executeWorkflow` over HTTP, then `workflowRunEvents` over ' +
         "graphql-ws until the run's final event. Plain throughput: the same number of `ping` tasks queued " +
         'in one statement on the same server, measured until drained, just before.',
@@ -392,7 +414,7 @@ export function writeReport(results: BenchResults): string {
   if (runtimes) {
     push('## Runtimes', '');
     push(
-      '`src/server/main.ts` on the PostgreSQL server with its in-process worker, once per `CAS_RUNTIME`, each on a ' +
+      '`dist/server/main.js` on the PostgreSQL server with its in-process worker, once per `CAS_RUNTIME`, each on a ' +
         'fresh database; one client sends `executeTask(input: { agentId: "marketer", action: "ping", wait: true })` ' +
         `over HTTP, one at a time (${runtimes.settings.roundTrips} timed after warm-up). Under the LangGraph runtime ` +
         'the plain action runs as a one-node graph with its checkpoints in the same database.',
@@ -417,7 +439,7 @@ export function writeReport(results: BenchResults): string {
     push(
       '## Scale-out',
       '',
-      `API processes (\`src/server/main.ts\`, \`CAS_WORKERS=0\`) and worker processes (\`npm run worker\`, concurrency ` +
+      `API processes (\`dist/server/main.js\`, \`CAS_WORKERS=0\`) and worker processes (\`npm run worker\`, concurrency ` +
         `${scaleOut.settings.concurrency}) on one PostgreSQL database, a fresh one per shape. ${scaleOut.settings.clients} clients ` +
         `send ${scaleOut.settings.tasks} \`executeTask\` of \`ping\` over HTTP, round-robin over the API processes; tasks/s ` +
         "runs from the first send to the last task's `finished_at`. On 2 cores the 6 processes and PostgreSQL share the same CPUs.",
@@ -442,7 +464,7 @@ export function writeReport(results: BenchResults): string {
   if (subscriptions?.measured && subscriptions.latency && subscriptions.memory) {
     const memory = subscriptions.memory;
     push(
-      `graphql-ws clients (one WebSocket each, \`${subscriptions.query}\`) against \`src/server/main.ts\` ` +
+      `graphql-ws clients (one WebSocket each, \`${subscriptions.query}\`) against \`dist/server/main.js\` ` +
         '(API only) on the PostgreSQL server. The benchmark writes agent state versions one at a time through ' +
         'a runtime of its own (one transaction each: the state row, its event and the NOTIFY) and measures ' +
         'from the moment the commit returned to the moment each client received the event; the next write ' +
@@ -478,6 +500,31 @@ export function writeReport(results: BenchResults): string {
       `**Not measured yet.** ${subscriptions?.note ?? 'The section did not run.'} ` +
         'When subscriptions exist, this section measures commit-to-client latency (p50/p99) with 1, 100 and ' +
         '1,000 graphql-ws subscribers and the RSS per idle subscription between 1,000 and 5,000 connections.',
+      '',
+    );
+  }
+
+  if (embedded) {
+    push('## Embedded start', '');
+    push(
+      'The embedded default as `npm start` runs it: the compiled server (`dist/server/main.js`) on a fresh ' +
+        '`CAS_DATA_DIR` (the installed template copied, PGlite opened, the agents registered), from spawn to its ' +
+        `first answered \`{ health { ok } }\`, then its RSS after ${embedded.settings.idleSeconds} s idle; beside it ` +
+        'the same server from `src/` under tsx, as the tests run it. Medians, minimum and maximum of ' +
+        `${embedded.settings.starts} starts each. Target: ready ≤ 4 s, RSS ≤ 250 MiB.`,
+      '',
+    );
+    push(
+      table(
+        ['server', 'ready p50', 'ready min–max', 'RSS p50', 'RSS min–max'],
+        embedded.runs.map((run) => [
+          run.build === 'compiled' ? 'npm start (compiled)' : 'src/ under tsx',
+          ms(median(run.readyMs)),
+          `${ms(Math.min(...run.readyMs))} – ${ms(Math.max(...run.readyMs))}`,
+          `${fmt(median(run.rssMiB), 1)} MiB`,
+          `${fmt(Math.min(...run.rssMiB), 1)} – ${fmt(Math.max(...run.rssMiB), 1)} MiB`,
+        ]),
+      ),
       '',
     );
   }

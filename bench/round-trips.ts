@@ -8,7 +8,7 @@ import { openPostgres } from '../src/db/postgres.js';
 import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
 import { buildApp } from '../src/server/app.js';
-import { BUILT_IN_AGENTS } from './fixtures.js';
+import { BUILT_IN_AGENTS, registerBenchAgents } from './fixtures.js';
 import { QUERIES } from './http.js';
 import { progress } from './lib/progress.js';
 import { summarize } from './lib/stats.js';
@@ -67,14 +67,7 @@ export async function runRoundTrips(databaseUrl: string, samples: number): Promi
     runs.push(await measure());
     progress(`round trips: ${runs[0]!.agents} agents → ${runs[0]!.roundTrips} per dashboard request`);
     // 192 more agents, a tenth of them with state and a task, as test/graphql/dataloader.test.ts does.
-    for (let i = 0; i < 192; i++) {
-      const id = `bench-${String(i).padStart(3, '0')}`;
-      await runtime.registerAgent({ id, name: `Bench ${i}`, role: 'bench' });
-      if (i % 10 === 0) {
-        await runtime.updateAgentState(id, { i });
-        await runtime.executeTask({ agentId: id, action: 'ping' });
-      }
-    }
+    await registerBenchAgents(runtime, 192);
     runs.push(await measure());
     progress(`round trips: ${runs[1]!.agents} agents → ${runs[1]!.roundTrips} per dashboard request`);
     if (runs[0]!.agents !== BUILT_IN_AGENTS.length) {

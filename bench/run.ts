@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { runEmbedded, type EmbeddedResults } from './embedded.js';
 import { addHistory, createTemplate } from './fixtures.js';
 import { runHistory, type HistoryResults } from './history.js';
 import { runHttp, type HttpResults } from './http.js';
@@ -39,6 +40,7 @@ const SECTIONS = [
   'runtimes',
   'subscriptions',
   'history',
+  'embedded',
 ] as const;
 type Section = (typeof SECTIONS)[number];
 
@@ -57,6 +59,7 @@ export interface BenchResults {
   workflows?: WorkflowResults;
   subscriptions?: SubscriptionResults;
   history?: HistoryResults;
+  embedded?: EmbeddedResults;
   failures: { section: Section; error: string }[];
   /** The 1-minute load average before and after each section that ran. */
   sectionLoad?: { section: Section; before: number; after: number }[];
@@ -72,6 +75,7 @@ const RESULT_KEYS = {
   runtimes: 'runtimes',
   subscriptions: 'subscriptions',
   history: 'history',
+  embedded: 'embedded',
 } as const satisfies Record<Section, keyof BenchResults>;
 
 const args = process.argv.slice(2);
@@ -114,6 +118,7 @@ const settings = {
     events: quick ? 30 : 100,
     idleConnections: quick ? [200, 1000] : [1000, 5000],
   },
+  embedded: { starts: quick ? 1 : 3, idleSeconds: quick ? 3 : 10 },
   history: {
     size: quick
       ? { tasks: 10_000, events: 100_000, logs: 100_000 }
@@ -205,6 +210,11 @@ async function main() {
     section('Reads with long history');
     const name = await createBenchDatabase('history', template);
     results.history = await runHistory(databaseUrl(name), settings.history.size, settings.history.samples);
+  });
+
+  await attempt('embedded', async () => {
+    section('Embedded: first start to ready, idle RSS');
+    results.embedded = await runEmbedded(settings.embedded);
   });
 
   results.finishedAt = new Date().toISOString();

@@ -39,10 +39,10 @@ const COMPILED_ENTRIES: Record<string, string> = {
   'src/server/worker-main.ts': 'dist/server/worker-main.js',
 };
 
-/** Node's arguments to run `entry` (a path from the repository root). */
-export function nodeArgsFor(entry: string): string[] {
+/** Node's arguments to run `entry` (a path from the repository root); `underTsx` even a service entry. */
+export function nodeArgsFor(entry: string, underTsx = false): string[] {
   const compiled = COMPILED_ENTRIES[entry];
-  return compiled ? ['--conditions=cas-compiled', compiled] : ['--import', 'tsx', entry];
+  return compiled && !underTsx ? ['--conditions=cas-compiled', compiled] : ['--import', 'tsx', entry];
 }
 
 const running = new Set<Child>();
@@ -52,12 +52,17 @@ export async function startChild(
   env: Record<string, string>,
   readyText: string,
   timeoutMs = 60_000,
+  options: { underTsx?: boolean } = {},
 ): Promise<Child> {
-  const child = spawnInGroup(process.execPath, [...CHILD_NODE_ARGS, ...nodeArgsFor(entry)], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnInGroup(
+    process.execPath,
+    [...CHILD_NODE_ARGS, ...nodeArgsFor(entry, options.underTsx)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let output = '';
   let pending = '';
   const results: unknown[] = [];
