@@ -61,13 +61,20 @@ export async function addHistory(url: string, tasksPerAgent: number): Promise<vo
 export async function registerBenchAgents(
   runtime: Pick<AgentRuntime, 'registerAgent' | 'updateAgentState' | 'executeTask'>,
   count: number,
+  options: { waitForTasks: boolean },
 ): Promise<void> {
   for (let i = 0; i < count; i++) {
     const id = `bench-${String(i).padStart(3, '0')}`;
     await runtime.registerAgent({ id, name: `Bench ${i}`, role: 'bench' });
     if (i % 10 === 0) {
       await runtime.updateAgentState(id, { i });
-      await runtime.executeTask({ agentId: id, action: 'ping', wait: true, timeoutMs: 30_000 });
+      // Without a worker (waitForTasks false) the tasks stay queued, which the dashboard shows too.
+      await runtime.executeTask({
+        agentId: id,
+        action: 'ping',
+        wait: options.waitForTasks,
+        timeoutMs: 30_000,
+      });
     }
   }
 }
@@ -84,7 +91,7 @@ export async function addAgents(url: string, count: number): Promise<void> {
     logger: silentLogger(),
   });
   try {
-    await registerBenchAgents(runtime, count);
+    await registerBenchAgents(runtime, count, { waitForTasks: true });
   } finally {
     await runtime.shutdown({ deadlineMs: 1_000 });
   }

@@ -145,6 +145,50 @@ export function useFieldRepetitionLimit(max: number): Plugin {
 
 export const RESPONSE_TOO_LARGE = 'RESPONSE_TOO_LARGE';
 
+/** The most UTF-8 bytes one UTF-16 code unit of a string takes in JSON (a control character: \u001f). */
+const MAX_BYTES_PER_CODE_UNIT = 6;
+/** The longest JSON text of a number (-1.2345678901234567e-308). */
+const MAX_NUMBER_BYTES = 24;
+
+/**
+ * True when `value`'s JSON text surely takes at most `budget` UTF-8 bytes, judged from string
+ * lengths without building the text (no allocation); false when it may take more, or holds a value
+ * whose JSON is not plain data (an object with toJSON, such as a GraphQLError): then measure it.
+ */
+export function jsonBytesAtMost(value: unknown, budget: number): boolean {
+  const spend = (node: unknown): boolean => {
+    switch (typeof node) {
+      case 'string':
+        budget -= 2 + MAX_BYTES_PER_CODE_UNIT * node.length;
+        return budget >= 0;
+      case 'number':
+        budget -= MAX_NUMBER_BYTES;
+        return budget >= 0;
+      case 'boolean':
+      case 'undefined':
+        budget -= 5;
+        return budget >= 0;
+      case 'object': {
+        if (node === null) return (budget -= 4) >= 0;
+        if (Array.isArray(node)) {
+          budget -= 2 + node.length;
+          return budget >= 0 && node.every(spend);
+        }
+        if (typeof (node as { toJSON?: unknown }).toJSON === 'function') return false;
+        budget -= 2;
+        for (const key in node) {
+          budget -= 4 + MAX_BYTES_PER_CODE_UNIT * key.length;
+          if (budget < 0 || !spend((node as Record<string, unknown>)[key])) return false;
+        }
+        return true;
+      }
+      default:
+        return false;
+    }
+  };
+  return spend(value);
+}
+
 /**
  * A hard cap on each serialized result (a single response, or each event of a subscription, over
  * HTTP, SSE and WebSocket): a larger one is replaced by a RESPONSE_TOO_LARGE error and no data.
@@ -160,6 +204,8 @@ export function useResponseSizeLimit(maxBytes: number): Plugin {
     result: ExecutionResult;
     setResult: (r: ExecutionResult) => void;
   }) => {
+    // Most results are far below the cap: a bound found without building the JSON text clears them.
+    if (jsonBytesAtMost(result, maxBytes)) return;
     const bytes = Buffer.byteLength(JSON.stringify(result));
     if (bytes <= maxBytes) return;
     setResult({

@@ -60,6 +60,9 @@ describeEachDatabase('GET /metrics', (kind) => {
       'mutation MissingTask { cancelTask(id: "00000000-0000-0000-0000-000000000000") { id } }',
     );
     await graphql(server, 'query Broken { nope }');
+    await graphql(server, 'query Unfinished { agents {');
+    // Introspection is tooling, not traffic: not counted.
+    await graphql(server, 'query Tooling { __schema { queryType { name } } }');
     metrics = await scrape(server);
   });
   afterAll(() => server?.close());
@@ -121,6 +124,10 @@ describeEachDatabase('GET /metrics', (kind) => {
         code: 'GRAPHQL_VALIDATION_FAILED',
       }),
     ).toBe(1);
+    expect(
+      metrics.value('graphql_envelop_error_result', { phase: 'parse', code: 'GRAPHQL_PARSE_FAILED' }),
+    ).toBe(1);
+    expect(metrics.all('graphql_envelop_request', { operationName: 'Tooling' })).toEqual([]);
     expect(
       metrics.value('graphql_yoga_http_duration_count', {
         operationName: 'RunTask',
