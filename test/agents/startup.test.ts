@@ -1,7 +1,9 @@
 /**
  * Agents in code as people run the service: `npm start` and `npm run worker` load CAS_AGENTS_DIR
  * before anything else; a broken file stops start-up with one line naming it (exit 1, no stack),
- * and a good folder's agents show their actions in GraphQL.
+ * and a good folder's agents show their actions in GraphQL. The entries run under tsx here, except
+ * in the last test, which runs `npm start` itself: the compiled service (dist/) loading TypeScript
+ * agents.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -123,5 +125,67 @@ it(
     expect(executeTask?.status).toBe('SUCCEEDED');
     await main.waitForOutput(/unhandled promise rejection/, START_CEILING_MS);
     expect((await graphql('{ health { ok } }')).health?.ok).toBe(true);
+  },
+);
+
+it(
+  'the compiled npm start loads TypeScript agents with its own SDK: their TaskFailure keeps its code',
+  { timeout: START_CEILING_MS + 60_000 },
+  async () => {
+    const port = await freePort();
+    const npm = spawnService('npm', ['start'], {
+      detached: true,
+      env: {
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        CAS_WORKER_POLL_MS: '100',
+        CAS_DATA_DIR: path.join(scratch, 'compiled-data'),
+        CAS_AGENTS_DIR: 'examples/agents',
+      },
+    });
+    await npm.waitForOutput(/ready at/, START_CEILING_MS);
+    expect(npm.stdout()).toContain('dist/server/main.js');
+    const graphql = async <T>(query: string): Promise<T> => {
+      const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query }),
+      });
+      const body = (await response.json()) as { data: T; errors?: unknown };
+      expect(body.errors).toBeUndefined();
+      return body.data;
+    };
+    // writer.publish calls reviewer.review, then waits for "approval"; a payload without
+    // `approved` makes it throw the SDK's TaskFailure('...', 'BAD_APPROVAL'). Were the agent's SDK
+    // another copy than the server's, the code would be lost (instanceof fails).
+    const { executeTask } = await graphql<{ executeTask: { id: string } }>(
+      'mutation { executeTask(input: { agentId: "writer", action: "publish", input: { topic: "compiled" } }) { id } }',
+    );
+    const task = `task(id: "${executeTask.id}")`;
+    for (;;) {
+      const { task: state } = await graphql<{ task: { status: string } }>(`{ ${task} { status } }`);
+      if (state.status === 'WAITING') {
+        const { task: waiting } = await graphql<{ task: { waitingFor: { signals: string[] } | null } }>(
+          `{ ${task} { waitingFor { signals } } }`,
+        );
+        if (waiting.waitingFor?.signals.includes('approval')) break;
+      }
+      expect(['QUEUED', 'RUNNING', 'WAITING']).toContain(state.status);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await graphql(
+      `mutation { signalTask(id: "${executeTask.id}", name: "approval", payload: { ok: 1 }) { id } }`,
+    );
+    for (;;) {
+      const { task: ended } = await graphql<{ task: { status: string; error: { code: string } | null } }>(
+        `{ ${task} { status error { code } } }`,
+      );
+      if (ended.status === 'FAILED') {
+        expect(ended.error?.code).toBe('BAD_APPROVAL');
+        break;
+      }
+      expect(['WAITING', 'QUEUED', 'RUNNING']).toContain(ended.status);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   },
 );
