@@ -31,6 +31,23 @@ export async function createTemplate(): Promise<string> {
  * version for each, with an in-process worker.
  */
 export async function addHistory(url: string, tasksPerAgent: number): Promise<void> {
+  await withWorkingRuntime(url, async (runtime) => {
+    for (const agentId of BUILT_IN_AGENTS) {
+      await runtime.updateAgentState(agentId, { note: `benchmark state of ${agentId}` });
+      await Promise.all(
+        Array.from({ length: tasksPerAgent }, () =>
+          runtime.executeTask({ agentId, action: 'ping', wait: true, timeoutMs: 30_000 }),
+        ),
+      );
+    }
+  });
+}
+
+/** `work` on a runtime over the database at `url` with an in-process worker, shut down after. */
+async function withWorkingRuntime(
+  url: string,
+  work: (runtime: AgentRuntime) => Promise<void>,
+): Promise<void> {
   const runtime = await createRuntime({
     config: loadConfig({
       DATABASE_URL: url,
@@ -41,14 +58,7 @@ export async function addHistory(url: string, tasksPerAgent: number): Promise<vo
     logger: silentLogger(),
   });
   try {
-    for (const agentId of BUILT_IN_AGENTS) {
-      await runtime.updateAgentState(agentId, { note: `benchmark state of ${agentId}` });
-      await Promise.all(
-        Array.from({ length: tasksPerAgent }, () =>
-          runtime.executeTask({ agentId, action: 'ping', wait: true, timeoutMs: 30_000 }),
-        ),
-      );
-    }
+    await work(runtime);
   } finally {
     await runtime.shutdown({ deadlineMs: 1_000 });
   }
@@ -81,18 +91,5 @@ export async function registerBenchAgents(
 
 /** registerBenchAgents on the database at `url`, with an in-process worker for the tasks. */
 export async function addAgents(url: string, count: number): Promise<void> {
-  const runtime = await createRuntime({
-    config: loadConfig({
-      DATABASE_URL: url,
-      CAS_WORKERS: '1',
-      CAS_WORKER_POLL_MS: '100',
-      LOG_LEVEL: 'silent',
-    }),
-    logger: silentLogger(),
-  });
-  try {
-    await registerBenchAgents(runtime, count, { waitForTasks: true });
-  } finally {
-    await runtime.shutdown({ deadlineMs: 1_000 });
-  }
+  await withWorkingRuntime(url, (runtime) => registerBenchAgents(runtime, count, { waitForTasks: true }));
 }

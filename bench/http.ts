@@ -141,6 +141,15 @@ async function startCluster(target: string, processes: number, env: Record<strin
   return { child, url: `http://127.0.0.1:${port}/graphql` };
 }
 
+/** The API server (API only: CAS_WORKERS=0) on `processes` processes, with `env` added. */
+const startApi = (databaseUrl: string, processes: number, env: Record<string, string> = {}) =>
+  startCluster('src/server/main.ts', processes, {
+    DATABASE_URL: databaseUrl,
+    CAS_WORKERS: '0',
+    LOG_LEVEL: 'warn',
+    ...env,
+  });
+
 interface Row {
   server: HttpServer;
   query: QueryName;
@@ -203,10 +212,7 @@ async function measureTracing(
   canned: Canned,
 ): Promise<void> {
   const sink = await startOtlpSink();
-  const traced = await startCluster('src/server/main.ts', 1, {
-    DATABASE_URL: databaseUrl,
-    CAS_WORKERS: '0',
-    LOG_LEVEL: 'warn',
+  const traced = await startApi(databaseUrl, 1, {
     OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
     OTEL_SERVICE_NAME: 'cas-bench',
   });
@@ -240,11 +246,7 @@ async function measureApiOverhead(
   settings: HttpSettings,
   databaseUrl: string,
 ): Promise<void> {
-  const api = await startCluster('src/server/main.ts', 1, {
-    DATABASE_URL: databaseUrl,
-    CAS_WORKERS: '0',
-    LOG_LEVEL: 'warn',
-  });
+  const api = await startApi(databaseUrl, 1);
   const yoga = await startCluster('bench/servers/plain-yoga.ts', 1, {});
   try {
     const rows: Row[] = [
@@ -294,11 +296,7 @@ async function measureDashboardAt200(
 ): Promise<void> {
   progress(`HTTP: registering ${MORE_AGENTS} more agents for the 200-agent dashboard`);
   await addAgents(databaseUrl, MORE_AGENTS);
-  const graphql = await startCluster('src/server/main.ts', 1, {
-    DATABASE_URL: databaseUrl,
-    CAS_WORKERS: '0',
-    LOG_LEVEL: 'warn',
-  });
+  const graphql = await startApi(databaseUrl, 1);
   try {
     const canned = await fetchCanned(graphql.url, 'dashboard200');
     const agents = (JSON.parse(canned.response) as { data: { agents: unknown[] } }).data.agents.length;
@@ -321,11 +319,7 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
   try {
     for (const processes of settings.processCounts) {
       progress(`HTTP: starting the GraphQL server (${processes} process(es), API only) and the bare server`);
-      const graphql = await startCluster('src/server/main.ts', processes, {
-        DATABASE_URL: databaseUrl,
-        CAS_WORKERS: '0',
-        LOG_LEVEL: 'warn',
-      });
+      const graphql = await startApi(databaseUrl, processes);
       children.push(graphql.child);
       const canned = {
         health: await fetchCanned(graphql.url, 'health'),
