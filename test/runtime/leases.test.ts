@@ -272,6 +272,58 @@ describe.skipIf(!onServer)('unregistering while tasks are queued [postgres]', ()
   });
 });
 
+describe.skipIf(!onServer)('a lease heartbeat [postgres]', () => {
+  let t: TestRuntime;
+  let holder: pg.Client;
+  beforeAll(async () => {
+    t = await openTestRuntime('postgres', { CAS_WORKERS: '0' });
+    await t.runtime.registerAgent({ id: 'beating', name: 'Beating', role: 'qa' });
+    holder = new pg.Client({ connectionString: t.testDb.url });
+    await holder.connect();
+  });
+  afterAll(async () => {
+    await holder.end();
+    await t.close();
+  });
+
+  // A completion batch locks its rows by id; a heartbeat that locked the same rows in its own order
+  // (the array's, or the table's) could hold one the batch needs while waiting for one it holds.
+  it('takes its task rows in the lock order: waiting for the first, it holds none of the others', async () => {
+    const store = taskStore(sqlFunctionsOver(t.db));
+    // Rows in an order where the lowest id is neither first in the table nor first in the array,
+    // so a heartbeat that follows either order locks another row before it.
+    const queued: string[] = [];
+    while (queued.length < 2 || queued[0]! < queued.slice(1).sort()[0]!) {
+      queued.push((await t.runtime.executeTask({ agentId: 'beating', action: 'ping' })).id);
+    }
+    const claimed = await store.claim('beating-worker', queued.length, 60_000, { agentIds: ['beating'] });
+    expect(claimed).toHaveLength(queued.length);
+    const byId = [...claimed].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const [lowest, ...others] = byId;
+
+    await holder.query('begin');
+    await holder.query('select 1 from cas_tasks where id = $1 for update', [lowest!.id]);
+    const beating = store.extendLeases([...byId].reverse(), 60_000);
+    await until('the heartbeat to wait for the held row', async () => {
+      const [row] = await t.db.query<{ n: number }>(
+        `select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
+         where not l.granted and a.datname = current_database()`,
+      );
+      return row!.n > 0 ? true : undefined;
+    });
+    try {
+      for (const other of others) {
+        await expect(
+          t.db.query('select 1 from cas_tasks where id = $1 for update nowait', [other.id]),
+        ).resolves.toHaveLength(1);
+      }
+    } finally {
+      await holder.query('commit');
+    }
+    expect((await beating).map((task) => task.id).sort()).toEqual(byId.map((task) => task.id));
+  });
+});
+
 /** How long the lock-order stress runs; it stops by itself. */
 const STRESS_MS = 20_000;
 const STRESS_AGENTS = ['marketer', 'analyst', 'planner'];
