@@ -347,7 +347,7 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
   };
 
   it(
-    'sweeps, claims, completions, progress and state writes from many connections never deadlock',
+    'sweeps, claims, completions alone and in batches, heartbeats, progress and state writes from many connections never deadlock',
     { timeout: STRESS_MS + 60_000 },
     async () => {
       const before = await deadlocks();
@@ -391,17 +391,38 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
           `select id, lease_token from cas_claim_tasks(p_worker_id => $1, p_limit => 5, p_lease_ms => 20)`,
           [`stress-${round % 2}`],
         );
+        const completed: Array<{ id: string; leaseToken: string; result: unknown }> = [];
         for (const [index, task] of rows.entries()) {
           const lease = [task.id, task.lease_token];
           await client
             .query(`select 1 from cas_report_progress($1, $2, 0.5, 'half')`, lease)
             .catch(swallowConflict);
-          const finish =
-            index % 3 === 0
-              ? `select 1 from cas_fail_task($1, $2, '{"message":"flaky"}'::jsonb, true)`
-              : `select 1 from cas_complete_task($1, $2, '{"ok":true}'::jsonb)`;
-          await client.query(finish, lease).catch(swallowConflict);
+          if (index % 3 === 0) {
+            await client
+              .query(`select 1 from cas_fail_task($1, $2, '{"message":"flaky"}'::jsonb, true)`, lease)
+              .catch(swallowConflict);
+          } else if (round % 2 === 0) {
+            await client
+              .query(`select 1 from cas_complete_task($1, $2, '{"ok":true}'::jsonb)`, lease)
+              .catch(swallowConflict);
+          } else {
+            completed.push({ id: task.id, leaseToken: task.lease_token, result: { ok: true } });
+          }
         }
+        // The rest as one batch, as a worker's completion batcher writes them.
+        if (completed.length > 0)
+          await client.query('select 1 from cas_complete_tasks($1::jsonb)', [JSON.stringify(completed)]);
+      };
+      // Renews leases of tasks other connections are finishing, listed in no particular order.
+      const heartbeat = async (client: pg.Client) => {
+        const { rows } = await client.query<{ id: string; lease_token: string }>(
+          `select id, lease_token from cas_tasks where status = 'running' order by random() limit 10`,
+        );
+        if (rows.length === 0) return;
+        await client.query('select 1 from cas_extend_lease($1, $2, 20)', [
+          rows.map((row) => row.id),
+          rows.map((row) => row.lease_token),
+        ]);
       };
       const sweep = (client: pg.Client) => client.query('select 1 from cas_expire_leases(100)');
       const writeState = (client: pg.Client, round: number) =>
@@ -420,6 +441,7 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
         loop(claimAndFinish),
         loop(claimAndFinish),
         loop(sweep),
+        loop(heartbeat),
         loop(writeState),
         loop(async (client, round) => writeState(client, round + 1)),
       ]);
