@@ -1,8 +1,9 @@
 /**
  * Writes the completions of running attempts in batches, with no added wait: a completion that
- * finds none being written goes at once, alone; those that end while a write is in flight are
- * written together as soon as it returns (one transaction, `cas_complete_tasks`). Under load the
- * batches grow by themselves; at rest every completion is a single call, as before.
+ * finds none being written goes at the end of this turn of the event loop, with the others that
+ * ended in it (the tasks of one claim, say); those that end while a write is in flight are written
+ * together as soon as it returns (one transaction, `cas_complete_tasks`). Under load the batches
+ * grow by themselves; at rest a completion is a single call.
  *
  * Why: each event-writing transaction holds the event-sequence row and its agents' status rows
  * until it commits (see docs/architecture.md), so the number of completion transactions, not their
@@ -29,6 +30,7 @@ export interface CompletionWriter<T extends { id: string }> {
 
 export class CompletionBatcher<T extends { id: string }> {
   private pending: PendingCompletion<T>[] = [];
+  /** A drain is scheduled or running: new completions join its next batch. */
   private writing = false;
 
   constructor(private readonly writer: CompletionWriter<T>) {}
@@ -36,12 +38,13 @@ export class CompletionBatcher<T extends { id: string }> {
   complete(lease: Lease, result: unknown): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.pending.push({ lease, result, resolve, reject });
-      if (!this.writing) void this.drain();
+      if (this.writing) return;
+      this.writing = true;
+      setImmediate(() => void this.drain());
     });
   }
 
   private async drain(): Promise<void> {
-    this.writing = true;
     try {
       while (this.pending.length > 0) {
         await this.write(this.takeBatch());
