@@ -90,6 +90,21 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     .addEdge('second', END)
     .compile();
 
+  /** The supersteps of the checkpoints stored when the second node of the stored graph started. */
+  let storedBeforeSecond: Array<number | null> = [];
+  const Stored = Annotation.Root({ n: Annotation<number>() });
+  const storedGraph = new StateGraph(Stored)
+    .addNode('first', (state) => ({ n: state.n + 1 }))
+    .addNode('second', async (state, config: LangGraphRunnableConfig) => {
+      const [checkpoints] = await t.runtime.getTaskCheckpoints([taskContext(config).taskId], 10);
+      storedBeforeSecond = checkpoints!.map((checkpoint) => checkpoint.step);
+      return { n: state.n * 10 };
+    })
+    .addEdge(START, 'first')
+    .addEdge('first', 'second')
+    .addEdge('second', END)
+    .compile();
+
   const Chat = Annotation.Root({ prompt: Annotation<string>(), answer: Annotation<string>() });
   const chatGraph = new StateGraph(Chat)
     .addNode('reply', async (state) => {
@@ -127,6 +142,7 @@ describeEachDatabase('LangGraph runtime', (kind) => {
           }),
           approval: defineAction({ input: z.object({ draft: z.string() }), graph: approvalGraph }),
           crash: defineAction({ input: z.object({ n: z.number() }), graph: crashGraph }),
+          stored: defineAction({ input: z.object({ n: z.number() }), graph: storedGraph }),
           chat: defineAction({ input: z.object({ prompt: z.string() }), graph: chatGraph }),
           hold: defineAction({ input: z.object({}), graph: holdGraph }),
           plain: (input: unknown) => ({ plain: input }),
@@ -195,6 +211,15 @@ describeEachDatabase('LangGraph runtime', (kind) => {
     expect(checkpoints!.length).toBeGreaterThanOrEqual(2);
     expect(checkpoints![0]!.values).toEqual({ input: { a: 1 }, result: { plain: { a: 1 } } });
     expect(checkpoints!.at(-1)!.source).toBe('input');
+  });
+
+  // A worker killed in a node must find every finished node's checkpoint when its task resumes.
+  it("stores each step's checkpoint before the next node starts", async () => {
+    const task = await t.runtime.executeTask({ agentId: 'graphs', action: 'stored', input: { n: 1 }, wait: true });
+    expect(task.result).toEqual({ n: 20 });
+    // The input's checkpoint (-1), the first step's (0) and the one with the first node's writes
+    // (1), from which a resumed attempt would start at the second node.
+    expect(storedBeforeSecond).toEqual([1, 0, -1]);
   });
 
   it("streams a chat model's tokens (messages stream) into the task output", async () => {

@@ -39,7 +39,7 @@ interface RunnableGraph {
   getState(config: RunnableConfig): Promise<StateSnapshot>;
   stream(
     input: unknown,
-    options: RunnableConfig & { streamMode: readonly string[] },
+    options: RunnableConfig & { streamMode: readonly string[]; durability: 'sync' },
   ): Promise<AsyncIterable<unknown>>;
 }
 
@@ -119,7 +119,15 @@ async function streamRun(
 ): Promise<void> {
   const running = new Map<string, TaskChunk>();
   try {
-    const stream = await graph.stream(input, { ...config, signal: ctx.signal, streamMode: STREAM_MODES });
+    // Each step's checkpoint is stored before the next step starts ("sync"). LangGraph's default
+    // ("async") stores it while the next step runs: a worker killed then loses it, and the attempt
+    // that resumes runs the finished nodes again (seen under load: all three, their writes queued).
+    const stream = await graph.stream(input, {
+      ...config,
+      signal: ctx.signal,
+      streamMode: STREAM_MODES,
+      durability: 'sync',
+    });
     for await (const chunk of stream) await forward(chunk as [string, unknown], ctx, action, deps, running);
   } catch (error) {
     if (action.nodeEvents && !ctx.signal.aborted) {
