@@ -68,6 +68,14 @@ export interface GraphAction {
    * one-node graph: its handler runs again from the start, as in the custom runtime.
    */
   continuesOutput: boolean;
+  /**
+   * LangGraph's checkpoint durability. "sync": a step's checkpoint is stored before the next step
+   * starts, so a worker killed in a node finds every finished node's checkpoint. "async" (stored
+   * while the next step runs) only for a plain action's one-node graph: it has no finished node to
+   * lose, a crash runs its handler again either way, and the attempt ends only after LangGraph has
+   * stored everything at the graph's exit.
+   */
+  durability: 'sync' | 'async';
 }
 
 /** What an agent's action may be: a definition with schemas (or a graph), or a plain function. */

@@ -44,6 +44,7 @@ const graphOf = (graph: CompiledGraphLike): GraphAction => ({
   result: (values) => values,
   nodeEvents: true,
   continuesOutput: true,
+  durability: 'sync',
 });
 
 const runsAsGraph: TaskHandler = () => {

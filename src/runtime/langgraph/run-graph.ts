@@ -39,7 +39,7 @@ interface RunnableGraph {
   getState(config: RunnableConfig): Promise<StateSnapshot>;
   stream(
     input: unknown,
-    options: RunnableConfig & { streamMode: readonly string[]; durability: 'sync' },
+    options: RunnableConfig & { streamMode: readonly string[]; durability: GraphAction['durability'] },
   ): Promise<AsyncIterable<unknown>>;
 }
 
@@ -119,14 +119,14 @@ async function streamRun(
 ): Promise<void> {
   const running = new Map<string, TaskChunk>();
   try {
-    // Each step's checkpoint is stored before the next step starts ("sync"). LangGraph's default
-    // ("async") stores it while the next step runs: a worker killed then loses it, and the attempt
-    // that resumes runs the finished nodes again (seen under load: all three, their writes queued).
+    // A graph action's steps are checkpointed before the next starts (GraphAction.durability). With
+    // LangGraph's default ("async") a worker killed under load lost the checkpoints still queued,
+    // and the attempt that resumed ran all the finished nodes again.
     const stream = await graph.stream(input, {
       ...config,
       signal: ctx.signal,
       streamMode: STREAM_MODES,
-      durability: 'sync',
+      durability: action.durability,
     });
     for await (const chunk of stream) await forward(chunk as [string, unknown], ctx, action, deps, running);
   } catch (error) {
@@ -241,5 +241,6 @@ export function oneNodeGraph(run: TaskHandler): GraphAction {
     result: (values) => (values as { result?: unknown }).result ?? null,
     nodeEvents: false,
     continuesOutput: false,
+    durability: 'async',
   };
 }
