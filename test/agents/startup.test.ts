@@ -10,6 +10,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { data } from '../server/harness.js';
 import { freePort } from '../support/net.js';
 import { killSpawned, ROOT, spawnService, type Spawned } from '../support/spawned.js';
 
@@ -145,16 +146,7 @@ it(
     });
     await npm.waitForOutput(/ready at/, START_CEILING_MS);
     expect(npm.stdout()).toContain('dist/server/main.js');
-    const graphql = async <T>(query: string): Promise<T> => {
-      const response = await fetch(`http://127.0.0.1:${port}/graphql`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ query }),
-      });
-      const body = (await response.json()) as { data: T; errors?: unknown };
-      expect(body.errors).toBeUndefined();
-      return body.data;
-    };
+    const graphql = <T>(query: string) => data<T>(`http://127.0.0.1:${port}/graphql`, query);
     // writer.publish calls reviewer.review, then waits for "approval"; a payload without
     // `approved` makes it throw the SDK's TaskFailure('...', 'BAD_APPROVAL'). Were the agent's SDK
     // another copy than the server's, the code would be lost (instanceof fails).
