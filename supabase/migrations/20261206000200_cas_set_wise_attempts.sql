@@ -311,9 +311,13 @@ begin
            array_agg(r.result order by b.n) as results
     from unnest(v_ids) with ordinality as b(id, n)
     join cas_tasks t on t.id = b.id
-    left join lateral (
-      select i.result from jsonb_to_recordset(p_items) as i(id uuid, result jsonb) where i.id = b.id limit 1
-    ) r on true
+    -- Each task's result, the items read once (the first item of a task id if it came twice).
+    left join (
+      select distinct on (i.id) i.id, i.result
+      from jsonb_array_elements(p_items) with ordinality as e(item, n)
+      cross join lateral jsonb_to_record(e.item) as i(id uuid, result jsonb)
+      order by i.id, e.n
+    ) r on r.id = b.id
     group by case when t.parent_id is null and t.workflow_run_id is null then 0 else b.n end
     order by min(b.n)
   loop
