@@ -1,11 +1,12 @@
--- A lease heartbeat takes its task rows in the lock order.
+-- A lease heartbeat never waits for a task row.
 --
--- cas_extend_lease renewed a worker's leases with one UPDATE over the ids it was given; an UPDATE
--- locks rows in whatever order its plan meets them (the array's, or the table's). A completion
--- batch of the same worker (cas_complete_tasks, another connection) locks those rows deepest first,
--- then by id, so the two could each hold a row the other waited for: a deadlock, one of them
--- aborted. The heartbeat now locks its rows in that order first (lock order: the header of
--- 20261202000100_cas_task_leases.sql), then renews them. It takes no other row.
+-- cas_extend_lease renewed a worker's leases with one UPDATE over the ids it was given, waiting for
+-- any row another transaction held, in whatever order its plan met them. It deadlocked with a
+-- completion batch of the same worker (which locks those rows deepest first, then by id) and, under
+-- load, with the lease sweep. A heartbeat has no reason to wait: it now renews the rows it can lock
+-- at once (SKIP LOCKED) and reports the others as they stand, unrenewed this time. A row is held
+-- only briefly (a completion, a progress write, a sweep), and a lease outlasts three heartbeats:
+-- the next one renews it, or finds it gone. Taking no lock it waits for, it adds no lock order.
 
 create or replace function cas_extend_lease(p_task_ids uuid[], p_lease_tokens uuid[], p_lease_ms int)
 returns setof cas_tasks
@@ -14,13 +15,19 @@ language sql set search_path = public, pg_temp as $$
     select t.id from cas_tasks t
     join unnest(p_task_ids, p_lease_tokens) as h(id, lease_token) on h.id = t.id
     where t.lease_token = h.lease_token and t.status = 'running'
-    order by t.depth desc, t.id
-    for no key update of t
+    for no key update of t skip locked
+  ), renewed as (
+    update cas_tasks t set lease_expires_at = now() + make_interval(secs => p_lease_ms / 1000.0)
+    from held
+    where t.id = held.id
+    returning t.*
   )
-  update cas_tasks t set lease_expires_at = now() + make_interval(secs => p_lease_ms / 1000.0)
-  from held
-  where t.id = held.id
-  returning t.*
+  select * from renewed
+  union all
+  select t.* from cas_tasks t
+  join unnest(p_task_ids, p_lease_tokens) as h(id, lease_token) on h.id = t.id
+  where t.lease_token = h.lease_token and t.status = 'running'
+    and t.id not in (select id from held)
 $$;
 
 select cas_restrict_function_access();

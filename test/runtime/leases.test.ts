@@ -285,41 +285,38 @@ describe.skipIf(!onServer)('a lease heartbeat [postgres]', () => {
     await t.close();
   });
 
-  // A completion batch locks its rows by id; a heartbeat that locked the same rows in its own order
-  // (the array's, or the table's) could hold one the batch needs while waiting for one it holds.
-  it('takes its task rows in the lock order: waiting for the first, it holds none of the others', async () => {
+  // A completion batch locks its rows by id, a sweep by lease expiry; a heartbeat that waited for
+  // rows could hold one either needs while waiting for one it holds (a deadlock).
+  it('never waits for a task row another transaction holds: renews the others, reports that one unrenewed', async () => {
     const store = taskStore(sqlFunctionsOver(t.db));
-    // Rows in an order where the lowest id is neither first in the table nor first in the array,
-    // so a heartbeat that follows either order locks another row before it.
-    const queued: string[] = [];
-    while (queued.length < 2 || queued[0]! < queued.slice(1).sort()[0]!) {
-      queued.push((await t.runtime.executeTask({ agentId: 'beating', action: 'ping' })).id);
-    }
-    const claimed = await store.claim('beating-worker', queued.length, 60_000, { agentIds: ['beating'] });
-    expect(claimed).toHaveLength(queued.length);
-    const byId = [...claimed].sort((a, b) => (a.id < b.id ? -1 : 1));
-    const [lowest, ...others] = byId;
+    for (let i = 0; i < 3; i++) await t.runtime.executeTask({ agentId: 'beating', action: 'ping' });
+    const claimed = await store.claim('beating-worker', 3, 60_000, { agentIds: ['beating'] });
+    expect(claimed).toHaveLength(3);
+    const [busy, ...free] = claimed;
+    const expiries = async () =>
+      new Map(
+        (await t.runtime.getTasks(claimed.map((task) => task.id))).map((task) => [
+          task!.id,
+          task!.leaseExpiresAt?.getTime(),
+        ]),
+      );
+    const before = await expiries();
 
     await holder.query('begin');
-    await holder.query('select 1 from cas_tasks where id = $1 for update', [lowest!.id]);
-    const beating = store.extendLeases([...byId].reverse(), 60_000);
-    await until('the heartbeat to wait for the held row', async () => {
-      const [row] = await t.db.query<{ n: number }>(
-        `select count(*)::int as n from pg_locks l join pg_stat_activity a on a.pid = l.pid
-         where not l.granted and a.datname = current_database()`,
-      );
-      return row!.n > 0 ? true : undefined;
-    });
+    await holder.query('select 1 from cas_tasks where id = $1 for update', [busy!.id]);
     try {
-      for (const other of others) {
-        await expect(
-          t.db.query('select 1 from cas_tasks where id = $1 for update nowait', [other.id]),
-        ).resolves.toHaveLength(1);
-      }
+      // Answers while the row is still held: it did not wait.
+      const renewed = await store.extendLeases(claimed, 600_000);
+      expect(renewed.map((task) => task.id).sort()).toEqual(claimed.map((task) => task.id).sort());
     } finally {
       await holder.query('commit');
     }
-    expect((await beating).map((task) => task.id).sort()).toEqual(byId.map((task) => task.id));
+    const after = await expiries();
+    expect(after.get(busy!.id)).toBe(before.get(busy!.id));
+    for (const task of free) expect(after.get(task.id)).toBeGreaterThan(before.get(task.id)!);
+    // The next beat renews the row that was held.
+    await store.extendLeases(claimed, 600_000);
+    expect((await expiries()).get(busy!.id)).toBeGreaterThan(before.get(busy!.id)!);
   });
 });
 
