@@ -104,6 +104,12 @@ interface TaskChunk {
   error?: unknown;
 }
 
+/** The graph tasks of a run whose start was recorded and not their end, and those that ended. */
+interface NodeTracker {
+  running: Map<string, TaskChunk>;
+  ended: Set<string>;
+}
+
 /**
  * One run of the graph to its end, an interrupt or an error, its stream forwarded. A node that
  * throws ends the stream with the error: the nodes still running then are recorded as failed
@@ -117,7 +123,7 @@ async function streamRun(
   action: GraphAction,
   deps: GraphRunDeps,
 ): Promise<void> {
-  const running = new Map<string, TaskChunk>();
+  const nodes: NodeTracker = { running: new Map(), ended: new Set() };
   try {
     // A graph action's steps are checkpointed before the next starts (GraphAction.durability). With
     // LangGraph's default ("async") a worker killed under load lost the checkpoints still queued,
@@ -128,14 +134,35 @@ async function streamRun(
       streamMode: STREAM_MODES,
       durability: action.durability,
     });
-    for await (const chunk of stream) await forward(chunk as [string, unknown], ctx, action, deps, running);
+    for await (const chunk of stream) await forward(chunk as [string, unknown], ctx, action, deps, nodes);
   } catch (error) {
-    if (action.nodeEvents && !ctx.signal.aborted) {
-      for (const task of running.values()) {
-        await nodeEvent(deps, 'step_failed', { ...task, error }).catch(() => undefined);
-      }
-    }
+    if (action.nodeEvents && !ctx.signal.aborted) await recordFailedNodes(graph, config, deps, nodes, error);
     throw error;
+  }
+}
+
+/**
+ * The nodes that were running when the stream ended with an error are recorded as failed. A node
+ * that threw at once may be missing from `running`: an erroring stream drops the chunks it had not
+ * handed over yet, its start among them. The failed tasks of the stored state name it; it gets its
+ * step_started before its step_failed.
+ */
+async function recordFailedNodes(
+  graph: RunnableGraph,
+  config: RunnableConfig,
+  deps: GraphRunDeps,
+  { running, ended }: NodeTracker,
+  error: unknown,
+): Promise<void> {
+  const stored = await graph.getState(config).catch(() => null);
+  for (const task of stored?.tasks ?? []) {
+    if (task.error === undefined || running.has(task.id) || ended.has(task.id)) continue;
+    const unseen = { id: task.id, name: task.name };
+    running.set(task.id, { ...unseen, error: task.error });
+    await nodeEvent(deps, 'step_started', unseen).catch(() => undefined);
+  }
+  for (const task of running.values()) {
+    await nodeEvent(deps, 'step_failed', { ...task, error: task.error ?? error }).catch(() => undefined);
   }
 }
 
@@ -144,7 +171,7 @@ async function forward(
   ctx: TaskContext,
   action: GraphAction,
   deps: GraphRunDeps,
-  running: Map<string, TaskChunk>,
+  { running, ended }: NodeTracker,
 ) {
   switch (mode) {
     case 'tasks': {
@@ -155,6 +182,7 @@ async function forward(
         await nodeEvent(deps, 'step_started', task);
       } else if (task.error) {
         running.delete(task.id);
+        ended.add(task.id);
         await nodeEvent(deps, 'step_failed', task);
       }
       return;
@@ -166,6 +194,7 @@ async function forward(
         if (name.startsWith('__')) continue;
         const task = [...running.values()].find((candidate) => candidate.name === name) ?? { id: '', name };
         running.delete(task.id);
+        ended.add(task.id);
         await nodeEvent(deps, 'step_completed', task);
       }
       return;
