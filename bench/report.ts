@@ -176,7 +176,10 @@ export function writeReport(results: BenchResults): string {
         .map(
           (r) => `${r.subscribers} subscriber(s) p50 **${ms(r.latency.p50)}**, p99 **${ms(r.latency.p99)}**`,
         )
-        .join('; ')}; **${fmt(subscriptions.memory.perSubscriptionKiB, 1)} KiB** RSS per idle subscription.`,
+        .join('; ')}; **${fmt(subscriptions.memory.perSubscriptionKiB, 1)} KiB** RSS per idle subscription` +
+        (subscriptions.subscribeCpu
+          ? `; **${ms(subscriptions.subscribeCpu.perSubscribeMs)}** of server CPU per subscribe (target ≤ 0.5 ms).`
+          : '.'),
     );
   } else if (subscriptions) {
     headline.push(`- Subscriptions: ${subscriptions.note}.`);
@@ -495,6 +498,20 @@ export function writeReport(results: BenchResults): string {
         `all ${memory.connections[1]} subscribers within ${ms(memory.fanOutToAllMs)} of its commit.`,
       '',
     );
+    const cpu = subscriptions.subscribeCpu;
+    if (cpu) {
+      push(
+        `Server CPU per subscribe (warm): ${cpu.sockets} graphql-ws sockets open and acknowledged, a warm-up ` +
+          'round of the same subscription (then completed), then ' +
+          `${cpu.subscribes} subscribes sent at once, spread over the sockets; the server's CPU time ` +
+          '(utime + stime from `/proc/<pid>/stat`, 10 ms ticks) from the first sent until its ' +
+          '`cas_graphql_subscriptions_active` gauge (read every 50 ms) counts them all, minus the idle ' +
+          "server's CPU over the same wall time (measured for 1 s just before). " +
+          `${fmt(cpu.cpuMs, 0)} ms of CPU in ${fmt(cpu.wallMs, 0)} ms (idle share ${fmt(cpu.idleCpuMs, 0)} ms): ` +
+          `**${ms(cpu.perSubscribeMs)} per subscribe** (target ≤ 0.5 ms).`,
+        '',
+      );
+    }
   } else {
     push(
       `**Not measured yet.** ${subscriptions?.note ?? 'The section did not run.'} ` +

@@ -117,6 +117,8 @@ const settings = {
     subscriberCounts: [1, 100, 1000],
     events: quick ? 30 : 100,
     idleConnections: quick ? [200, 1000] : [1000, 5000],
+    cpuSubscribes: quick ? 200 : 1000,
+    cpuSockets: 50,
   },
   embedded: { starts: quick ? 1 : 3, idleSeconds: quick ? 3 : 10 },
   history: {

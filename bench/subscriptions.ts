@@ -4,6 +4,10 @@
  *   `events(types: ["state_updated"])`; the benchmark writes agent state versions one at a time
  *   through a runtime of its own (one transaction each: the state row, its event, the NOTIFY) and
  *   measures from the moment the write's commit returned to the moment each client got the event;
+ * - server CPU per subscribe (warm): the server process's CPU time (utime + stime of
+ *   /proc/<pid>/stat) over N subscribes sent on sockets already open and acknowledged, after a
+ *   warm-up round, until its cas_graphql_subscriptions_active gauge counts all of them; minus what
+ *   the idle server spent over the same wall time; divided by N;
  * - memory per idle subscription: the server's RSS with 1,000 and with 5,000 idle subscribed
  *   connections, divided by the difference (connection and subscription together).
  * The clients run in the benchmark process: with 1,000 of them, the last one's latency includes
@@ -25,6 +29,20 @@ export interface SubscriptionSettings {
   subscriberCounts: number[];
   events: number;
   idleConnections: number[];
+  /** Subscribes measured for the CPU row, and the open sockets they are spread over. */
+  cpuSubscribes: number;
+  cpuSockets: number;
+}
+
+export interface SubscribeCpu {
+  subscribes: number;
+  sockets: number;
+  /** Server CPU (user + system) from the first subscribe sent to the gauge counting the last. */
+  cpuMs: number;
+  wallMs: number;
+  /** The idle server's CPU over the same wall time, measured just before and subtracted. */
+  idleCpuMs: number;
+  perSubscribeMs: number;
 }
 
 export interface SubscriptionLatencyRun {
@@ -51,6 +69,7 @@ export interface SubscriptionResults {
   query?: string;
   latency?: SubscriptionLatencyRun[];
   memory?: SubscriptionMemory;
+  subscribeCpu?: SubscribeCpu;
 }
 
 const SUBSCRIPTION = 'subscription { events(types: ["state_updated"]) { cursor type payload } }';
@@ -60,6 +79,17 @@ async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
 }
+
+/** CPU time (user + system) the process has used, in ms: /proc/<pid>/stat in clock ticks (100 Hz). */
+async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Linux's USER_HZ: /proc reports CPU times in these ticks on every architecture node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 interface EventMessage {
   events: { payload: { version: number } | null };
@@ -173,6 +203,85 @@ async function serverGauges(port: number): Promise<string> {
   }
 }
 
+/** The server's cas_graphql_subscriptions_active gauge. */
+async function activeSubscriptions(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Number(/^cas_graphql_subscriptions_active(?:\{[^}]*\})? (\d+)/m.exec(text)?.[1] ?? NaN);
+}
+
+/**
+ * Server CPU per warm subscribe: `sockets` clients connected and acknowledged, a warm-up round of
+ * subscribes (then completed), the idle server's CPU rate over a second, then `subscribes`
+ * subscriptions sent at once, spread over the sockets, timed by the server's CPU clock until its
+ * gauge counts them all. The gauge is read every 50 ms; each read is one small HTTP request, far
+ * below the resolution of the measurement.
+ */
+async function measureSubscribeCpu(
+  url: string,
+  port: number,
+  pid: number,
+  subscribes: number,
+  sockets: number,
+): Promise<SubscribeCpu> {
+  const clients = await Promise.all(
+    Array.from(
+      { length: sockets },
+      () =>
+        new Promise<Client>((resolve, reject) => {
+          const client: Client = createClient({
+            url,
+            webSocketImpl: WebSocket,
+            retryAttempts: 0,
+            lazy: false,
+            on: { connected: () => resolve(client), error: reject },
+          });
+        }),
+    ),
+  );
+  const sink = { next: () => undefined, error: () => undefined, complete: () => undefined };
+  const subscribeAll = (count: number) =>
+    Array.from({ length: count }, (_, i) => clients[i % sockets]!.subscribe({ query: SUBSCRIPTION }, sink));
+  const untilActive = async (count: number) => {
+    const deadline = performance.now() + 120_000;
+    while ((await activeSubscriptions(port)) < count) {
+      if (performance.now() > deadline) throw new Error(`the server never counted ${count} subscriptions`);
+      await sleep(50);
+    }
+  };
+  try {
+    const base = await activeSubscriptions(port);
+    // Warm-up: the same operation, so every code path and cache it takes is hot.
+    const warm = subscribeAll(Math.min(subscribes, 200));
+    await untilActive(base + warm.length);
+    for (const stop of warm) stop();
+    while ((await activeSubscriptions(port)) > base) await sleep(50);
+    await sleep(500);
+    const idleStart = await cpuMs(pid);
+    const idleWallStart = performance.now();
+    await sleep(1_000);
+    const idleRate = ((await cpuMs(pid)) - idleStart) / (performance.now() - idleWallStart);
+
+    const cpuStart = await cpuMs(pid);
+    const wallStart = performance.now();
+    const measured = subscribeAll(subscribes);
+    await untilActive(base + subscribes);
+    const cpu = (await cpuMs(pid)) - cpuStart;
+    const wallMs = performance.now() - wallStart;
+    for (const stop of measured) stop();
+    const idleCpuMs = idleRate * wallMs;
+    return {
+      subscribes,
+      sockets,
+      cpuMs: cpu,
+      wallMs,
+      idleCpuMs,
+      perSubscribeMs: Math.max(0, cpu - idleCpuMs) / subscribes,
+    };
+  } finally {
+    await Promise.all(clients.map((client) => client.dispose()));
+  }
+}
+
 /**
  * Writes until every client has received an event: a subscription is live only once the server
  * has set it up, which the protocol does not acknowledge.
@@ -236,6 +345,22 @@ export async function runSubscriptions(
       'CAS Runtime API ready',
     );
     const url = `ws://127.0.0.1:${port}/graphql`;
+
+    progress(
+      `subscriptions: server CPU per subscribe, ${settings.cpuSubscribes} over ${settings.cpuSockets} open sockets`,
+    );
+    const subscribeCpu = await measureSubscribeCpu(
+      url,
+      port,
+      server.pid,
+      settings.cpuSubscribes,
+      settings.cpuSockets,
+    );
+    progress(
+      `subscriptions: ${subscribeCpu.cpuMs.toFixed(0)} ms of server CPU for ${subscribeCpu.subscribes} subscribes ` +
+        `in ${subscribeCpu.wallMs.toFixed(0)} ms (idle ${subscribeCpu.idleCpuMs.toFixed(0)} ms): ` +
+        `${subscribeCpu.perSubscribeMs.toFixed(3)} ms per subscribe`,
+    );
 
     const latency: SubscriptionLatencyRun[] = [];
     for (const count of settings.subscriberCounts) {
@@ -308,6 +433,7 @@ export async function runSubscriptions(
       fields,
       query: SUBSCRIPTION,
       latency,
+      subscribeCpu,
       memory: {
         connections: [fewer, more],
         rssMiB: [rssFewer, rssMore],
