@@ -214,16 +214,23 @@ function errorCode(error: unknown, phase: string | undefined): string {
   return (phase && PHASE_CODES[phase]) ?? 'INTERNAL';
 }
 
-/** cas_graphql_subscriptions_active: up when a subscription's stream starts, down when it ends. */
+/**
+ * cas_graphql_subscriptions_active: up when a subscription's stream starts, down when it ends. A
+ * stream shared by several graphql-ws subscribers is counted per subscriber where it is shared
+ * (src/server/shared-subscriptions.ts), not here.
+ */
 function useSubscriptionGauge(metrics: CasMetrics): Plugin {
   return {
-    onSubscribe: () => ({
-      onSubscribeResult: ({ result }) => {
-        if (!(Symbol.asyncIterator in Object(result))) return;
-        metrics.subscriptionStarted();
-        return { onEnd: () => metrics.subscriptionEnded() };
-      },
-    }),
+    onSubscribe: ({ args }) => {
+      if ((args.contextValue as { sharedSubscription?: boolean }).sharedSubscription) return;
+      return {
+        onSubscribeResult: ({ result }) => {
+          if (!(Symbol.asyncIterator in Object(result))) return;
+          metrics.subscriptionStarted();
+          return { onEnd: () => metrics.subscriptionEnded() };
+        },
+      };
+    },
   };
 }
 

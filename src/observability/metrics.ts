@@ -78,6 +78,16 @@ export class CasMetrics {
     help: 'GraphQL subscriptions running in this process (graphql-ws and SSE).',
     registers: [this.registry],
   });
+  private readonly sharedStreams = new Gauge({
+    name: 'cas_graphql_shared_subscription_streams',
+    help: 'Shared graphql-ws subscription streams running in this process: each executes once per event for all its subscribers.',
+    registers: [this.registry],
+  });
+  private readonly sharedResults = new Counter({
+    name: 'cas_graphql_shared_subscription_results_total',
+    help: 'Results shared subscription streams computed: one per event and stream, however many subscribers it has.',
+    registers: [this.registry],
+  });
   private readings: (() => Promise<RuntimeReadings>) | null = null;
   private socketCount: () => number = () => 0;
   private pendingReadings: Promise<RuntimeReadings | null> | null = null;
@@ -173,6 +183,18 @@ export class CasMetrics {
 
   subscriptionEnded(): void {
     this.subscriptions.dec();
+  }
+
+  sharedStreamStarted(): void {
+    this.sharedStreams.inc();
+  }
+
+  sharedStreamEnded(): void {
+    this.sharedStreams.dec();
+  }
+
+  sharedResultComputed(): void {
+    this.sharedResults.inc();
   }
 
   /** One database read per scrape, shared by the gauges; null (gauges left out) when it fails. */

@@ -137,6 +137,7 @@ export function buildApp(options: BuildAppOptions): App {
             originPolicy,
             maxSocketsPerCaller: config.quotas.maxSocketsPerCaller,
             maxOperationsPerSocket: config.quotas.maxSubscriptionsPerSocket,
+            metrics: runtime.processMetrics,
           });
           runtime.processMetrics.countSockets(ws.openSockets);
           resolve({ url: publicUrl(server.address() as AddressInfo) });

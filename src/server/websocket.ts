@@ -3,7 +3,8 @@
  * port and path. Operations run through yoga's envelop, so the limits, caches, context and error
  * mapping of HTTP apply unchanged. Browsers apply no CORS to WebSockets: upgrades from origins the
  * policy does not allow are refused here (403), and each caller has a socket quota, each socket an
- * operation quota.
+ * operation quota. Live-only subscriptions whose results cannot differ share one execution per
+ * event (shared-subscriptions.ts).
  */
 import type { Server } from 'node:http';
 import type { ExecutionArgs } from 'graphql';
@@ -17,7 +18,9 @@ import type { Logger } from '../logger.js';
 import { callerKey } from './caller-key.js';
 import { onceAt } from './credential-expiry.js';
 import { allowsUpgrade, type OriginPolicy } from './cors.js';
+import type { CasMetrics } from '../observability/metrics.js';
 import { ConcurrencyQuota, rateLimitedError } from './quotas.js';
+import { SharedSubscriptions, shareKey, type SubscriberSocket } from './shared-subscriptions.js';
 import { GRAPHQL_PATH, type CasYoga } from './yoga.js';
 
 /** Sent to clients when the server shuts down (RFC 6455 "going away"). */
@@ -63,6 +66,12 @@ function socketAuthorization(
 type EnvelopedRoot = {
   execute: (args: ExecutionArgs) => unknown;
   subscribe: (args: ExecutionArgs) => unknown;
+  /** Set for a subscriber of a shared stream: its key and how to start the stream when none runs. */
+  shared?: {
+    key: string;
+    start: (signal: AbortSignal) => Promise<unknown>;
+    subscriber: { id: string; socket: SubscriberSocket };
+  };
 };
 
 const closedSignals = new WeakMap<WebSocket, AbortSignal>();
@@ -79,6 +88,16 @@ function closedSignal(socket: WebSocket): AbortSignal {
   return signal;
 }
 
+/** A graphql-ws socket as a shared stream writes to it (the `next` messages of its members). */
+function subscriberSocket(socket: WebSocket): SubscriberSocket {
+  return {
+    send: (frame) => {
+      if (socket.readyState === socket.OPEN) socket.send(frame);
+    },
+    bufferedBytes: () => socket.bufferedAmount,
+  };
+}
+
 export function attachGraphQLWebSocket(options: {
   server: Server;
   yoga: CasYoga;
@@ -89,8 +108,17 @@ export function attachGraphQLWebSocket(options: {
   /** Open sockets per caller and operations in flight per socket; 0 means no limit. */
   maxSocketsPerCaller: number;
   maxOperationsPerSocket: number;
+  /** The process's metrics: the subscription gauges count the subscribers of shared streams. */
+  metrics: CasMetrics;
 }): GraphQLWebSocketServer {
-  const { server, yoga, logger, originPolicy, authenticator } = options;
+  const { server, yoga, logger, originPolicy, authenticator, metrics } = options;
+  const shared = new SharedSubscriptions({
+    subscriberStarted: () => metrics.subscriptionStarted(),
+    subscriberEnded: () => metrics.subscriptionEnded(),
+    streamStarted: () => metrics.sharedStreamStarted(),
+    streamEnded: () => metrics.sharedStreamEnded(),
+    resultComputed: () => metrics.sharedResultComputed(),
+  });
   const callers = new WeakMap<WebSocket, Caller>();
   const wss = new WebSocketServer({
     server,
@@ -146,8 +174,14 @@ export function attachGraphQLWebSocket(options: {
         if (caller !== undefined) sockets.release(caller);
       },
       execute: (args) => (args.rootValue as EnvelopedRoot).execute(args) as never,
-      subscribe: (args) => (args.rootValue as EnvelopedRoot).subscribe(args) as never,
-      onSubscribe: async (ctx, _id, payload) => {
+      subscribe: (args) => {
+        const root = args.rootValue as EnvelopedRoot;
+        const share = root.shared;
+        return (
+          share ? shared.join(share.key, share.start, share.subscriber) : root.subscribe(args)
+        ) as never;
+      },
+      onSubscribe: async (ctx, id, payload) => {
         // ctx.subscriptions already holds this operation.
         const max = options.maxOperationsPerSocket;
         if (max > 0 && Object.keys(ctx.subscriptions).length > max) {
@@ -155,12 +189,13 @@ export function attachGraphQLWebSocket(options: {
             rateLimitedError(`Too many operations on this socket (at most ${max}); complete one first`),
           ];
         }
+        const caller = callers.get(ctx.extra.socket);
         const { schema, execute, subscribe, contextFactory, parse, validate } = yoga.getEnveloped({
           ...ctx,
           req: ctx.extra.request,
           socket: ctx.extra.socket,
           signal: closedSignal(ctx.extra.socket),
-          caller: callers.get(ctx.extra.socket),
+          caller,
           params: payload,
         });
         let document;
@@ -172,6 +207,44 @@ export function attachGraphQLWebSocket(options: {
         }
         const errors = validate(schema, document);
         if (errors.length > 0) return errors;
+        const key = shareKey({
+          schema,
+          document,
+          operationName: payload.operationName,
+          variables: payload.variables,
+          viewer: caller?.viewer,
+        });
+        if (key !== null) {
+          // Runs once per shared stream, in a context of its own: no subscriber's socket ends it.
+          const start = async (signal: AbortSignal) => {
+            const stream = yoga.getEnveloped({
+              req: ctx.extra.request,
+              signal,
+              caller,
+              params: payload,
+              sharedSubscription: true,
+            });
+            return stream.subscribe({
+              schema: stream.schema,
+              operationName: payload.operationName,
+              document,
+              variableValues: payload.variables,
+              contextValue: await stream.contextFactory(),
+            });
+          };
+          return {
+            schema,
+            operationName: payload.operationName,
+            document,
+            variableValues: payload.variables,
+            contextValue: null,
+            rootValue: {
+              execute,
+              subscribe,
+              shared: { key, start, subscriber: { id, socket: subscriberSocket(ctx.extra.socket) } },
+            } satisfies EnvelopedRoot,
+          } satisfies ExecutionArgs;
+        }
         const args: ExecutionArgs = {
           schema,
           operationName: payload.operationName,

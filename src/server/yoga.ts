@@ -45,6 +45,11 @@ export interface ServerContext {
   signal?: AbortSignal;
   /** A graphql-ws socket's caller, authenticated once at connection_init (src/server/websocket.ts). */
   caller?: Caller;
+  /**
+   * graphql-ws: the execution of a stream several subscribers share (shared-subscriptions.ts); the
+   * gauge of active subscriptions counts those subscribers, not this execution.
+   */
+  sharedSubscription?: boolean;
 }
 
 export type CasYoga = YogaServerInstance<ServerContext, GraphQLContext>;

@@ -4,6 +4,7 @@ import { AGENT_STATUSES, MAX_AGENT_CONCURRENCY, type Agent } from '../../domains
 import { badInput } from '../../errors.js';
 import { agentId as agentIdSchema } from '../../validation.js';
 import { actorOf } from '../../auth/roles.js';
+import { SHARE_LIVE_ONLY } from '../sharing.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 import { cursorArg, refuseExpiredCursor } from '../pagination.js';
@@ -147,6 +148,8 @@ builder.subscriptionField('agentStatusChanged', (t) =>
       }),
     },
     authScopes: { viewer: true },
+    // Subscribers without `after` share one execution per event (src/server/shared-subscriptions.ts).
+    extensions: SHARE_LIVE_ONLY,
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
       // Refused up front (NOT_FOUND, BAD_USER_INPUT, CURSOR_EXPIRED) rather than mid-stream.

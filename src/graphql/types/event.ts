@@ -2,6 +2,7 @@
 import { eventCursor, type AgentEvent, type EventFilter } from '../../domains/event/event.js';
 import { notFound } from '../../errors.js';
 import type { AgentRuntime } from '../../runtime/agent-runtime.js';
+import { SHARE_LIVE_ONLY } from '../sharing.js';
 import { builder } from '../builder.js';
 import {
   backwardConnectionArgs,
@@ -142,6 +143,8 @@ builder.subscriptionField('events', (t) =>
       after: t.arg.string({ required: false }),
     },
     authScopes: { allTasks: true },
+    // Subscribers without `after` share one execution per event (src/server/shared-subscriptions.ts).
+    extensions: SHARE_LIVE_ONLY,
     subscribe: async (_root, args, { runtime }) => {
       const agentId = args.agentId ? parseAgentId(args.agentId, 'agentId') : null;
       if (agentId) await runtime.getAgentStatus(agentId);

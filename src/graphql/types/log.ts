@@ -1,5 +1,6 @@
 /** Logs: structured entries written by agents while they run tasks. */
 import { LOG_LEVELS, logCursor, type LogEntry } from '../../domains/log/log.js';
+import { SHARE_LIVE_ONLY } from '../sharing.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
 import {
@@ -99,6 +100,8 @@ builder.subscriptionField('logAdded', (t) =>
       after: t.arg.string({ required: false, description: 'A LogEntry.cursor: resume after that entry.' }),
     },
     authScopes: { allTasks: true },
+    // Subscribers without `after` share one execution per event (src/server/shared-subscriptions.ts).
+    extensions: SHARE_LIVE_ONLY,
     subscribe: async (_root, args, { runtime }) => {
       const after = cursorArg(args.after);
       // A malformed, future or pruned cursor is refused up front, not in the middle of the stream.
