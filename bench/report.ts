@@ -472,12 +472,28 @@ export function writeReport(results: BenchResults): string {
         'a runtime of its own (one transaction each: the state row, its event and the NOTIFY) and measures ' +
         'from the moment the commit returned to the moment each client received the event; the next write ' +
         'waits until every client has the previous one. The clients run in the benchmark process, so with ' +
-        "1,000 of them the later ones' latency includes this process reading the messages before theirs.",
+        "1,000 of them the later ones' latency includes this process reading the messages before theirs. " +
+        'CPU per delivery (one event to one subscriber) over the timed events: the server process ' +
+        "(`/proc/<pid>/stat`, 10 ms ticks) and the benchmark process (`process.cpuUsage()`, all its clients'" +
+        ' reading and parsing). Subscribers of the same live-only operation share one execution per ' +
+        "event (`src/server/shared-subscriptions.ts`), so the server's share is mostly one WebSocket write " +
+        'per subscriber.',
       '',
     );
     push(
       table(
-        ['subscribers', 'events', 'deliveries', 'p50', 'p90', 'p99', 'max', 'missing'],
+        [
+          'subscribers',
+          'events',
+          'deliveries',
+          'p50',
+          'p90',
+          'p99',
+          'max',
+          'missing',
+          'server CPU / delivery',
+          'client CPU / delivery',
+        ],
         subscriptions.latency.map((r) => [
           r.subscribers,
           r.events,
@@ -487,10 +503,26 @@ export function writeReport(results: BenchResults): string {
           ms(r.latency.p99),
           ms(r.latency.max),
           r.missing,
+          r.serverCpuUsPerDelivery === undefined ? '' : `${fmt(r.serverCpuUsPerDelivery, 1)} µs`,
+          r.benchCpuUsPerDelivery === undefined ? '' : `${fmt(r.benchCpuUsPerDelivery, 1)} µs`,
         ]),
       ),
       '',
     );
+    const largest = subscriptions.latency.at(-1);
+    if (largest?.benchCpuUsPerDelivery !== undefined && largest.serverCpuUsPerDelivery !== undefined) {
+      const n = largest.subscribers;
+      push(
+        `What bounds the ${n}-subscriber row: every client reads in the one benchmark process, at ` +
+          `${fmt(largest.benchCpuUsPerDelivery, 1)} µs of CPU per message, so the median subscriber's message is ` +
+          `read no sooner than ${fmt(((n / 2) * largest.benchCpuUsPerDelivery) / 1000, 1)} ms after the first ` +
+          `(${n / 2} messages before it), whatever the server does; the server spends ` +
+          `${fmt(largest.serverCpuUsPerDelivery, 1)} µs per delivery, ${fmt((n * largest.serverCpuUsPerDelivery) / 1000, 1)} ms ` +
+          'per event for all, of which one WebSocket write to a loopback socket alone costs 9–11 µs on this machine ' +
+          '(a `ws` send, or a raw pre-framed `socket.write`, to 1,000 loopback sockets).',
+        '',
+      );
+    }
     push(
       `Memory: server RSS ${fmt(memory.rssMiB[0], 1)} MiB with ${memory.connections[0]} idle subscribed connections, ` +
         `${fmt(memory.rssMiB[1], 1)} MiB with ${memory.connections[1]}: **${fmt(memory.perSubscriptionKiB, 1)} KiB per ` +

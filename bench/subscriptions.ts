@@ -51,6 +51,12 @@ export interface SubscriptionLatencyRun {
   latency: LatencySummary;
   /** Deliveries that did not arrive within the per-event time limit. */
   missing: number;
+  /**
+   * CPU per delivery (event × subscriber) over the timed events, in µs: the server's (from
+   * /proc/<pid>/stat) and the benchmark process's, which reads every client's messages.
+   */
+  serverCpuUsPerDelivery?: number;
+  benchCpuUsPerDelivery?: number;
 }
 
 export interface SubscriptionMemory {
@@ -371,6 +377,8 @@ export async function runSubscriptions(
       await untilLive(group, write, port);
       const committed: { version: number; committedAt: number }[] = [];
       let missing = 0;
+      const serverCpuStart = await cpuMs(server.pid);
+      const benchCpuStart = process.cpuUsage();
       for (let k = 0; k < settings.events; k++) {
         const sent = await write();
         committed.push(sent);
@@ -379,14 +387,26 @@ export async function runSubscriptions(
         }
         await sleep(10);
       }
+      const benchCpu = process.cpuUsage(benchCpuStart);
+      const deliveries = count * settings.events;
+      const serverCpuUsPerDelivery = (((await cpuMs(server.pid)) - serverCpuStart) * 1000) / deliveries;
+      const benchCpuUsPerDelivery = (benchCpu.user + benchCpu.system) / deliveries;
       const samples = committed.flatMap(({ version, committedAt }) =>
         (group.arrivals.get(version) ?? []).map((time) => Math.max(0, time - committedAt)),
       );
-      latency.push({ subscribers: count, events: settings.events, latency: summarize(samples), missing });
+      latency.push({
+        subscribers: count,
+        events: settings.events,
+        latency: summarize(samples),
+        missing,
+        serverCpuUsPerDelivery,
+        benchCpuUsPerDelivery,
+      });
       const run = latency.at(-1)!;
       progress(
         `subscriptions: ${count} subscriber(s): commit-to-client p50 ${run.latency.p50.toFixed(2)} ms, ` +
-          `p99 ${run.latency.p99.toFixed(2)} ms${missing ? `, ${missing} missing` : ''}`,
+          `p99 ${run.latency.p99.toFixed(2)} ms${missing ? `, ${missing} missing` : ''}; CPU per delivery: ` +
+          `server ${serverCpuUsPerDelivery.toFixed(1)} µs, benchmark clients ${benchCpuUsPerDelivery.toFixed(1)} µs`,
       );
       await group.close();
       subscribers.pop();
