@@ -1,5 +1,6 @@
 import { Doorbell, isEventNotice, sleep, type ChangeFeed } from '../feed/change-feed.js';
-import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
+import { CompletionBatcher } from '../domains/task/completion-batcher.js';
+import type { ClaimedTask, Lease, Task, TaskStore } from '../domains/task/task.js';
 import type { Logger } from '../logger.js';
 import { TaskRun, type TaskRunDeps } from './task-run.js';
 
@@ -62,6 +63,15 @@ export class Worker {
   /** This worker's attempts by task id: what it heartbeats and counts against its concurrency. */
   private readonly runs = new Map<string, RunningAttempt>();
   private readonly processRuns: RunningAttempts;
+  /** Slots promised to claims in flight: the claim loop's, and the one a completion batch carries. */
+  private claiming = 0;
+  /**
+   * The completions of this worker's attempts, in batches that each carry the worker's next claim:
+   * one transaction where a claim and a completion took two, each with its own round trip.
+   */
+  private readonly completions: CompletionBatcher<Task>;
+  /** The task store as this worker's attempts write to it: completions go through the batches. */
+  private readonly attemptTasks: TaskStore;
   private readonly stopping = new AbortController();
   private readonly doorbell: Doorbell;
   private readonly unsubscribeCancels: () => void;
@@ -76,6 +86,11 @@ export class Worker {
     private readonly logger: Logger,
   ) {
     this.processRuns = options.running ?? new Map();
+    this.completions = new CompletionBatcher<Task>({
+      one: (lease, result) => tasks.complete(lease, result),
+      many: (items) => this.completeAndClaim(items),
+    });
+    this.attemptTasks = { ...tasks, complete: (lease, result) => this.completions.complete(lease, result) };
     this.doorbell = new Doorbell(
       feed,
       (notice) => isEventNotice(notice) && TASK_DUE_EVENT_TYPES.has(notice.type),
@@ -134,17 +149,20 @@ export class Worker {
   }
 
   private async claimLoop(): Promise<void> {
-    const { id, concurrency, leaseMs, pollIntervalMs, agentIds, maxRunningPerCaller } = this.options;
+    const { id, leaseMs, pollIntervalMs, agentIds, maxRunningPerCaller } = this.options;
     while (!this.stopping.signal.aborted) {
-      const free = concurrency - this.runs.size;
+      const free = this.freeSlots(0);
       if (free > 0) {
         let claimed: ClaimedTask[];
+        this.claiming += free;
         try {
           claimed = await this.tasks.claim(id, free, leaseMs, { agentIds, maxRunningPerCaller });
         } catch (error) {
           this.logger.warn({ err: error, workerId: id }, 'claiming tasks failed; retrying');
           await sleep(CLAIM_ERROR_BACKOFF_MS, this.stopping.signal);
           continue;
+        } finally {
+          this.claiming -= free;
         }
         for (const task of claimed) this.launch(task);
         // Fewer than asked for may still leave due tasks: a claim passes over tasks of an agent or
@@ -153,6 +171,36 @@ export class Worker {
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }
+  }
+
+  /**
+   * Slots free for a claim now: the concurrency less the attempts running and the claims in flight.
+   * `completing` attempts are being written as ended, so their slots count as free for the claim
+   * their batch carries (their entries leave `runs` once the write returns).
+   */
+  private freeSlots(completing: number): number {
+    return this.options.concurrency - this.runs.size + completing - this.claiming;
+  }
+
+  /** Writes a completion batch with the next claim into the slots it frees; starts what it claimed. */
+  private async completeAndClaim(items: readonly { lease: Lease; result: unknown }[]): Promise<Task[]> {
+    const { id, leaseMs, agentIds, maxRunningPerCaller } = this.options;
+    const limit = this.stopping.signal.aborted ? 0 : Math.max(0, this.freeSlots(items.length));
+    this.claiming += limit;
+    let written: Awaited<ReturnType<TaskStore['completeAndClaim']>>;
+    try {
+      written = await this.tasks.completeAndClaim(items, {
+        workerId: id,
+        limit,
+        leaseMs,
+        agentIds,
+        maxRunningPerCaller,
+      });
+    } finally {
+      this.claiming -= limit;
+    }
+    for (const task of written.claimed) this.launch(task);
+    return written.completed;
   }
 
   /**
@@ -170,7 +218,7 @@ export class Worker {
       );
       previous.run.stop('lease_lost');
     }
-    const run = new TaskRun(task, { ...this.runDeps, tasks: this.tasks, workerId: this.options.id });
+    const run = new TaskRun(task, { ...this.runDeps, tasks: this.attemptTasks, workerId: this.options.id });
     const entry: RunningAttempt = {
       run,
       done: (previous?.done ?? Promise.resolve())

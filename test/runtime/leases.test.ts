@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { sqlFunctionsOver } from '../../src/db/sql-functions.js';
+import { CompletionBatcher } from '../../src/domains/task/completion-batcher.js';
 import { taskStore, type ClaimedTask, type Task } from '../../src/domains/task/task.js';
 import {
   describeEachDatabase,
@@ -83,12 +84,27 @@ describeEachDatabase('leases', (kind) => {
     });
     afterAll(() => t.close());
 
-    it('completions ending together share a write; a stale lease among them is a CONFLICT alone', async () => {
+    it('completions ending together share a write with the next claim; a stale lease among them is a CONFLICT alone', async () => {
       const sql = sqlFunctionsOver(t.db);
       const calls: string[] = [];
       const store = taskStore({
         rows: (fn, args) => (calls.push(fn), sql.rows(fn, args)),
         value: (fn, args) => (calls.push(fn), sql.value(fn, args)),
+      });
+      // As a worker's batches are written (runtime/worker.ts): each carries a claim of two more.
+      const claimedWithBatches: ClaimedTask[] = [];
+      const batches = new CompletionBatcher<Task>({
+        one: (lease, result) => store.complete(lease, result),
+        many: async (items) => {
+          const written = await store.completeAndClaim(items, {
+            workerId: 'worker-1',
+            limit: 2,
+            leaseMs: 60_000,
+            agentIds: ['batched'],
+          });
+          claimedWithBatches.push(...written.claimed);
+          return written.completed;
+        },
       });
       const queued = await Promise.all(
         Array.from({ length: 6 }, () =>
@@ -102,12 +118,16 @@ describeEachDatabase('leases', (kind) => {
       await sweepNow(t, swept.id);
       const [again] = await store.claim('worker-1', 1, 60_000, { agentIds: ['batched'] });
       expect(again).toMatchObject({ id: swept.id, attempts: 2 });
+      // Two more, for the batches' claims.
+      const later = await Promise.all(
+        [1, 2].map(() => t.runtime.executeTask({ agentId: 'batched', action: 'ping' })),
+      );
 
       // Called in one turn of the event loop: they go as one batch, except the current lease of the
       // swept task, which never shares a batch with its stale one.
       const outcomes = await Promise.allSettled([
-        ...first.map((task, index) => store.complete(task, { index })),
-        store.complete(again!, { index: 'again' }),
+        ...first.map((task, index) => batches.complete(task, { index })),
+        batches.complete(again!, { index: 'again' }),
       ]);
       expect(outcomes.map((outcome) => outcome.status)).toEqual([
         'fulfilled',
@@ -122,10 +142,14 @@ describeEachDatabase('leases', (kind) => {
       // The six first attempts together (the stale lease left out, then tried alone for its error);
       // the second attempt of the swept task in a write of its own, never beside its first.
       expect(calls.filter((fn) => fn.startsWith('cas_complete_'))).toEqual([
-        'cas_complete_tasks',
+        'cas_complete_and_claim_tasks',
         'cas_complete_task',
-        'cas_complete_task',
+        'cas_complete_and_claim_tasks',
       ]);
+      // The first batch claimed the two queued later, under new leases; the second found none left.
+      expect(claimedWithBatches.map((task) => task.id).sort()).toEqual(later.map((task) => task.id).sort());
+      for (const task of claimedWithBatches)
+        expect(task).toMatchObject({ status: 'running', workerId: 'worker-1', attempts: 1 });
       const tasks = await t.runtime.getTasks(queued.map((task) => task.id));
       expect(tasks.map((task) => task!.status)).toEqual(Array(6).fill('succeeded'));
       expect(tasks.find((task) => task!.id === swept.id)!.result).toEqual({ index: 'again' });
@@ -137,8 +161,43 @@ describeEachDatabase('leases', (kind) => {
       );
       expect(completions).toHaveLength(6);
       expect(completions.every((row) => row.n === 1)).toBe(true);
-      const [agent] = await t.runtime.getAgents(['batched']);
-      expect(agent).toMatchObject({ status: 'idle', runningTasks: 0 });
+      expect((await t.runtime.getAgents(['batched']))[0]).toMatchObject({ status: 'busy', runningTasks: 2 });
+      await Promise.all(claimedWithBatches.map((task) => batches.complete(task, null)));
+      expect((await t.runtime.getAgents(['batched']))[0]).toMatchObject({ status: 'idle', runningTasks: 0 });
+    });
+  });
+
+  describe("a worker's completion batches", () => {
+    let t: TestRuntime;
+    beforeAll(async () => {
+      t = await openTestRuntime(kind, { CAS_WORKER_CONCURRENCY: '2' });
+      await t.runtime.registerAgent({ id: 'relay', name: 'Relay', role: 'qa' });
+    });
+    afterAll(() => t.close());
+
+    it('carry its next claim: the attempts after the first claim begin in the transactions that end the ones before', async () => {
+      // Six at once (one statement), so the queue never runs dry between two batches.
+      await t.db.query(
+        `select count(*) from generate_series(1, 6) as g,
+           lateral cas_enqueue_task(p_agent_id => 'relay', p_action => 'ping', p_input => jsonb_build_object('n', g))`,
+      );
+      await until('six tasks done', async () => {
+        const [row] = await t.db.query<{ n: number }>(
+          `select count(*)::int as n from cas_tasks where agent_id = 'relay' and status = 'succeeded'`,
+        );
+        return row!.n === 6 ? true : undefined;
+      });
+      // Event rows are only inserted, so a row's xmin is the transaction that wrote it.
+      const [row] = await t.db.query<{ begun: number; withCompletion: number }>(
+        `select count(*)::int as "begun",
+                (count(*) filter (where exists (
+                  select 1 from cas_agent_events c
+                  where c.agent_id = 'relay' and c.event_type = 'task_completed' and c.xmin = s.xmin)))::int
+                  as "withCompletion"
+         from cas_agent_events s where s.agent_id = 'relay' and s.event_type = 'task_started'`,
+      );
+      // Two by the claim loop (concurrency 2), the other four each with the completion that freed its slot.
+      expect(row).toEqual({ begun: 6, withCompletion: 4 });
     });
   });
 
@@ -405,9 +464,13 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
             completed.push({ id: task.id, leaseToken: task.lease_token, result: { ok: true } });
           }
         }
-        // The rest as one batch, as a worker's completion batcher writes them.
+        // The rest as one batch with the next claim, as a worker's completion batcher writes them
+        // (what it claims is left to the sweeper).
         if (completed.length > 0)
-          await client.query('select 1 from cas_complete_tasks($1::jsonb)', [JSON.stringify(completed)]);
+          await client.query(
+            `select 1 from cas_complete_and_claim_tasks($1::jsonb, p_worker_id => $2, p_limit => 3, p_lease_ms => 20)`,
+            [JSON.stringify(completed), `stress-${round % 2}`],
+          );
       };
       // Renews leases of tasks other connections are finishing, listed in no particular order.
       const heartbeat = async (client: pg.Client) => {

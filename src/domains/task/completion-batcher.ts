@@ -2,8 +2,8 @@
  * Writes the completions of running attempts in batches, with no added wait: a completion that
  * finds none being written goes at the end of this turn of the event loop, with the others that
  * ended in it (the tasks of one claim, say); those that end while a write is in flight are written
- * together as soon as it returns (one transaction, `cas_complete_tasks`). Under load the batches
- * grow by themselves; at rest a completion is a single call.
+ * together as soon as it returns. Under load the batches grow by themselves. A worker's batch also
+ * carries its next claim (runtime/worker.ts: `cas_complete_and_claim_tasks`).
  *
  * Why: each event-writing transaction holds the event-sequence row and its agents' status rows
  * until it commits (see docs/architecture.md), so the number of completion transactions, not their
@@ -73,11 +73,6 @@ export class CompletionBatcher<T extends { id: string }> {
   }
 
   private async write(batch: PendingCompletion<T>[]): Promise<void> {
-    if (batch.length === 1) {
-      const [only] = batch as [PendingCompletion<T>];
-      await this.writer.one(only.lease, only.result).then(only.resolve, only.reject);
-      return;
-    }
     let completed: Map<string, T>;
     try {
       completed = new Map((await this.writer.many(batch)).map((task) => [task.id, task]));

@@ -1,4 +1,3 @@
-import { CompletionBatcher } from './completion-batcher.js';
 import { z } from 'zod';
 import { json, type SqlFunctions } from '../../db/sql-functions.js';
 import { toDate, toDateOrNull, toNumber, toNumberOrNull } from '../../db/rows.js';
@@ -247,25 +246,6 @@ export function taskStore(sql: SqlFunctions) {
   const one = async (fn: string, args: Parameters<SqlFunctions['rows']>[1]) =>
     (await many(fn, args))[0] ?? null;
 
-  const completions = new CompletionBatcher<ClaimedTask>({
-    one: async (lease, result) =>
-      (await one('cas_complete_task', {
-        p_task_id: lease.id,
-        p_lease_token: lease.leaseToken,
-        p_result: json(result ?? null),
-      })) as ClaimedTask,
-    many: async (items) =>
-      (await many('cas_complete_tasks', {
-        p_items: json(
-          items.map(({ lease, result }) => ({
-            id: lease.id,
-            leaseToken: lease.leaseToken,
-            result: result ?? null,
-          })),
-        ),
-      })) as ClaimedTask[],
-  });
-
   return {
     /**
      * Queues a task. With an idempotency key this caller used before for the same request, returns
@@ -290,15 +270,15 @@ export function taskStore(sql: SqlFunctions) {
       });
       return task!;
     },
-    /**
-     * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
-     * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
-     */
     /** Tasks not yet ended, by agent and status (the queue-depth gauge of GET /metrics). */
     queueDepth: async () =>
       (await sql.rows<{ agent_id: string; status: string; count: unknown }>('cas_task_queue_depth', {})).map(
         (row) => ({ agentId: row.agent_id, status: row.status, count: toNumber(row.count) }),
       ),
+    /**
+     * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
+     * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
+     */
     claim: async (workerId: string, limit: number, leaseMs: number, filter: ClaimFilter = {}) =>
       (await many('cas_claim_tasks', {
         p_worker_id: workerId,
@@ -307,9 +287,40 @@ export function taskStore(sql: SqlFunctions) {
         p_agent_ids: filter.agentIds ? [...filter.agentIds] : null,
         p_max_running_per_caller: filter.maxRunningPerCaller ?? null,
       })) as ClaimedTask[],
+    /**
+     * Completes a batch of attempts and claims up to `claim.limit` due tasks, in one transaction (a
+     * worker's completion batch carries its next claim: runtime/worker.ts). Completes those of the
+     * attempts whose lease is current; the others are left alone, absent from `completed`.
+     */
+    async completeAndClaim(
+      items: readonly { lease: Lease; result: unknown }[],
+      claim: ClaimFilter & { workerId: string; limit: number; leaseMs: number },
+    ): Promise<{ completed: Task[]; claimed: ClaimedTask[] }> {
+      const rows = await many('cas_complete_and_claim_tasks', {
+        p_items: json(
+          items.map(({ lease, result }) => ({
+            id: lease.id,
+            leaseToken: lease.leaseToken,
+            result: result ?? null,
+          })),
+        ),
+        p_worker_id: claim.workerId,
+        p_limit: claim.limit,
+        p_lease_ms: claim.leaseMs,
+        p_agent_ids: claim.agentIds ? [...claim.agentIds] : null,
+        p_max_running_per_caller: claim.maxRunningPerCaller ?? null,
+      });
+      // A completed task has ended; a claimed one runs under a lease of this worker.
+      const claimed = rows.filter((task) => task.status === 'running') as ClaimedTask[];
+      return { completed: rows.filter((task) => task.status !== 'running'), claimed };
+    },
     // The writes of a running attempt: each is a CONFLICT unless `lease` is the task's current claim.
-    // Completions that end while another is being written go together (completion-batcher.ts).
-    complete: (lease: Lease, result: unknown): Promise<Task> => completions.complete(lease, result),
+    complete: async (lease: Lease, result: unknown): Promise<Task> =>
+      (await one('cas_complete_task', {
+        p_task_id: lease.id,
+        p_lease_token: lease.leaseToken,
+        p_result: json(result ?? null),
+      }))!,
     fail: async (lease: Lease, error: Omit<TaskError, 'retryable'>, retryable: boolean) =>
       (await one('cas_fail_task', {
         p_task_id: lease.id,
