@@ -233,6 +233,11 @@ export class DurableExecution implements DurableOperations {
     }
   }
 
+  /** No step or call is in flight. */
+  get isIdle(): boolean {
+    return this.inFlight === 0;
+  }
+
   /**
    * Resolves once no operation is in flight: the attempt's outcome is written after a step or call
    * the handler did not await, so that write does not find its lease gone.

@@ -5,7 +5,6 @@ import type { ClaimedTask, Task, TaskStore } from '../domains/task/task.js';
 import type { ResolvedAction } from '../agents/registry.js';
 import type { Logger } from '../logger.js';
 import { MAX_JSON_BYTES, pathOfNulCharacter } from '../validation.js';
-import { sleep } from '../feed/change-feed.js';
 import type { TaskStepStore } from '../domains/task/steps.js';
 import { DurableExecution, type Suspension } from './durable.js';
 import { TaskFailure, type AgentReads, type TaskContext } from './handlers.js';
@@ -249,11 +248,14 @@ export class TaskRun {
 
   /** Waits for the steps and calls the handler left unawaited, at most the abort grace period. */
   private async untilDurableOperationsSettle(): Promise<void> {
-    const settled = new AbortController();
+    // Most handlers leave none: no timer then (this runs once per attempt).
+    if (this.durable.isIdle) return;
+    let grace: NodeJS.Timeout | undefined;
     await Promise.race([
-      this.durable.idle().then(() => settled.abort()),
-      sleep(this.deps.abortGraceMs, settled.signal),
+      this.durable.idle(),
+      new Promise<void>((resolve) => (grace = setTimeout(resolve, this.deps.abortGraceMs))),
     ]);
+    clearTimeout(grace);
   }
 
   private async writeOutcome(outcome: Outcome): Promise<Task | null> {

@@ -66,6 +66,11 @@ export class Worker {
   /** Slots promised to claims in flight: the claim loop's, and the one a completion batch carries. */
   private claiming = 0;
   /**
+   * Attempts whose completion was written while their entry is still in `runs` (it leaves a few
+   * promise turns later): their slots are free already, so the next batch's claim may take them.
+   */
+  private readonly completedRuns = new Set<string>();
+  /**
    * The completions of this worker's attempts, in batches that each carry the worker's next claim:
    * one transaction where a claim and a completion took two, each with its own round trip.
    */
@@ -174,12 +179,13 @@ export class Worker {
   }
 
   /**
-   * Slots free for a claim now: the concurrency less the attempts running and the claims in flight.
-   * `completing` attempts are being written as ended, so their slots count as free for the claim
-   * their batch carries (their entries leave `runs` once the write returns).
+   * Slots free for a claim now: the concurrency less the attempts still running and the claims in
+   * flight. `completing` attempts are being written as ended, so their slots count as free for the
+   * claim their batch carries.
    */
   private freeSlots(completing: number): number {
-    return this.options.concurrency - this.runs.size + completing - this.claiming;
+    const running = this.runs.size - this.completedRuns.size;
+    return this.options.concurrency - running + completing - this.claiming;
   }
 
   /** Writes a completion batch with the next claim into the slots it frees; starts what it claimed. */
@@ -199,6 +205,7 @@ export class Worker {
     } finally {
       this.claiming -= limit;
     }
+    for (const task of written.completed) if (this.runs.has(task.id)) this.completedRuns.add(task.id);
     for (const task of written.claimed) this.launch(task);
     return written.completed;
   }
@@ -228,7 +235,10 @@ export class Worker {
           this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
         )
         .finally(() => {
-          if (this.runs.get(task.id) === entry) this.runs.delete(task.id);
+          if (this.runs.get(task.id) === entry) {
+            this.runs.delete(task.id);
+            this.completedRuns.delete(task.id);
+          }
           if (this.processRuns.get(task.id) === entry) this.processRuns.delete(task.id);
           this.doorbell.ring();
         }),
