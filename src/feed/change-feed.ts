@@ -112,14 +112,20 @@ export class Doorbell {
 
   /** Resolves when rung (since the last wait), after `ms`, or when `signal` aborts. */
   async wait(ms: number, signal?: AbortSignal): Promise<void> {
-    if (!this.rang) {
-      const woken = new AbortController();
-      this.wake = () => woken.abort();
-      const onAbort = () => woken.abort();
-      signal?.addEventListener('abort', onAbort, { once: true });
-      await sleep(ms, woken.signal);
-      signal?.removeEventListener('abort', onAbort);
-      this.wake = null;
+    if (!this.rang && !signal?.aborted) {
+      // A timer and a callback rather than an AbortController: a busy worker waits here for every
+      // batch, and aborting a controller builds a DOMException each time.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', done);
+          this.wake = null;
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        this.wake = done;
+        signal?.addEventListener('abort', done, { once: true });
+      });
     }
     this.rang = false;
   }

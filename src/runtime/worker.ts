@@ -68,8 +68,9 @@ export class Worker {
   /**
    * Attempts whose completion was written while their entry is still in `runs` (it leaves a few
    * promise turns later): their slots are free already, so the next batch's claim may take them.
+   * True when that batch's claim found nothing due: the slot's end then needs no claim of its own.
    */
-  private readonly completedRuns = new Set<string>();
+  private readonly completedRuns = new Map<string, boolean>();
   /**
    * The completions of this worker's attempts, in batches that each carry the worker's next claim:
    * one transaction where a claim and a completion took two, each with its own round trip.
@@ -205,7 +206,9 @@ export class Worker {
     } finally {
       this.claiming -= limit;
     }
-    for (const task of written.completed) if (this.runs.has(task.id)) this.completedRuns.add(task.id);
+    const nothingDue = limit > 0 && written.claimed.length === 0;
+    for (const task of written.completed)
+      if (this.runs.has(task.id)) this.completedRuns.set(task.id, nothingDue);
     for (const task of written.claimed) this.launch(task);
     return written.completed;
   }
@@ -235,12 +238,16 @@ export class Worker {
           this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
         )
         .finally(() => {
+          // A slot freed by a batch whose claim found nothing due needs no claim of its own (a
+          // task queued since rings the doorbell through the feed).
+          let claimAgain = true;
           if (this.runs.get(task.id) === entry) {
             this.runs.delete(task.id);
+            claimAgain = this.completedRuns.get(task.id) !== true;
             this.completedRuns.delete(task.id);
           }
           if (this.processRuns.get(task.id) === entry) this.processRuns.delete(task.id);
-          this.doorbell.ring();
+          if (claimAgain) this.doorbell.ring();
         }),
     };
     this.runs.set(task.id, entry);
