@@ -209,7 +209,22 @@ export class Worker {
     const nothingDue = limit > 0 && written.claimed.length === 0;
     for (const task of written.completed)
       if (this.runs.has(task.id)) this.completedRuns.set(task.id, nothingDue);
-    for (const task of written.claimed) this.launch(task);
+    if (this.stopping.signal.aborted) {
+      // The worker began stopping while this batch was written: its claim goes back to the queue
+      // (as a shutdown hands back running tasks) rather than starting after stop() took stock.
+      await Promise.all(
+        written.claimed.map((task) =>
+          this.tasks
+            .release(task)
+            .catch((error: unknown) =>
+              this.logger.warn(
+                { err: error, taskId: task.id },
+                'claimed task not handed back; its lease will expire',
+              ),
+            ),
+        ),
+      );
+    } else for (const task of written.claimed) this.launch(task);
     return written.completed;
   }
 
