@@ -39,6 +39,14 @@ export interface Loaders {
   stateHistory(first: number): DataLoader<string, AgentState[]>;
   /** One loader per `first`: the newest `first` graph checkpoints of each task, newest first. */
   checkpoints(first: number): DataLoader<string, TaskCheckpoint[]>;
+  /**
+   * Loads `ids` from `loader` in one batch, as `loadMany` does, and keeps their values at hand for
+   * `now` (preload.ts: a list field loading what its objects' fields will read). Never rejects: a
+   * failed read is left to `load`, which gives its error.
+   */
+  preload(loader: DataLoader<string, unknown>, ids: readonly string[]): Promise<void>;
+  /** The value of `id` when preloaded from `loader` (no promise), else `loader.load(id)`. */
+  now<V>(loader: DataLoader<string, V>, id: string): V | Promise<V>;
   /** Forgets every cached value (for subscriptions, before each event). */
   clearAll(): void;
 }
@@ -73,6 +81,7 @@ class OperationLoaders implements Loaders {
   private childrenByFirst?: Map<number, DataLoader<string, Task[]>>;
   private stateHistoryByFirst?: Map<number, DataLoader<string, AgentState[]>>;
   private checkpointsByFirst?: Map<number, DataLoader<string, TaskCheckpoint[]>>;
+  private preloaded?: Map<DataLoader<string, unknown>, Map<string, unknown>>;
 
   constructor(
     private readonly runtime: AgentRuntime,
@@ -160,7 +169,25 @@ class OperationLoaders implements Loaders {
     );
   }
 
+  async preload(loader: DataLoader<string, unknown>, ids: readonly string[]): Promise<void> {
+    // Taken before the read: values that arrive after a clearAll() go nowhere.
+    const preloaded = (this.preloaded ??= new Map());
+    const values = await loader.loadMany(ids);
+    let known = preloaded.get(loader);
+    if (!known) preloaded.set(loader, (known = new Map()));
+    for (let index = 0; index < ids.length; index++) {
+      const value = values[index];
+      if (!(value instanceof Error)) known.set(ids[index]!, value);
+    }
+  }
+
+  now<V>(loader: DataLoader<string, V>, id: string): V | Promise<V> {
+    const known = this.preloaded?.get(loader as DataLoader<string, unknown>);
+    return known?.has(id) ? (known.get(id) as V) : loader.load(id);
+  }
+
   clearAll() {
+    this.preloaded = undefined;
     const made = [
       this.agentsLoader,
       this.tasksLoader,

@@ -7,6 +7,7 @@ import { actorOf } from '../../auth/roles.js';
 import { SHARE_LIVE_ONLY } from '../sharing.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
+import { preloadSelected } from '../preload.js';
 import { cursorArg, refuseExpiredCursor } from '../pagination.js';
 
 export const AgentStatusEnum = upperCaseEnum(
@@ -88,9 +89,16 @@ builder.queryFields((t) => ({
     type: [AgentRef],
     authScopes: { viewer: true },
     description: 'Every registered agent, stopped ones included, ordered by id.',
-    resolve: async (_root, _args, { loaders }) => {
+    resolve: async (_root, _args, { loaders }, info) => {
       const agents = await loaders.allAgents();
       for (const agent of agents) loaders.agents.prime(agent.id, agent);
+      // Their selected batched fields (metrics, state, recentTasks) in one batch each, before
+      // graphql-js runs them: the list then completes without a promise per agent (preload.ts).
+      await preloadSelected(
+        info,
+        agents.map((agent) => agent.id),
+        loaders,
+      );
       return agents;
     },
   }),

@@ -7,6 +7,7 @@ import {
 } from '../../domains/metric/metric.js';
 import { badInput, notFound } from '../../errors.js';
 import { builder } from '../builder.js';
+import { preloadExtension } from '../preload.js';
 import { AgentRef, parseAgentId } from './agent.js';
 
 const AgentMetricsRef = builder.objectRef<AgentMetrics>('AgentMetrics').implement({
@@ -31,11 +32,19 @@ builder.objectField(AgentRef, 'metrics', (t) =>
       from: t.arg({ type: 'DateTime', required: false }),
       to: t.arg({ type: 'DateTime', required: false }),
     },
-    resolve: async (agent, { from, to }, { loaders }) => {
+    // Query.agents loads every agent's metrics at once (preload.ts); `now` takes them from there.
+    extensions: preloadExtension((args, loaders) => {
+      const { from, to } = args as { from?: Date | null; to?: Date | null };
+      return from && to && from > to ? null : loaders.metrics({ from, to });
+    }),
+    resolve: (agent, { from, to }, { loaders }) => {
       if (from && to && from > to) throw badInput('"from" must not be later than "to"');
-      const metrics = await loaders.metrics({ from, to }).load(agent.id);
-      if (!metrics) throw notFound('agent', agent.id);
-      return metrics;
+      const found = (metrics: AgentMetrics | null) => {
+        if (!metrics) throw notFound('agent', agent.id);
+        return metrics;
+      };
+      const metrics = loaders.now(loaders.metrics({ from, to }), agent.id);
+      return metrics instanceof Promise ? metrics.then(found) : found(metrics);
     },
   }),
 );

@@ -4,6 +4,7 @@ import { actorOf } from '../../auth/roles.js';
 import { MAX_PAGE_SIZE } from '../../domains/pagination.js';
 import { builder } from '../builder.js';
 import { pageSizeArg } from '../pagination.js';
+import { preloadExtension } from '../preload.js';
 import { AgentRef, parseAgentId } from './agent.js';
 
 /** Versions Agent.stateHistory gives without `first`. */
@@ -27,7 +28,9 @@ builder.objectField(AgentRef, 'state', (t) =>
     type: AgentStateRef,
     nullable: true,
     description: 'The active state version; null when there is none (never set, or reset).',
-    resolve: (agent, _args, { loaders }) => loaders.states.load(agent.id),
+    // Query.agents loads every agent's state at once (preload.ts); `now` takes it from there.
+    extensions: preloadExtension((_args, loaders) => loaders.states),
+    resolve: (agent, _args, { loaders }) => loaders.now(loaders.states, agent.id),
   }),
 );
 

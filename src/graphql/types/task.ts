@@ -13,6 +13,7 @@ import type { TokenUsage } from '../../domains/metric/metric.js';
 import type { TaskCheckpoint } from '../../domains/task/checkpoints.js';
 import { builder } from '../builder.js';
 import { upperCaseEnum } from '../enums.js';
+import { preloadExtension } from '../preload.js';
 import {
   backwardConnectionArgs,
   connectionArgs,
@@ -43,6 +44,12 @@ export const taskOrAllTasks = (taskId: string | null | undefined) =>
 /** Largest `first` of Agent.recentTasks (it multiplies by the number of agents). */
 export const MAX_RECENT_TASKS = 100;
 export const DEFAULT_RECENT_TASKS = 10;
+
+const recentTasksFirst = (first: unknown) =>
+  pageSizeArg(first as number | null | undefined, {
+    defaultSize: DEFAULT_RECENT_TASKS,
+    max: MAX_RECENT_TASKS,
+  });
 
 const TaskErrorRef = builder.objectRef<TaskError>('TaskError').implement({
   description: 'Why the last attempt failed.',
@@ -210,10 +217,10 @@ builder.objectField(AgentRef, 'recentTasks', (t) =>
     type: [TaskRef],
     description: `The agent's newest tasks, newest first (first: 1-${MAX_RECENT_TASKS}, default ${DEFAULT_RECENT_TASKS}).`,
     args: { first: t.arg.int({ required: false }) },
+    // Query.agents loads every agent's list at once (preload.ts); `now` takes it from there.
+    extensions: preloadExtension((args, loaders) => loaders.recentTasks(recentTasksFirst(args.first))),
     resolve: (agent, { first }, { loaders }) =>
-      loaders
-        .recentTasks(pageSizeArg(first, { defaultSize: DEFAULT_RECENT_TASKS, max: MAX_RECENT_TASKS }))
-        .load(agent.id),
+      loaders.now(loaders.recentTasks(recentTasksFirst(first)), agent.id),
   }),
 );
 
