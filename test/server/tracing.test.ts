@@ -105,9 +105,12 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))(
           parentSpanId: request.spanId,
           attributes: { 'cas.task.id': taskId, 'cas.agent.id': 'marketer', 'cas.task.outcome': 'succeeded' },
         });
+        // The attempt's completion, written with the worker's next claim (a batch of one here).
         const complete = await collector.waitForSpan(
           (span) =>
-            span.service === 'cas-worker' && span.name === 'db cas_complete_task' && span.traceId === traceId,
+            span.service === 'cas-worker' &&
+            span.name === 'db cas_complete_and_claim_tasks' &&
+            span.traceId === traceId,
         );
         expect(complete.parentSpanId).toBe(attempt.spanId);
       },
