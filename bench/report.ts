@@ -326,7 +326,9 @@ export function writeReport(results: BenchResults): string {
         '`started_at - created_at` (claim time minus enqueue transaction time); graphile-worker ' +
         '`locked_at - created_at`, kept by a trigger because finished jobs are deleted.',
       `- **Throughput**: a backlog of ${s.throughputTasks} tasks enqueued in one transaction, then the time ` +
-        'from its commit until the queue is seen empty (polled every 10 ms). CAS tasks are end to end: ' +
+        'from its commit until the queue is seen empty (polled every 10 ms: graphile-worker counts its ' +
+        'jobs table, which loses each finished job; CAS sums its queued and running task counters rather ' +
+        'than scanning a table that keeps every finished task). CAS tasks are end to end: ' +
         'each writes the task row three times, three events (queued, started, completed) with NOTIFY, the ' +
         'agent status twice and a duration metric. After each CAS run the benchmark checks that every task ' +
         'succeeded once, has exactly one final event, and that event seq has no gap.',

@@ -22,8 +22,11 @@ export function casQueueDriver(
       await db.query(ENQUEUE_MANY, [count, AGENTS]);
     },
     async remaining() {
+      // From the task counters (kept in the same transactions as the tasks): a probe every 10 ms
+      // must not scan the finished tasks, whose number only grows (graphile-worker deletes its
+      // finished jobs, so its count scans only what is left).
       const [row] = await db.query<{ n: number }>(
-        `select count(*)::int as n from cas_tasks where status in ('queued', 'running')`,
+        `select coalesce(sum(tasks), 0)::int as n from cas_task_counts where status in ('queued', 'running')`,
       );
       return row!.n;
     },
