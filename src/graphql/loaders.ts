@@ -40,9 +40,10 @@ export interface Loaders {
   /** One loader per `first`: the newest `first` graph checkpoints of each task, newest first. */
   checkpoints(first: number): DataLoader<string, TaskCheckpoint[]>;
   /**
-   * Loads `ids` from `loader` in one batch, as `loadMany` does, and keeps their values at hand for
-   * `now` (preload.ts: a list field loading what its objects' fields will read). Never rejects: a
-   * failed read is left to `load`, which gives its error.
+   * Loads `ids` from `loader` in one batch (one call of its batch function when nothing has asked
+   * it yet, else through its cache as `loadMany` does) and keeps their values at hand for `now`
+   * (preload.ts: a list field loading what its objects' fields will read). Never rejects: a failed
+   * read is left to `load`, which gives its error.
    */
   preload(loader: DataLoader<string, unknown>, ids: readonly string[]): Promise<void>;
   /** The value of `id` when preloaded from `loader` (no promise), else `loader.load(id)`. */

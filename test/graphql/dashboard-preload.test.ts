@@ -185,6 +185,23 @@ describeEachDatabase('the dashboard with preloaded agent fields', (kind) => {
     }
   });
 
+  it('gives one value per agent within an operation that also reads some agents alone', async () => {
+    const admin = await bearer('u-admin', 'admin');
+    const fields = 'id state { version } metrics { totalRuns } recentTasks(first: 5) { id status }';
+    const both = await gql(
+      server.url,
+      `{ analyst: agent(id: "analyst") { ${fields} } agents { ${fields} } again: agents { ${fields} } }`,
+      {},
+      admin,
+    );
+    expect(both.body.errors).toBeUndefined();
+    const { analyst, agents, again } = both.body.data;
+    expect(agents).toHaveLength(200);
+    expect(again).toEqual(agents);
+    expect(agents.find((agent: AnyData) => agent.id === 'analyst')).toEqual(analyst);
+    expect(analyst.recentTasks).toHaveLength(5);
+  });
+
   it('refuses bad arguments as before: the first agent’s field fails, no data', async () => {
     const admin = await bearer('u-admin', 'admin');
     const firstZero = await gql(server.url, '{ agents { id recentTasks(first: 0) { id } } }', {}, admin);
