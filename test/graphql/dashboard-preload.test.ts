@@ -147,7 +147,8 @@ describeEachDatabase('the dashboard with preloaded agent fields', (kind) => {
   beforeAll(async () => {
     server = await startTestServer(kind, { env: { ...AUTH_ENV, CAS_WORKERS: '1' } });
     await fill(server.runtime, true);
-  });
+    // About 400 tasks and 200 agents: generous for a busy machine.
+  }, 300_000);
   afterAll(() => server?.close());
 
   it('answers for 200 agents exactly what each agent answers alone, for an admin and for a viewer', async () => {
@@ -183,7 +184,7 @@ describeEachDatabase('the dashboard with preloaded agent fields', (kind) => {
         else expect(agents.every((agent) => !('state' in agent))).toBe(true);
       }
     }
-  });
+  }, 120_000);
 
   it('gives one value per agent within an operation that also reads some agents alone', async () => {
     const admin = await bearer('u-admin', 'admin');
@@ -233,7 +234,7 @@ describeEachDatabase('dashboard round trips with preloaded agent fields', (kind)
     // No worker: nothing polls the database in the background while round trips are counted.
     server = await startTestServer(kind, { env: { ...AUTH_ENV, CAS_WORKERS: '0' } });
     await fill(server.runtime, false);
-  });
+  }, 300_000);
   afterAll(() => server?.close());
 
   async function trips(query: string, headers: object, variables: Record<string, unknown> = {}) {
