@@ -70,12 +70,13 @@ export interface GraphAction {
   continuesOutput: boolean;
   /**
    * LangGraph's checkpoint durability. "sync": a step's checkpoint is stored before the next step
-   * starts, so a worker killed in a node finds every finished node's checkpoint. "async" (stored
-   * while the next step runs) only for a plain action's one-node graph: it has no finished node to
-   * lose, a crash runs its handler again either way, and the attempt ends only after LangGraph has
-   * stored everything at the graph's exit.
+   * starts, so a worker killed in a node finds every finished node's checkpoint. "exit" (one
+   * checkpoint, stored when the graph exits: done, failed or interrupted) only for a plain action's
+   * one-node graph: it has no finished node to lose, a crash runs its handler again from the
+   * task's input either way, and its input and first-step checkpoints cost two writes per task
+   * (each a transaction checking the lease) that nothing reads.
    */
-  durability: 'sync' | 'async';
+  durability: 'sync' | 'exit';
 }
 
 /** What an agent's action may be: a definition with schemas (or a graph), or a plain function. */

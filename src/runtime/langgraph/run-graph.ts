@@ -270,6 +270,6 @@ export function oneNodeGraph(run: TaskHandler): GraphAction {
     result: (values) => (values as { result?: unknown }).result ?? null,
     nodeEvents: false,
     continuesOutput: false,
-    durability: 'async',
+    durability: 'exit',
   };
 }
