@@ -66,12 +66,6 @@ export class Worker {
   /** Slots promised to claims in flight: the claim loop's, and the one a completion batch carries. */
   private claiming = 0;
   /**
-   * Attempts whose completion was written while their entry is still in `runs` (it leaves a few
-   * promise turns later): their slots are free already, so the next batch's claim may take them.
-   * True when that batch's claim found nothing due: the slot's end then needs no claim of its own.
-   */
-  private readonly completedRuns = new Map<string, boolean>();
-  /**
    * The completions of this worker's attempts, in batches that each carry the worker's next claim:
    * one transaction where a claim and a completion took two, each with its own round trip.
    */
@@ -180,13 +174,12 @@ export class Worker {
   }
 
   /**
-   * Slots free for a claim now: the concurrency less the attempts still running and the claims in
-   * flight. `completing` attempts are being written as ended, so their slots count as free for the
-   * claim their batch carries.
+   * Slots free for a claim now: the concurrency less the attempts running and the claims in flight.
+   * `completing` attempts are being written as ended, so their slots count as free for the claim
+   * their batch carries.
    */
   private freeSlots(completing: number): number {
-    const running = this.runs.size - this.completedRuns.size;
-    return this.options.concurrency - running + completing - this.claiming;
+    return this.options.concurrency - this.runs.size + completing - this.claiming;
   }
 
   /** Writes a completion batch with the next claim into the slots it frees; starts what it claimed. */
@@ -206,9 +199,12 @@ export class Worker {
     } finally {
       this.claiming -= limit;
     }
-    const nothingDue = limit > 0 && written.claimed.length === 0;
-    for (const task of written.completed)
-      if (this.runs.has(task.id)) this.completedRuns.set(task.id, nothingDue);
+    // The completed attempts' slots are free now (the claim above took them), not once their
+    // entries' promises have settled: the next batch's claim counts them at once.
+    for (const task of written.completed) this.runs.delete(task.id);
+    // A claim that found nothing due needs no claim after it (a task queued since rings the
+    // doorbell through the feed); otherwise the claim loop looks again, as after any attempt.
+    if (limit === 0 || written.claimed.length > 0) this.doorbell.ring();
     if (this.stopping.signal.aborted) {
       // The worker began stopping while this batch was written: its claim goes back to the queue
       // (as a shutdown hands back running tasks) rather than starting after stop() took stock.
@@ -253,16 +249,12 @@ export class Worker {
           this.logger.error({ err: error, taskId: task.id }, 'task attempt could not be recorded'),
         )
         .finally(() => {
-          // A slot freed by a batch whose claim found nothing due needs no claim of its own (a
-          // task queued since rings the doorbell through the feed).
-          let claimAgain = true;
+          // An attempt a completion batch ended has left `runs` already (completeAndClaim).
           if (this.runs.get(task.id) === entry) {
             this.runs.delete(task.id);
-            claimAgain = this.completedRuns.get(task.id) !== true;
-            this.completedRuns.delete(task.id);
+            this.doorbell.ring();
           }
           if (this.processRuns.get(task.id) === entry) this.processRuns.delete(task.id);
-          if (claimAgain) this.doorbell.ring();
         }),
     };
     this.runs.set(task.id, entry);
