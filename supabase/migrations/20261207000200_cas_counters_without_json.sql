@@ -7,6 +7,10 @@
 -- into arrays of the counted columns and cas_count_task_changes unnests them. What is counted, and
 -- the lock order (the agents' rows, sorted, before any counter row), are unchanged.
 
+-- The triggers call cas_count_task_changes only when rows changed (an `if` on variables, not a
+-- `perform ... where`): a statement of a signed-in Supabase user changes no row under RLS, and a
+-- query naming the function would still be checked for EXECUTE, which only the service holds.
+
 -- Applies one statement's changes to the counters: a +1 or -1 per task and status it entered or
 -- left (p_agent_ids, p_statuses, p_deltas) and the tasks that became final in it (p_finished_*).
 create or replace function cas_count_task_changes(
@@ -67,46 +71,63 @@ language plpgsql
 set search_path = public, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
+declare
+  v_agent_ids text[];
+  v_statuses text[];
+  v_deltas int[];
+  v_finished_agent_ids text[];
+  v_finished_statuses text[];
+  v_finished_at timestamptz[];
+  v_finished_durations double precision[];
 begin
-  perform cas_count_task_changes(c.agent_ids, c.statuses, c.deltas,
-                                 c.finished_agent_ids, c.finished_statuses, c.finished_at, c.finished_durations)
-    from (
-      select array_agg(n.agent_id) as agent_ids, array_agg(n.status) as statuses, array_agg(1) as deltas,
-             array_agg(n.agent_id) filter (where n.finished_at is not null) as finished_agent_ids,
-             array_agg(n.status) filter (where n.finished_at is not null) as finished_statuses,
-             array_agg(n.finished_at) filter (where n.finished_at is not null) as finished_at,
-             array_agg(n.duration_ms) filter (where n.finished_at is not null) as finished_durations
-      from new_tasks n
-    ) c
-    where c.agent_ids is not null;
+  select array_agg(n.agent_id), array_agg(n.status), array_agg(1),
+         array_agg(n.agent_id) filter (where n.finished_at is not null),
+         array_agg(n.status) filter (where n.finished_at is not null),
+         array_agg(n.finished_at) filter (where n.finished_at is not null),
+         array_agg(n.duration_ms) filter (where n.finished_at is not null)
+    into v_agent_ids, v_statuses, v_deltas,
+         v_finished_agent_ids, v_finished_statuses, v_finished_at, v_finished_durations
+    from new_tasks n;
+  if v_agent_ids is not null then
+    perform cas_count_task_changes(v_agent_ids, v_statuses, v_deltas,
+                                   v_finished_agent_ids, v_finished_statuses, v_finished_at, v_finished_durations);
+  end if;
   return null;
 end $$;
 
 -- Only the rows whose status or agent changed count; an update that changes neither (progress,
--- leases) costs one scan of the transition tables. Each changed row leaves its old (agent, status)
--- and enters its new one; it became final when it has a finished_at now and had none before.
+-- leases) costs one scan of the transition tables.
 create or replace function cas_count_updated_tasks() returns trigger
 language plpgsql
 set search_path = public, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
+declare
+  v_agent_ids text[];
+  v_statuses text[];
+  v_deltas int[];
+  v_finished_agent_ids text[];
+  v_finished_statuses text[];
+  v_finished_at timestamptz[];
+  v_finished_durations double precision[];
 begin
-  perform cas_count_task_changes(c.agent_ids, c.statuses, c.deltas,
-                                 c.finished_agent_ids, c.finished_statuses, c.finished_at, c.finished_durations)
-    from (
-      select array_agg(d.agent_id) as agent_ids, array_agg(d.status) as statuses, array_agg(d.delta) as deltas,
-             array_agg(n.agent_id) filter (where d.became_final) as finished_agent_ids,
-             array_agg(n.status) filter (where d.became_final) as finished_statuses,
-             array_agg(n.finished_at) filter (where d.became_final) as finished_at,
-             array_agg(n.duration_ms) filter (where d.became_final) as finished_durations
-      from old_tasks o
-      join new_tasks n on n.id = o.id
-      cross join lateral (values (o.agent_id, o.status, -1, false),
-                                 (n.agent_id, n.status, 1, n.finished_at is not null and o.finished_at is null))
-        as d(agent_id, status, delta, became_final)
-      where o.status is distinct from n.status or o.agent_id is distinct from n.agent_id
-    ) c
-    where c.agent_ids is not null;
+  -- Each changed row leaves its old (agent, status) and enters its new one; it became final when
+  -- it has a finished_at now and had none before.
+  select array_agg(d.agent_id), array_agg(d.status), array_agg(d.delta),
+         array_agg(n.agent_id) filter (where d.delta = 1 and n.finished_at is not null and o.finished_at is null),
+         array_agg(n.status) filter (where d.delta = 1 and n.finished_at is not null and o.finished_at is null),
+         array_agg(n.finished_at) filter (where d.delta = 1 and n.finished_at is not null and o.finished_at is null),
+         array_agg(n.duration_ms) filter (where d.delta = 1 and n.finished_at is not null and o.finished_at is null)
+    into v_agent_ids, v_statuses, v_deltas,
+         v_finished_agent_ids, v_finished_statuses, v_finished_at, v_finished_durations
+    from old_tasks o
+    join new_tasks n on n.id = o.id
+    cross join lateral (values (o.agent_id, o.status, -1), (n.agent_id, n.status, 1)) as d(agent_id, status, delta)
+    where o.status is distinct from n.status or o.agent_id is distinct from n.agent_id;
+  if v_agent_ids is not null then
+    perform cas_count_task_changes(v_agent_ids, v_statuses, v_deltas,
+                                   v_finished_agent_ids, v_finished_statuses, v_finished_at, v_finished_durations);
+  end if;
   return null;
 end $$;
 
@@ -115,13 +136,17 @@ language plpgsql
 set search_path = public, pg_temp
 set plan_cache_mode = force_generic_plan
 as $$
+declare
+  v_agent_ids text[];
+  v_statuses text[];
+  v_deltas int[];
 begin
-  perform cas_count_task_changes(c.agent_ids, c.statuses, c.deltas, null, null, null, null)
-    from (
-      select array_agg(o.agent_id) as agent_ids, array_agg(o.status) as statuses, array_agg(-1) as deltas
-      from deleted_tasks o
-    ) c
-    where c.agent_ids is not null;
+  select array_agg(o.agent_id), array_agg(o.status), array_agg(-1)
+    into v_agent_ids, v_statuses, v_deltas
+    from deleted_tasks o;
+  if v_agent_ids is not null then
+    perform cas_count_task_changes(v_agent_ids, v_statuses, v_deltas, null, null, null, null);
+  end if;
   return null;
 end $$;
 
