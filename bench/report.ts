@@ -322,9 +322,11 @@ export function writeReport(results: BenchResults): string {
       '',
       `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks enqueued one at a time, one every ` +
         `${s.paceMs} ms, from the benchmark process (CAS: \`executeTask\` on a runtime without workers, as an API ` +
-        'process does; graphile-worker: `addJob`). Latency from database timestamps: CAS ' +
-        '`started_at - created_at` (claim time minus enqueue transaction time); graphile-worker ' +
-        '`locked_at - created_at`, kept by a trigger because finished jobs are deleted.',
+        'process does; graphile-worker: `addJob`). Latency from database timestamps, both from the ' +
+        "start of the enqueue statement to the clock when the claim's UPDATE writes the row: CAS " +
+        '`started_at - created_at`; graphile-worker `created_at` and `clock_timestamp()` kept by a trigger ' +
+        "on that UPDATE (finished jobs are deleted; its own `locked_at` is the claim statement's start, " +
+        "which would leave out the claim's work).",
       `- **Throughput**: a backlog of ${s.throughputTasks} tasks enqueued in one transaction, then the time ` +
         'from its commit until the queue is seen empty (polled every 10 ms: graphile-worker counts its ' +
         'jobs table, which loses each finished job; CAS sums its queued and running task counters rather ' +

@@ -5,9 +5,11 @@ import type { QueueDriver } from './queue-measure.js';
 
 /**
  * Installs graphile-worker's schema, plus (for latency runs) a trigger that keeps each job's
- * created_at and locked_at when it is claimed: graphile-worker deletes finished jobs, and the
- * handler only sees millisecond Dates. The trigger runs inside the claim, after locked_at is set,
- * so it does not change what it records.
+ * created_at and the time its claim wrote it: graphile-worker deletes finished jobs, and the
+ * handler only sees millisecond Dates. graphile-worker sets locked_at to now(), the time its claim
+ * statement began; CAS's started_at is the clock when its claim's UPDATE writes the task. The
+ * trigger fires on that UPDATE and records clock_timestamp(), so both sides are measured at the same
+ * point of their claim (locked_at would leave out the claim statement's own work).
  */
 export async function prepareGraphileDatabase(url: string, recordStarts: boolean): Promise<void> {
   await runMigrations({ connectionString: url, logger: undefined });
@@ -16,10 +18,10 @@ export async function prepareGraphileDatabase(url: string, recordStarts: boolean
   await client.connect();
   try {
     await client.query(`
-      create table bench_job_starts (job_id bigint primary key, created_at timestamptz, locked_at timestamptz);
+      create table bench_job_starts (job_id bigint primary key, created_at timestamptz, claimed_at timestamptz);
       create function bench_record_start() returns trigger language plpgsql as $$
       begin
-        insert into bench_job_starts values (new.id, new.created_at, new.locked_at) on conflict do nothing;
+        insert into bench_job_starts values (new.id, new.created_at, clock_timestamp()) on conflict do nothing;
         return new;
       end $$;
       create trigger bench_record_start after update of locked_at on graphile_worker._private_jobs
@@ -59,7 +61,7 @@ export async function graphileQueueDriver(label: string, url: string): Promise<G
     },
     async startLatencies() {
       const { rows } = await pool.query<{ ms: number }>(
-        `select (extract(epoch from locked_at - created_at) * 1000)::float8 as ms
+        `select (extract(epoch from claimed_at - created_at) * 1000)::float8 as ms
          from bench_job_starts order by job_id`,
       );
       return rows.map((row) => row.ms);
