@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import type { SqlParam } from '../../src/db/database.js';
 import { sqlFunctionsOver } from '../../src/db/sql-functions.js';
 import { CompletionBatcher } from '../../src/domains/task/completion-batcher.js';
 import { taskStore, type ClaimedTask, type Task } from '../../src/domains/task/task.js';
@@ -164,6 +165,67 @@ describeEachDatabase('leases', (kind) => {
       expect((await t.runtime.getAgents(['batched']))[0]).toMatchObject({ status: 'busy', runningTasks: 2 });
       await Promise.all(claimedWithBatches.map((task) => batches.complete(task, null)));
       expect((await t.runtime.getAgents(['batched']))[0]).toMatchObject({ status: 'idle', runningTasks: 0 });
+    });
+
+    it("a completion batch reaches its tasks by primary key, not through the index of running tasks' old versions", async () => {
+      await t.runtime.registerAgent({ id: 'probed', name: 'Probed', role: 'qa' });
+      const store = taskStore(sqlFunctionsOver(t.db));
+      // Attempts that ran and ended: each left an index entry of status 'running' behind it.
+      await t.db.query(
+        `select count(*) from generate_series(1, 70) as g,
+           lateral cas_enqueue_task(p_agent_id => 'probed', p_action => 'ping', p_input => jsonb_build_object('n', g))`,
+      );
+      let claimed = await store.claim('worker-1', 10, 60_000, { agentIds: ['probed'] });
+      for (let batch = 0; batch < 5; batch++) {
+        const written = await store.completeAndClaim(
+          claimed.map((task) => ({ lease: task, result: null })),
+          { workerId: 'worker-1', limit: 10, leaseMs: 60_000, agentIds: ['probed'] },
+        );
+        expect(written.completed).toHaveLength(10);
+        claimed = written.claimed;
+      }
+      expect(claimed).toHaveLength(10);
+      // Index scans on cas_tasks, counted around one call within its transaction (the counters also
+      // hold earlier transactions of the connection not yet reported).
+      const indexScansDuring = (sql: string, params: SqlParam[]) =>
+        t.db.transaction(async (tx) => {
+          const indexScans = async () =>
+            new Map(
+              (
+                await tx.query<{ index: string; scans: number }>(
+                  `select indexrelid::regclass::text as index, pg_stat_get_xact_numscans(indexrelid)::int as scans
+                   from pg_index where indrelid = 'cas_tasks'::regclass`,
+                )
+              ).map((row) => [row.index, row.scans]),
+            );
+          const before = await indexScans();
+          const rows = await tx.query(sql, params);
+          const scans = Object.fromEntries(
+            [...(await indexScans())]
+              .filter(([index, n]) => n > before.get(index)!)
+              .map(([index, n]) => [index, n - before.get(index)!]),
+          );
+          return { rows, scans };
+        });
+      // A batch alone (no claim): its tasks by primary key only.
+      const completion = await indexScansDuring(
+        `select id from cas_complete_and_claim_tasks($1::jsonb, 'worker-1', 0, 60000)`,
+        [JSON.stringify(claimed.map((task) => ({ id: task.id, leaseToken: task.leaseToken, result: null })))],
+      );
+      expect(completion.rows).toHaveLength(10);
+      expect(Object.keys(completion.scans)).toEqual(['cas_tasks_pkey']);
+      // A claim alone: one walk of each queue (due queued tasks, due waiting ones), then by primary key.
+      const claim = await indexScansDuring(
+        `select id from cas_complete_and_claim_tasks('[]'::jsonb, 'worker-1', 10, 60000)`,
+        [],
+      );
+      expect(claim.rows).toHaveLength(10);
+      expect(claim.scans).toMatchObject({ cas_tasks_claim_idx: 1, cas_tasks_waiting_due_idx: 1 });
+      expect(Object.keys(claim.scans).sort()).toEqual([
+        'cas_tasks_claim_idx',
+        'cas_tasks_pkey',
+        'cas_tasks_waiting_due_idx',
+      ]);
     });
   });
 

@@ -1,0 +1,141 @@
+-- Completion batches and claims reach their tasks by id, whatever the table's history.
+--
+-- An update of a task is never HOT (its status is indexed), so it writes new entries in the task
+-- indexes and leaves the old ones until vacuum: the entries of status 'running', say, include one
+-- for every attempt since the last vacuum, and the planner's statistics do not count them.
+-- cas_lock_completions joined the batch's items to cas_tasks on id and status = 'running', and its
+-- generic plan (it cannot see how many items come) read that whole range with a bitmap scan, then
+-- joined the items to it: a worker draining a backlog scanned more of it with each batch. Measured
+-- on a serial complete-and-claim loop of 10 tasks per batch (perf on the backend): a quarter of the
+-- backend's CPU, and 9 ms for one batch once 38,000 attempts had run since the last vacuum. The
+-- statements that find a batch's parents, workflow runs and agents, and a claim's resumed tasks, had
+-- the same shape (a condition on parent_id, workflow_run_id or status that a partial index matches).
+--
+-- Now each of them first reads the tasks by primary key alone, in a subquery the planner cannot
+-- merge with the rest (OFFSET 0, or a row lock), and applies its other conditions to those rows.
+-- Lock order and results are unchanged. test/runtime/leases.test.ts counts the index scans.
+
+-- As 20261207000100_cas_complete_and_claim.sql: locks the batch's tasks (by id, in the lock order),
+-- then keeps those whose lease is still current. A task whose attempt was swept meanwhile is locked
+-- too (held to the commit, written by nobody here).
+create or replace function cas_lock_completions(p_items jsonb) returns uuid[]
+language plpgsql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_ids uuid[];
+begin
+  if jsonb_typeof(p_items) is distinct from 'array' then
+    raise exception using errcode = 'CASBI', message = 'p_items must be a JSON array';
+  end if;
+  select array_agg(locked.id order by locked.depth desc, locked.id) into v_ids
+  from (
+    select t.id, t.depth, t.status, t.lease_token from cas_tasks t
+    where t.id = any (array(select i.id from jsonb_to_recordset(p_items) as i(id uuid)))
+    order by t.depth desc, t.id
+    offset 0 -- keeps the conditions below out of this scan
+    for update of t
+  ) locked
+  where locked.status = 'running'
+    and exists (select 1 from jsonb_to_recordset(p_items) as i(id uuid, "leaseToken" uuid)
+                where i.id = locked.id and i."leaseToken" = locked.lease_token);
+  return v_ids;
+end $$;
+
+-- As 20261203000400_cas_workflows.sql: the tasks' parents, deepest first, then their
+-- workflow runs.
+create or replace function cas_lock_parents(p_task_ids uuid[]) returns void
+language plpgsql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_parent_ids uuid[];
+  v_run_ids uuid[];
+begin
+  select array_agg(t.parent_id) filter (where t.parent_id is not null),
+         array_agg(t.workflow_run_id) filter (where t.workflow_run_id is not null)
+    into v_parent_ids, v_run_ids
+    from (select parent_id, workflow_run_id from cas_tasks where id = any (p_task_ids) offset 0) t;
+  if v_parent_ids is not null then
+    perform 1 from cas_tasks where id = any (v_parent_ids) order by depth desc, id for update;
+  end if;
+  -- Right after task rows: the workflow runs these tasks belong to (their endings hand off to them).
+  if v_run_ids is not null then
+    perform 1 from cas_workflow_runs where id = any (v_run_ids) order by id for update;
+  end if;
+end $$;
+
+-- As 20261203000400_cas_workflows.sql: the tasks' agents and, for tasks of running
+-- workflows, the agents of every step of the run (the hand-off queues or cancels their tasks after
+-- the first event), sorted by id, key-share on cas_agents then the status rows.
+create or replace function cas_lock_agent_status(p_task_ids uuid[]) returns void
+language plpgsql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_agent_ids text[];
+  v_run_ids uuid[];
+begin
+  select array_agg(t.agent_id), array_agg(t.workflow_run_id) filter (where t.workflow_run_id is not null)
+    into v_agent_ids, v_run_ids
+    from (select agent_id, workflow_run_id from cas_tasks where id = any (p_task_ids) offset 0) t;
+  if v_run_ids is not null then
+    v_agent_ids := v_agent_ids || array(
+      select s.agent_id from cas_workflow_steps s
+      join (select id, status from cas_workflow_runs where id = any (v_run_ids) offset 0) r on r.id = s.run_id
+      where r.status = 'running');
+  end if;
+  perform 1 from cas_agents where id = any (v_agent_ids) order by id for key share;
+  perform 1 from cas_agent_status where agent_id = any (v_agent_ids) order by agent_id for no key update;
+end $$;
+
+-- As 20261206000200_cas_set_wise_attempts.sql, but the claimed tasks that resume are found by id
+-- (their status read from those rows): `status = 'waiting'` beside the ids had the planner walk
+-- every entry of the index of waiting tasks.
+create or replace function cas_begin_attempts(p_task_ids uuid[], p_worker_id text, p_lease_ms int)
+returns setof cas_tasks
+language plpgsql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_resumed uuid[];
+begin
+  if coalesce(cardinality(p_task_ids), 0) = 0 then
+    return;
+  end if;
+  -- A waiting task resumes its attempt instead of beginning a new one.
+  select coalesce(array_agg(t.id) filter (where t.status = 'waiting'), '{}') into v_resumed
+    from (select id, status from cas_tasks where id = any (p_task_ids) offset 0) t;
+  update cas_tasks
+    set status = 'running', attempts = attempts + case when id = any (v_resumed) then 0 else 1 end,
+        worker_id = p_worker_id, lease_token = gen_random_uuid(),
+        lease_expires_at = now() + make_interval(secs => p_lease_ms / 1000.0),
+        started_at = clock_timestamp(), progress = null, progress_message = null, waiting_for = null,
+        updated_at = now()
+    where id = any (p_task_ids);
+  update cas_agent_status s
+    set running_tasks = s.running_tasks + begun.n,
+        status = case when s.status = 'stopped' then s.status else 'busy' end,
+        last_activity_at = now(), updated_at = now()
+    from (select agent_id, count(*)::int as n from cas_tasks where id = any (p_task_ids) group by agent_id) begun
+    where s.agent_id = begun.agent_id;
+  perform cas_append_events(
+    array_fill('task_started'::text, array[cardinality(p_task_ids)]),
+    array_agg(t.agent_id order by b.n),
+    array_agg(t.id order by b.n),
+    array_agg(jsonb_build_object('attempt', t.attempts, 'workerId', p_worker_id, 'resumed', t.id = any (v_resumed))
+              order by b.n))
+    from unnest(p_task_ids) with ordinality as b(id, n) join cas_tasks t on t.id = b.id;
+  return query
+    select t.* from unnest(p_task_ids) with ordinality as b(id, n) join cas_tasks t on t.id = b.id order by b.n;
+end $$;
+
+select cas_restrict_function_access();
