@@ -30,7 +30,8 @@
 import { MessageType } from 'graphql-ws';
 import { Kind, type DocumentNode, type ExecutionResult, type GraphQLSchema, type ValueNode } from 'graphql';
 import type { Viewer } from '../auth/roles.js';
-import { CasError, ErrorCode } from '../errors.js';
+import { CasError, ErrorCode, isCasError } from '../errors.js';
+import { fromCasError } from '../graphql/errors.js';
 import { BoundedQueue } from '../feed/queue.js';
 import { SHARE_LIVE_ONLY } from '../graphql/sharing.js';
 
@@ -289,13 +290,15 @@ export class SharedSubscriptions {
         const payload = JSON.stringify(next.value);
         for (const member of share.members) {
           if (member.deliver(payload, this.maxBufferedBytes)) continue;
-          member.end(overflow(this.maxBufferedBytes));
+          member.end(coded(overflow(this.maxBufferedBytes)));
           this.release(share, member);
         }
+        // The last one fell behind: nobody is left to compute for (finally stops the source).
+        if (share.members.size === 0) return;
       }
       for (const member of share.members) member.end();
     } catch (error) {
-      for (const member of share.members) member.end(error);
+      for (const member of share.members) member.end(coded(error));
     } finally {
       for (const member of share.members) this.release(share, member);
       this.end(share);
@@ -328,6 +331,12 @@ export class SharedSubscriptions {
     if (this.shares.get(share.key) === share) this.shares.delete(share.key);
   }
 }
+
+/**
+ * graphql-ws sends what a stream throws as a GraphQL error with its message and the `extensions` of
+ * the error thrown: a CasError goes as the coded error clients get everywhere else.
+ */
+const coded = (error: unknown) => (isCasError(error) ? fromCasError(error) : error);
 
 const overflow = (bytes: number) =>
   new CasError(
