@@ -16,6 +16,11 @@
 -- itself. Completed tasks with a parent or in a workflow still end one at a time with their
 -- hand-offs, before the claim, as before: a batch with any of them takes that path.
 --
+-- The claim's pick also counts the batch's ended attempts out of their agents' and callers'
+-- running tasks (cas_pick_claimable, p_ended): it ran before they were written, so a batch that
+-- ended an agent's last allowed attempt (maxConcurrency) passed over that agent's next task, and
+-- the worker, its claim having found nothing, waited for the next poll.
+--
 -- Lock order: unchanged (task rows, parents and runs, agents' rows sorted, callers, the sequence
 -- row last); nothing after the sequence row waits.
 
@@ -314,6 +319,105 @@ begin
   return date_bin('1 hour', p_at, timestamptz '2000-01-01 00:00:00+00');
 end $$;
 
+-- Whether a claim may start a task of this agent and caller now: the agent is among p_agent_ids
+-- (all when null) and below its maxConcurrency, the caller below p_max_running_per_caller, each
+-- with the attempts of p_ended_agents and p_ended_callers counted out (attempts the same
+-- transaction ends: a completion batch's). Read without locks to pick candidates; the claim checks
+-- again under them (cas_admissible).
+drop function if exists cas_task_claimable(text, text, text[], int);
+create or replace function cas_task_claimable(
+  p_agent_id text,
+  p_user_id text,
+  p_agent_ids text[],
+  p_max_running_per_caller int,
+  p_ended_agents text[] default '{}',
+  p_ended_callers text[] default '{}'
+) returns boolean
+language plpgsql
+stable
+set search_path = public, pg_temp
+set plan_cache_mode = force_generic_plan
+as $$
+begin
+  return (p_agent_ids is null or p_agent_id = any (p_agent_ids))
+    and not exists (
+      select 1 from cas_agents a join cas_agent_status s on s.agent_id = a.id
+      where a.id = p_agent_id
+        and s.running_tasks - coalesce(cardinality(array_positions(p_ended_agents, p_agent_id)), 0)
+            >= a.max_concurrency)
+    and (p_max_running_per_caller is null
+         or cas_running_tasks_of_caller(coalesce(p_user_id, ''))
+            - coalesce(cardinality(array_positions(p_ended_callers, coalesce(p_user_id, ''))), 0)
+            < p_max_running_per_caller);
+end $$;
+
+-- As 20261207000100_cas_complete_and_claim.sql, with the attempts a completion batch ends
+-- (p_ended) counted out of their agents' and callers' running tasks: a batch that ends an agent's
+-- last allowed attempt claims its next task. Picked before the ended attempts are written, the
+-- claim passed over such tasks, and nothing rang for another claim until the next poll.
+drop function if exists cas_pick_claimable(int, text[], int);
+create or replace function cas_pick_claimable(
+  p_limit int,
+  p_agent_ids text[],
+  p_max_running_per_caller int,
+  p_ended uuid[] default null
+) returns uuid[]
+language plpgsql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set enable_sort = off
+set enable_bitmapscan = off
+set jit = off
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_ended_agents text[] := '{}';
+  v_ended_callers text[] := '{}';
+  v_ids uuid[];
+begin
+  if coalesce(p_limit, 0) <= 0 then
+    return null;
+  end if;
+  if p_ended is not null then
+    select coalesce(array_agg(t.agent_id), '{}'), coalesce(array_agg(coalesce(t.user_id, '')), '{}')
+      into v_ended_agents, v_ended_callers
+      from (select agent_id, user_id from cas_tasks where id = any (p_ended) offset 0) t;
+  end if;
+  with queued as (
+    -- cas_task_claimable's condition written out: the hot path of every claim, planned inline.
+    select t.id, t.priority, t.run_at, t.seq from cas_tasks t
+    where t.status = 'queued' and t.run_at <= now()
+      and (p_agent_ids is null or t.agent_id = any (p_agent_ids))
+      and not exists (
+        select 1 from cas_agents a join cas_agent_status s on s.agent_id = a.id
+        where a.id = t.agent_id
+          and s.running_tasks - coalesce(cardinality(array_positions(v_ended_agents, t.agent_id)), 0)
+              >= a.max_concurrency)
+      and (p_max_running_per_caller is null
+           or cas_running_tasks_of_caller(coalesce(t.user_id, ''))
+              - coalesce(cardinality(array_positions(v_ended_callers, coalesce(t.user_id, ''))), 0)
+              < p_max_running_per_caller)
+    order by t.priority desc, t.run_at, t.seq
+    limit p_limit
+    for update of t skip locked
+  ), resumed as (
+    select t.id, t.priority, t.run_at, t.seq from cas_tasks t
+    where t.status = 'waiting' and t.run_at <= now()
+      and cas_task_claimable(t.agent_id, t.user_id, p_agent_ids, p_max_running_per_caller,
+                             v_ended_agents, v_ended_callers)
+    order by t.run_at, t.seq
+    limit p_limit
+    for update of t skip locked
+  )
+  select array_agg(picked.id order by picked.priority desc, picked.run_at, picked.seq) into v_ids
+  from (
+    select * from queued union all select * from resumed
+    order by priority desc, run_at, seq
+    limit p_limit
+  ) picked;
+  return v_ids;
+end $$;
+
 -- As 20261207000100_cas_complete_and_claim.sql (same arguments, results and lock order). A batch
 -- whose completed tasks hand nothing off, with a claim, is written by one cas_write_attempts.
 create or replace function cas_complete_and_claim_tasks(
@@ -330,7 +434,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_done uuid[] := cas_lock_completions(p_items);
-  v_picked uuid[] := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller);
+  v_picked uuid[] := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller, v_done);
   v_durations double precision[];
 begin
   if v_done is not null then

@@ -167,6 +167,47 @@ describeEachDatabase('leases', (kind) => {
       expect((await t.runtime.getAgents(['batched']))[0]).toMatchObject({ status: 'idle', runningTasks: 0 });
     });
 
+    it("a batch's claim counts the attempts it completes out of their agent's and caller's limits", async () => {
+      await t.runtime.registerAgent({ id: 'single', name: 'Single', role: 'qa', maxConcurrency: 1 });
+      await t.runtime.registerAgent({ id: 'capped', name: 'Capped', role: 'qa' });
+      const store = taskStore(sqlFunctionsOver(t.db));
+      const running = async (agentId: string) =>
+        (
+          await t.db.query<{ n: number }>(
+            `select count(*)::int as n from cas_tasks where agent_id = $1 and status = 'running'`,
+            [agentId],
+          )
+        )[0]!.n;
+      // Each case: the first claim reaches the limit; the batch that completes those attempts claims
+      // as many again, and the limit holds.
+      const cases = [
+        { agentId: 'single', userId: undefined, filter: { agentIds: ['single'] }, atLimit: 1 },
+        {
+          agentId: 'capped',
+          userId: 'carol',
+          filter: { agentIds: ['capped'], maxRunningPerCaller: 2 },
+          atLimit: 2,
+        },
+      ];
+      for (const { agentId, userId, filter, atLimit } of cases) {
+        for (let i = 0; i < 2 * atLimit + 1; i++)
+          await t.runtime.executeTask({ agentId, action: 'ping', input: { i }, userId });
+        const first = await store.claim('worker-1', 4, 60_000, filter);
+        expect(first).toHaveLength(atLimit);
+        const written = await store.completeAndClaim(
+          first.map((task) => ({ lease: task, result: null })),
+          { workerId: 'worker-1', limit: 4, leaseMs: 60_000, ...filter },
+        );
+        expect(written.completed.map((task) => task.status)).toEqual(Array(atLimit).fill('succeeded'));
+        expect(written.claimed).toHaveLength(atLimit);
+        expect(await running(agentId)).toBe(atLimit);
+        await store.completeAndClaim(
+          written.claimed.map((task) => ({ lease: task, result: null })),
+          { workerId: 'worker-1', limit: 0, leaseMs: 60_000, ...filter },
+        );
+      }
+    });
+
     it("a completion batch reaches its tasks by primary key, not through the index of running tasks' old versions", async () => {
       await t.runtime.registerAgent({ id: 'probed', name: 'Probed', role: 'qa' });
       const store = taskStore(sqlFunctionsOver(t.db));
