@@ -251,4 +251,79 @@ describeEachDatabase('shared subscriptions over real sockets', (kind) => {
       expect(errorCode(only.error)).toBe('SUBSCRIPTION_OVERFLOW');
     },
   );
+
+  it('subscribers with different viewers never share a stream, and each sees only what its viewer may', async () => {
+    const agentId = `viewers-${kind}`;
+    await server.runtime.registerAgent({ id: agentId, name: 'Viewers', role: 'test' });
+    // Agent.recentTasks lists only the caller's own tasks for a viewer without tasks:all.
+    const query = `subscription { agentStatusChanged(agentId: "${agentId}") { id recentTasks(first: 100) { id createdBy } } }`;
+    const tasksOf = (result: AnyData) =>
+      (result.data?.agentStatusChanged?.recentTasks ?? []) as { id: string; createdBy: string | null }[];
+    const alice = new Collector((await connect('alice', 'operator')).client, query, tasksOf);
+    const aliceAgain = new Collector((await connect('alice', 'operator')).client, query, tasksOf);
+    const bob = new Collector((await connect('bob', 'operator')).client, query, tasksOf);
+    const all = [alice, aliceAgain, bob];
+    const newest = (collector: Collector<{ id: string }[]>) => collector.summaries.at(-1)?.[0]?.id;
+
+    const deadline = Date.now() + CEILING_MS;
+    while (!all.every((collector) => collector.count > 0)) {
+      if (Date.now() > deadline) throw new Error('the subscriptions never went live');
+      await pulse(agentId, 'alice');
+    }
+    // Both of alice's sockets share one stream; bob's viewer runs its own.
+    expect(await metric('cas_graphql_shared_subscription_streams')).toBe(2);
+    const aliceTask = await pulse(agentId, 'alice');
+    await until(() => [alice, aliceAgain].every((c) => newest(c) === aliceTask), "alice's task at alice");
+    const bobTask = await pulse(agentId, 'bob');
+    await until(() => newest(bob) === bobTask, "bob's task at bob");
+    const aliceLevel = alice.summaries.findIndex((tasks) => tasks[0]?.id === aliceTask);
+    const againLevel = aliceAgain.summaries.findIndex((tasks) => tasks[0]?.id === aliceTask);
+    await until(
+      () => alice.count - aliceLevel >= 4 && aliceAgain.count - againLevel >= 4,
+      "bob's task at alice",
+    );
+
+    for (const collector of [alice, aliceAgain]) {
+      expect(collector.error).toBe(null);
+      expect(collector.summaries.flat().map((task) => task.createdBy)).not.toContain('bob');
+      expect(collector.summaries.flat().map((task) => task.id)).not.toContain(bobTask);
+    }
+    expect(bob.error).toBe(null);
+    expect(bob.summaries.flat().map((task) => task.createdBy)).not.toContain('alice');
+    expect(bob.summaries.flat().map((task) => task.createdBy)).toEqual(bob.summaries.flat().map(() => 'bob'));
+    // Alice's two sockets got the same results (one execution) from the level on.
+    expect(alice.digests.slice(aliceLevel, aliceLevel + 4)).toEqual(
+      aliceAgain.digests.slice(againLevel, againLevel + 4),
+    );
+    expect(await metric('cas_graphql_shared_subscription_streams')).toBe(2);
+  });
+
+  it("a viewer not allowed a shared stream is refused, though another viewer's runs", async () => {
+    const agentId = `refused-${kind}`;
+    await server.runtime.registerAgent({ id: agentId, name: 'Refused', role: 'test' });
+    // events needs tasks:all: carol holds the grant, alice (an operator) does not.
+    const query = `subscription { events(agentId: "${agentId}", types: ["task_started"]) { taskId userId } }`;
+    const outcome = (result: AnyData) =>
+      (result.errors?.[0]?.extensions?.code as string | undefined) ?? result.data?.events?.taskId;
+    const carol = new Collector((await connect('carol', 'viewer', ['tasks:all'])).client, query, outcome);
+    const deadline = Date.now() + CEILING_MS;
+    while (carol.count === 0) {
+      if (Date.now() > deadline) throw new Error('the subscription never went live');
+      await pulse(agentId, 'alice');
+    }
+    expect(await metric('cas_graphql_shared_subscription_streams')).toBe(1);
+
+    const alice = new Collector((await connect('alice', 'operator')).client, query, outcome);
+    // Refused at once; were she let into carol's stream, the next event would reach her instead.
+    while (alice.count === 0 && alice.error === null && !alice.completed) {
+      if (Date.now() > deadline) throw new Error("alice's subscription never answered");
+      await pulse(agentId, 'alice');
+    }
+    const refused = alice.summaries[0] ?? errorCode(alice.error);
+    expect(refused).toBe('FORBIDDEN');
+    const later = await pulse(agentId, 'alice');
+    await until(() => carol.summaries.includes(later), "carol's next event");
+    expect(alice.summaries.filter((item) => item !== 'FORBIDDEN')).toEqual([]);
+    expect(carol.error).toBe(null);
+  });
 });
