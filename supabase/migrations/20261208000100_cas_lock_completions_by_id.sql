@@ -8,8 +8,9 @@
 -- joined the items to it: a worker draining a backlog scanned more of it with each batch. Measured
 -- on a serial complete-and-claim loop of 10 tasks per batch (perf on the backend): a quarter of the
 -- backend's CPU, and 9 ms for one batch once 38,000 attempts had run since the last vacuum. The
--- statements that find a batch's parents, workflow runs and agents, and a claim's resumed tasks, had
--- the same shape (a condition on parent_id, workflow_run_id or status that a partial index matches).
+-- statements that find a batch's parents, workflow runs and agents had the same shape (a condition on
+-- parent_id or workflow_run_id that a partial index matches); so did the one that finds a claim's
+-- resumed tasks, rewritten with it in 20261208000300_cas_one_write_per_batch.sql.
 --
 -- Now each of them first reads the tasks by primary key alone, in a subquery the planner cannot
 -- merge with the rest (OFFSET 0, or a row lock), and applies its other conditions to those rows.
@@ -93,49 +94,6 @@ begin
   end if;
   perform 1 from cas_agents where id = any (v_agent_ids) order by id for key share;
   perform 1 from cas_agent_status where agent_id = any (v_agent_ids) order by agent_id for no key update;
-end $$;
-
--- As 20261206000200_cas_set_wise_attempts.sql, but the claimed tasks that resume are found by id
--- (their status read from those rows): `status = 'waiting'` beside the ids had the planner walk
--- every entry of the index of waiting tasks.
-create or replace function cas_begin_attempts(p_task_ids uuid[], p_worker_id text, p_lease_ms int)
-returns setof cas_tasks
-language plpgsql
-set search_path = public, pg_temp
-set enable_seqscan = off
-set plan_cache_mode = force_generic_plan
-as $$
-declare
-  v_resumed uuid[];
-begin
-  if coalesce(cardinality(p_task_ids), 0) = 0 then
-    return;
-  end if;
-  -- A waiting task resumes its attempt instead of beginning a new one.
-  select coalesce(array_agg(t.id) filter (where t.status = 'waiting'), '{}') into v_resumed
-    from (select id, status from cas_tasks where id = any (p_task_ids) offset 0) t;
-  update cas_tasks
-    set status = 'running', attempts = attempts + case when id = any (v_resumed) then 0 else 1 end,
-        worker_id = p_worker_id, lease_token = gen_random_uuid(),
-        lease_expires_at = now() + make_interval(secs => p_lease_ms / 1000.0),
-        started_at = clock_timestamp(), progress = null, progress_message = null, waiting_for = null,
-        updated_at = now()
-    where id = any (p_task_ids);
-  update cas_agent_status s
-    set running_tasks = s.running_tasks + begun.n,
-        status = case when s.status = 'stopped' then s.status else 'busy' end,
-        last_activity_at = now(), updated_at = now()
-    from (select agent_id, count(*)::int as n from cas_tasks where id = any (p_task_ids) group by agent_id) begun
-    where s.agent_id = begun.agent_id;
-  perform cas_append_events(
-    array_fill('task_started'::text, array[cardinality(p_task_ids)]),
-    array_agg(t.agent_id order by b.n),
-    array_agg(t.id order by b.n),
-    array_agg(jsonb_build_object('attempt', t.attempts, 'workerId', p_worker_id, 'resumed', t.id = any (v_resumed))
-              order by b.n))
-    from unnest(p_task_ids) with ordinality as b(id, n) join cas_tasks t on t.id = b.id;
-  return query
-    select t.* from unnest(p_task_ids) with ordinality as b(id, n) join cas_tasks t on t.id = b.id order by b.n;
 end $$;
 
 select cas_restrict_function_access();

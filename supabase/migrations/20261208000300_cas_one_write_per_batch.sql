@@ -49,7 +49,9 @@ as $$
 declare
   v_ended int := coalesce(cardinality(p_ended), 0);
   v_begun int := coalesce(cardinality(p_begun), 0);
-  -- Begun tasks that were waiting resume their attempt instead of beginning a new one.
+  -- Begun tasks that were waiting resume their attempt instead of beginning a new one. Found by id
+  -- alone (20261208000100_cas_lock_completions_by_id.sql): `status = 'waiting'` beside the ids had
+  -- the planner walk every entry of the index of waiting tasks.
   v_resumed uuid[] := '{}';
 begin
   if v_ended + v_begun = 0 then
@@ -150,7 +152,7 @@ begin
   end loop;
 end $$;
 
--- As 20261208000100_cas_lock_completions_by_id.sql: begins attempts of claimed tasks, which the
+-- As 20261206000200_cas_set_wise_attempts.sql: begins attempts of claimed tasks, which the
 -- caller holds with their agents' rows. Returns the tasks in p_task_ids' order.
 create or replace function cas_begin_attempts(p_task_ids uuid[], p_worker_id text, p_lease_ms int)
 returns setof cas_tasks
