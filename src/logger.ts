@@ -1,5 +1,9 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+
+/** pino-pretty is required only for readable output: JSON logs (a service, the benchmark) skip it. */
+const loadPretty = (): typeof import('pino-pretty') =>
+  createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
 
 export type { Logger };
 
@@ -17,7 +21,7 @@ export function createLogger(level = 'info', format: LogFormat = 'json'): Logger
   if (!readable) return pino({ ...OPTIONS, level });
   return pino(
     { ...OPTIONS, level },
-    pretty({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'service,pid,hostname' }),
+    loadPretty()({ sync: true, colorize: process.stdout.isTTY === true, ignore: 'service,pid,hostname' }),
   );
 }
 

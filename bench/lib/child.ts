@@ -6,6 +6,8 @@
  * (test/support/child-processes.ts).
  */
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killGroup, spawnInGroup } from '../../test/support/child-processes.js';
 
@@ -39,6 +41,21 @@ const COMPILED_ENTRIES: Record<string, string> = {
   'src/server/worker-main.ts': 'dist/server/worker-main.js',
 };
 
+/**
+ * The environment package.json's start and worker scripts give the compiled server: glibc malloc's
+ * fixed mmap threshold (docs/operations.md). Read from the start script so the two cannot differ.
+ */
+function compiledEnv(): Record<string, string> {
+  const { scripts } = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const threshold = /MALLOC_MMAP_THRESHOLD_=\$\{MALLOC_MMAP_THRESHOLD_:-(\d+)\}/.exec(
+    scripts.start ?? '',
+  )?.[1];
+  if (!threshold) throw new Error('package.json: the start script no longer sets MALLOC_MMAP_THRESHOLD_');
+  return { MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? threshold };
+}
+
 /** Node's arguments to run `entry` (a path from the repository root); `underTsx` even a service entry. */
 export function nodeArgsFor(entry: string, underTsx = false): string[] {
   const compiled = COMPILED_ENTRIES[entry];
@@ -59,7 +76,11 @@ export async function startChild(
     [...CHILD_NODE_ARGS, ...nodeArgsFor(entry, options.underTsx)],
     {
       cwd: ROOT,
-      env: { ...process.env, ...env },
+      env: {
+        ...process.env,
+        ...(COMPILED_ENTRIES[entry] && !options.underTsx ? compiledEnv() : {}),
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -1,9 +1,12 @@
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Database } from '../db/database.js';
-import { isNewDataDir, openPglite } from '../db/pglite.js';
-import { findEmbeddedTemplate, copyEmbeddedTemplate } from '../db/embedded-template.js';
-import { openPostgres, poolSize } from '../db/postgres.js';
+import { openPglite } from '../db/pglite.js';
+import {
+  buildEmbeddedTemplateInChild,
+  copyEmbeddedTemplate,
+  findEmbeddedTemplate,
+} from '../db/embedded-template.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { LoadedAgent } from '../agents/loader.js';
 import type { DefinedWorkflow } from '../domains/workflow/define.js';
@@ -24,30 +27,67 @@ export interface CreateRuntimeOptions {
   workflows?: readonly DefinedWorkflow[];
 }
 
+/** Options of `openDatabase`. */
+export interface OpenDatabaseOptions {
+  /** Where embedded templates are found and built; @default TEMPLATE_DIR (node_modules/.cache). */
+  templateDir?: string;
+  /** Told the pid of the child process that builds a missing embedded template (tests stop it). */
+  onTemplateBuild?: (pid: number) => void;
+}
+
+/**
+ * The template a new embedded data folder starts from: the one `npm install` made if it matches
+ * this code, else one built now in a child process (after a pull that changed the migrations).
+ * Null when that build fails: the database is then initialised and migrated in this process.
+ */
+async function templateForNewDataDir(logger: Logger, options: OpenDatabaseOptions): Promise<string | null> {
+  const installed = await findEmbeddedTemplate(options.templateDir);
+  if (installed) return installed;
+  logger.info(
+    'new embedded database: building the template for these migrations first (once, in a child process)',
+  );
+  try {
+    return await buildEmbeddedTemplateInChild({
+      templateDir: options.templateDir,
+      onSpawn: options.onTemplateBuild,
+    });
+  } catch (error) {
+    logger.warn(
+      { err: error },
+      'no embedded template could be built: migrating the new database in this process (slower, and it stays larger)',
+    );
+    return null;
+  }
+}
+
 /**
  * Opens the database the configuration names: embedded PGlite, or Postgres at DATABASE_URL.
  * Supabase mode has no database connection (see openBackend).
  */
-export async function openDatabase(config: Config, logger: Logger = silentLogger()): Promise<Database> {
+export async function openDatabase(
+  config: Config,
+  logger: Logger = silentLogger(),
+  options: OpenDatabaseOptions = {},
+): Promise<Database> {
   switch (config.mode) {
-    case 'postgres':
+    case 'postgres': {
+      // node-postgres is loaded only when a server is configured: the embedded default never uses it.
+      const { openPostgres, poolSize } = await import('../db/postgres.js');
       return openPostgres({ connectionString: config.databaseUrl!, maxConnections: poolSize(config) });
-    case 'embedded': {
-      const dataDir = path.resolve(config.dataDir);
-      // A first start copies the template `npm install` made, if it matches this code.
-      const template = isNewDataDir(dataDir) ? await findEmbeddedTemplate() : null;
+    }
+    case 'embedded':
       return openPglite({
-        dataDir,
-        prepareNewDataDir: template
-          ? (dir) => {
-              logger.info({ dataDir: dir }, 'new embedded database: starting from the installed template');
-              return copyEmbeddedTemplate(template, dir);
-            }
-          : undefined,
+        dataDir: path.resolve(config.dataDir),
+        // A first start copies a migrated template (once this process holds the folder's lock).
+        async prepareNewDataDir(dir) {
+          const template = await templateForNewDataDir(logger, options);
+          if (!template) return;
+          logger.info({ dataDir: dir }, 'new embedded database: starting from the installed template');
+          await copyEmbeddedTemplate(template, dir);
+        },
         onStaleLock: ({ file, pid }) =>
           logger.warn({ file, pid }, `took over the lock of process ${pid ?? '?'}, which no longer runs`),
       });
-    }
     case 'supabase':
       throw new Error('Supabase mode reaches the database over HTTP: use openBackend, not openDatabase');
   }
@@ -60,7 +100,10 @@ export async function openDatabase(config: Config, logger: Logger = silentLogger
 export async function openBackend(config: Config, logger: Logger, database?: Database): Promise<Backend> {
   // supabase-js is loaded only when Supabase is configured (about 9 MB and 120 ms of start-up).
   if (!database && config.mode === 'supabase') {
-    const { supabaseBackend } = await import('./supabase-backend.js');
+    const [{ supabaseBackend }, { poolSize }] = await Promise.all([
+      import('./supabase-backend.js'),
+      import('../db/postgres.js'),
+    ]);
     return supabaseBackend(config.supabase!, logger, poolSize(config));
   }
   const db = database ?? (await openDatabase(config, logger));
