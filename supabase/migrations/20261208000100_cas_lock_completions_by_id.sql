@@ -10,7 +10,7 @@
 -- backend's CPU, and 9 ms for one batch once 38,000 attempts had run since the last vacuum. The
 -- statements that find a batch's parents, workflow runs and agents had the same shape (a condition on
 -- parent_id or workflow_run_id that a partial index matches); so did the one that finds a claim's
--- resumed tasks, rewritten with it in 20261208000300_cas_one_write_per_batch.sql.
+-- resumed tasks, rewritten with it in 20261208000300_cas_one_write_per_batch.sql, and a heartbeat's.
 --
 -- Now each of them first reads the tasks by primary key alone, in a subquery the planner cannot
 -- merge with the rest (OFFSET 0, or a row lock), and applies its other conditions to those rows.
@@ -95,5 +95,34 @@ begin
   perform 1 from cas_agents where id = any (v_agent_ids) order by id for key share;
   perform 1 from cas_agent_status where agent_id = any (v_agent_ids) order by agent_id for no key update;
 end $$;
+
+-- As 20261206000100_cas_heartbeat_lock_order.sql, without `status = 'running'` beside the ids: a
+-- current lease token implies it (cas_tasks_lease_token_check: a task holds a token exactly while
+-- it runs), and that condition had the planner walk the index of running tasks for every heartbeat.
+create or replace function cas_extend_lease(p_task_ids uuid[], p_lease_tokens uuid[], p_lease_ms int)
+returns setof cas_tasks
+language sql
+set search_path = public, pg_temp
+set enable_seqscan = off
+set plan_cache_mode = force_generic_plan
+as $$
+  with held as materialized (
+    select t.id from cas_tasks t
+    join unnest(p_task_ids, p_lease_tokens) as h(id, lease_token) on h.id = t.id
+    where t.lease_token = h.lease_token
+    for no key update of t skip locked
+  ), renewed as (
+    update cas_tasks t set lease_expires_at = now() + make_interval(secs => p_lease_ms / 1000.0)
+    from held
+    where t.id = held.id
+    returning t.*
+  )
+  select * from renewed
+  union all
+  select t.* from cas_tasks t
+  join unnest(p_task_ids, p_lease_tokens) as h(id, lease_token) on h.id = t.id
+  where t.lease_token = h.lease_token
+    and t.id not in (select id from held)
+$$;
 
 select cas_restrict_function_access();

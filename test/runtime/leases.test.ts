@@ -248,6 +248,13 @@ describeEachDatabase('leases', (kind) => {
           );
           return { rows, scans };
         });
+      // A heartbeat of the running attempts: by primary key only.
+      const heartbeat = await indexScansDuring(
+        `select id from cas_extend_lease($1::uuid[], $2::uuid[], 60000)`,
+        [claimed.map((task) => task.id), claimed.map((task) => task.leaseToken)],
+      );
+      expect(heartbeat.rows).toHaveLength(10);
+      expect(Object.keys(heartbeat.scans)).toEqual(['cas_tasks_pkey']);
       // A batch alone (no claim): its tasks by primary key only.
       const completion = await indexScansDuring(
         `select id from cas_complete_and_claim_tasks($1::jsonb, 'worker-1', 0, 60000)`,
