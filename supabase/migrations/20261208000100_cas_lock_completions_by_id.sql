@@ -46,8 +46,10 @@ begin
 end $$;
 
 -- As 20261203000400_cas_workflows.sql: the tasks' parents, deepest first, then their
--- workflow runs.
-create or replace function cas_lock_parents(p_task_ids uuid[]) returns void
+-- workflow runs. Returns whether any of the tasks has a parent or a workflow (their endings hand
+-- off to them; 20261208000300_cas_one_write_per_batch.sql writes a batch without any in one go).
+drop function if exists cas_lock_parents(uuid[]);
+create function cas_lock_parents(p_task_ids uuid[]) returns boolean
 language plpgsql
 set search_path = public, pg_temp
 set enable_seqscan = off
@@ -68,6 +70,7 @@ begin
   if v_run_ids is not null then
     perform 1 from cas_workflow_runs where id = any (v_run_ids) order by id for update;
   end if;
+  return v_parent_ids is not null or v_run_ids is not null;
 end $$;
 
 -- As 20261203000400_cas_workflows.sql: the tasks' agents and, for tasks of running

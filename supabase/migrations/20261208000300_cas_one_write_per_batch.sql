@@ -296,20 +296,6 @@ begin
   end loop;
 end $$;
 
--- True when none of the tasks has a parent or a workflow: their endings hand nothing off.
-create or replace function cas_end_without_hand_off(p_ids uuid[]) returns boolean
-language plpgsql
-stable
-set search_path = public, pg_temp
-set enable_seqscan = off
-set plan_cache_mode = force_generic_plan
-as $$
-begin
-  return not exists (
-    select 1 from (select parent_id, workflow_run_id from cas_tasks where id = any (p_ids) offset 0) t
-    where t.parent_id is not null or t.workflow_run_id is not null);
-end $$;
-
 -- The hour a rollup counts a task in, for every finished task a counter trigger sees: as
 -- 20261202000200_cas_retention.sql, in PL/pgSQL (an expression it evaluates without planning).
 create or replace function cas_hour_of(p_at timestamptz) returns timestamptz
@@ -438,9 +424,11 @@ declare
   v_done uuid[] := cas_lock_completions(p_items);
   v_picked uuid[] := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller, v_done);
   v_durations double precision[];
+  -- Some completed task has a parent or a workflow: each ends alone, with its hand-off.
+  v_hands_off boolean := false;
 begin
   if v_done is not null then
-    perform cas_lock_parents(v_done);
+    v_hands_off := cas_lock_parents(v_done);
   end if;
   if v_done is not null or v_picked is not null then
     perform cas_lock_agent_status(coalesce(v_done, '{}') || coalesce(v_picked, '{}'));
@@ -448,7 +436,7 @@ begin
   if v_picked is not null and p_max_running_per_caller is not null then
     perform cas_lock_callers(v_picked);
   end if;
-  if v_done is not null and v_picked is not null and cas_end_without_hand_off(v_done) then
+  if v_done is not null and v_picked is not null and not v_hands_off then
     v_durations := cas_end_attempts(v_done);
     return query select * from cas_write_attempts(
       v_done, 'succeeded', v_durations, cas_completion_results(v_done, p_items), null, null,
