@@ -4,7 +4,12 @@
  */
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createJwtVerifier, InvalidTokenError } from '../../src/auth/jwt.js';
+import {
+  createJwtVerifier,
+  InvalidTokenError,
+  VERIFIED_TOKEN_CACHE_MAX_ENTRIES,
+  VERIFIED_TOKEN_CACHE_MS,
+} from '../../src/auth/jwt.js';
 import type { AuthConfig } from '../../src/config.js';
 import { loadConfig } from '../../src/config.js';
 import {
@@ -82,6 +87,63 @@ describe('JWT verification', () => {
     await jwks.rotate();
     expect((await verify(await jwks.es256Token({ sub: 'after-rotation' }))).viewer.id).toBe('after-rotation');
     expect(jwks.fetches() - before).toBe(2);
+  });
+});
+
+describe('verified-token cache', () => {
+  // With a JWKS cache age of 0, each signature check downloads the JWKS: the downloads count the
+  // checks, and a token the verifier remembers costs none.
+  const cachedVerifier = () => {
+    let at = Date.now();
+    const verify = createJwtVerifier(config, { jwksCacheMaxAgeMs: 0, now: () => at });
+    const checks = async (token: string) => {
+      const before = jwks.fetches();
+      await verify(token);
+      return jwks.fetches() - before;
+    };
+    return { verify, checks, advance: (ms: number) => (at += ms) };
+  };
+
+  it('trusts a verified token for VERIFIED_TOKEN_CACHE_MS, then checks its signature again', async () => {
+    const { verify, checks, advance } = cachedVerifier();
+    const token = await jwks.es256Token({ sub: 'cached' });
+    const first = await verify(token);
+    advance(VERIFIED_TOKEN_CACHE_MS - 1);
+    expect(await verify(token)).toBe(first);
+    expect(await checks(token)).toBe(0);
+    advance(1);
+    expect(await checks(token)).toBe(1);
+  });
+
+  it("never past the token's exp", async () => {
+    const { checks, advance } = cachedVerifier();
+    const token = await jwks.es256Token({ sub: 'short-lived', expiresIn: 30 });
+    expect(await checks(token)).toBe(1);
+    advance(29_000);
+    expect(await checks(token)).toBe(0);
+    advance(1_000);
+    expect(await checks(token)).toBe(1);
+  });
+
+  it('remembers at most VERIFIED_TOKEN_CACHE_MAX_ENTRIES tokens, dropping the oldest', async () => {
+    const { checks } = cachedVerifier();
+    const tokens: string[] = [];
+    for (let index = 0; index <= VERIFIED_TOKEN_CACHE_MAX_ENTRIES; index += 1) {
+      tokens.push(await jwks.es256Token({ sub: `u${index}` }));
+      expect(await checks(tokens[index]!)).toBe(1);
+    }
+    expect(await checks(tokens[1]!)).toBe(0);
+    expect(await checks(tokens[0]!)).toBe(1);
+  });
+
+  it('remembers no refused token, and hands out frozen viewers (every request with a token shares one)', async () => {
+    const { verify } = cachedVerifier();
+    const wrongKey = await hs256Token({ sub: 'u' }, 'x'.repeat(40));
+    expect(await refusal(verify(wrongKey))).toMatch(/signature/);
+    expect(await refusal(verify(wrongKey))).toMatch(/signature/);
+    const verified = await verify(await hs256Token({ sub: 'frozen', grants: ['tasks:all'] }));
+    expect(Object.isFrozen(verified.viewer)).toBe(true);
+    expect(Object.isFrozen(verified.viewer.grants)).toBe(true);
   });
 });
 
