@@ -9,6 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { SignJWT } from 'jose';
 import { addAgents } from './fixtures.js';
 import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
@@ -44,7 +45,8 @@ export interface HttpSettings {
  * bare node:http; the GraphQL server; the same with OpenTelemetry tracing on; the same measured in
  * turns with plain graphql-yoga (bench/servers/plain-yoga.ts).
  */
-export type HttpServer = 'graphql' | 'bare' | 'graphql-traced' | 'graphql-paired' | 'plain-yoga';
+export type HttpServer =
+  'graphql' | 'bare' | 'graphql-traced' | 'graphql-paired' | 'plain-yoga' | 'graphql-deployed';
 
 export interface HttpRun {
   server: HttpServer;
@@ -89,13 +91,19 @@ interface Canned {
   body: string;
   contentType: string;
   response: string;
+  /** Request headers beside content-type (the deployed rows' bearer token). */
+  headers?: Record<string, string>;
 }
 
-async function fetchCanned(url: string, query: QueryName): Promise<Canned> {
+async function fetchCanned(
+  url: string,
+  query: QueryName,
+  headers: Record<string, string> = {},
+): Promise<Canned> {
   const body = BODY(query);
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body,
   });
   const text = await response.text();
@@ -103,7 +111,12 @@ async function fetchCanned(url: string, query: QueryName): Promise<Canned> {
   if (response.status !== 200 || parsed.errors || !parsed.data) {
     throw new Error(`${query} query failed (${response.status}): ${text.slice(0, 500)}`);
   }
-  return { body, contentType: response.headers.get('content-type') ?? 'application/json', response: text };
+  return {
+    body,
+    contentType: response.headers.get('content-type') ?? 'application/json',
+    response: text,
+    headers,
+  };
 }
 
 async function load(
@@ -115,7 +128,7 @@ async function load(
   return autocannon({
     url,
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...canned.headers },
     body: canned.body,
     expectBody: canned.response,
     connections,
@@ -288,6 +301,48 @@ async function measureApiOverhead(
   }
 }
 
+/** The deployed server's HS256 secret: made up for the run, never a real one. */
+const DEPLOYED_JWT_SECRET = `cas-bench-only-${process.pid}-${'x'.repeat(32)}`;
+
+/** A Supabase-shaped access token for an admin, as a frontend sends with every request. */
+const adminToken = () =>
+  new SignJWT({
+    sub: '00000000-0000-4000-8000-00000000bench',
+    role: 'authenticated',
+    app_metadata: { cas_role: 'admin' },
+  })
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setIssuedAt()
+    .setExpirationTime('2h')
+    .setAudience('authenticated')
+    .sign(new TextEncoder().encode(DEPLOYED_JWT_SECRET));
+
+/**
+ * `health` and `dashboard` on 1 process as a deployment runs it: NODE_ENV=production (which also
+ * turns off graphql-js's development checks) with JWT authentication, each request carrying an
+ * admin's bearer token.
+ */
+async function measureDeployed(runs: HttpRun[], settings: HttpSettings, databaseUrl: string): Promise<void> {
+  const deployed = await startApi(databaseUrl, 1, {
+    NODE_ENV: 'production',
+    SUPABASE_JWT_SECRET: DEPLOYED_JWT_SECRET,
+  });
+  try {
+    const headers = { authorization: `Bearer ${await adminToken()}` };
+    for (const query of ['health', 'dashboard'] as const) {
+      await measure(runs, settings, {
+        server: 'graphql-deployed',
+        query,
+        processes: 1,
+        url: deployed.url,
+        canned: await fetchCanned(deployed.url, query, headers),
+      });
+    }
+  } finally {
+    await deployed.child.stop();
+  }
+}
+
 /** The dashboard query on 1 process once the database holds 200 agents (last: it adds them). */
 async function measureDashboardAt200(
   runs: HttpRun[],
@@ -340,6 +395,7 @@ export async function runHttp(databaseUrl: string, settings: HttpSettings): Prom
       if (processes === 1) {
         await measureTracing(runs, settings, databaseUrl, canned.health);
         await measureApiOverhead(runs, settings, databaseUrl);
+        await measureDeployed(runs, settings, databaseUrl);
       }
     }
     await measureDashboardAt200(runs, settings, databaseUrl);

@@ -16,6 +16,7 @@ const SERVER_NAMES: Record<HttpServer, string> = {
   'graphql-traced': 'GraphQL (yoga), tracing on',
   'graphql-paired': 'GraphQL (yoga), in turns with plain yoga',
   'plain-yoga': 'plain graphql-yoga',
+  'graphql-deployed': 'GraphQL (yoga), deployed: NODE_ENV=production, JWT',
 };
 
 /** The middle value (the upper one of an even count). */
@@ -102,6 +103,16 @@ export function writeReport(results: BenchResults): string {
       headline.push(
         `- \`{ health { ok } }\` of the API vs \`{ __typename }\` of plain graphql-yoga, 1 process: ` +
           `**${x(http.healthOverPlainYogaRps)}** the requests/s (the API's own overhead per request).`,
+      );
+    }
+    const rps = (server: HttpServer, query: string) =>
+      http.runs.find((r) => r.server === server && r.query === query && r.processes === 1)?.requestsPerSecond;
+    const local = rps('graphql', 'dashboard');
+    const deployed = rps('graphql-deployed', 'dashboard');
+    if (local !== undefined && deployed !== undefined) {
+      headline.push(
+        `- Dashboard query (8 agents), 1 process: **${int(local)}** requests/s as \`npm start\` runs it (local mode), ` +
+          `**${int(deployed)}** deployed (\`NODE_ENV=production\`, a JWT on every request).`,
       );
     }
     if (http.tracingOnOverOffRps !== undefined) {
@@ -228,6 +239,8 @@ export function writeReport(results: BenchResults): string {
       '- `dashboard`: `{ agents { id status metrics { totalRuns successRate } state { version } recentTasks(first: 5) { id status } } }` ' +
         'over the 8 built-in agents, each with 5 finished tasks and a state.',
       '- `dashboard200`: the same query once 192 more agents are registered (200 in all; a tenth of the new ones with a state and a task), 1 process, measured last.',
+      '- The rows without a mark run the server as `npm start` does: local mode (no authentication), `NODE_ENV` unset, so graphql-js makes its development checks. ' +
+        'The "deployed" rows run it as a deployment does: `NODE_ENV=production` (graphql-js without those checks) and JWT authentication (`SUPABASE_JWT_SECRET`), every request carrying an admin\'s bearer token (verified once, then remembered: docs/security.md).',
       '',
     );
     push(
