@@ -1,0 +1,69 @@
+/**
+ * The per-agent, per-status task counters (cas_task_counts, read by countTasks and totalCount) and
+ * the hourly rollups, as the insert trigger keeps them: concurrent first tasks of an agent, an
+ * enqueue its idempotency key turns into no insert, and a row inserted by hand already final.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describeEachDatabase } from '../support/databases.js';
+import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+
+/** Counters against the rows they count, for one agent: both must agree. */
+async function countersOf(t: TestRuntime, agentId: string) {
+  const counters = await t.db.query<{ status: string; tasks: number }>(
+    `select status, tasks::int as tasks from cas_task_counts where agent_id = $1 and tasks <> 0 order by status`,
+    [agentId],
+  );
+  const rows = await t.db.query<{ status: string; tasks: number }>(
+    `select status, count(*)::int as tasks from cas_tasks where agent_id = $1 group by status order by status`,
+    [agentId],
+  );
+  return { counters, rows };
+}
+
+describeEachDatabase('task counters', (kind) => {
+  let t: TestRuntime;
+  beforeAll(async () => {
+    // No worker: the tasks stay as they are inserted.
+    t = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+  });
+  afterAll(() => t.close());
+
+  it("count an agent's first tasks, enqueued at once, each once", async () => {
+    await t.runtime.registerAgent({ id: 'counted', name: 'Counted', role: 'qa' });
+    await Promise.all(
+      Array.from({ length: 20 }, () => t.runtime.executeTask({ agentId: 'counted', action: 'ping' })),
+    );
+    const { counters, rows } = await countersOf(t, 'counted');
+    expect(counters).toEqual([{ status: 'queued', tasks: 20 }]);
+    expect(counters).toEqual(rows);
+    expect(await t.runtime.countTasks({ agentId: 'counted', statuses: ['queued'] })).toBe(20);
+  });
+
+  it('count nothing for an enqueue that its idempotency key answers with the earlier task', async () => {
+    await t.runtime.registerAgent({ id: 'keyed', name: 'Keyed', role: 'qa' });
+    const request = { agentId: 'keyed', action: 'ping', idempotencyKey: 'once' };
+    const first = await t.runtime.executeTask(request);
+    expect((await t.runtime.executeTask(request)).id).toBe(first.id);
+    expect((await countersOf(t, 'keyed')).counters).toEqual([{ status: 'queued', tasks: 1 }]);
+  });
+
+  it('count and roll up a row inserted by hand already final', async () => {
+    await t.runtime.registerAgent({ id: 'imported', name: 'Imported', role: 'qa' });
+    await t.runtime.executeTask({ agentId: 'imported', action: 'ping' });
+    await t.db.exec(
+      `insert into cas_tasks (agent_id, action, status, attempts, started_at, finished_at, duration_ms)
+       values ('imported', 'ping', 'succeeded', 1, now() - interval '2 seconds', now(), 2000)`,
+    );
+    const { counters, rows } = await countersOf(t, 'imported');
+    expect(counters).toEqual([
+      { status: 'queued', tasks: 1 },
+      { status: 'succeeded', tasks: 1 },
+    ]);
+    expect(counters).toEqual(rows);
+    const [rollup] = await t.db.query<{ succeeded: number; duration_count: number }>(
+      `select sum(succeeded)::int as succeeded, sum(duration_count)::int as duration_count
+       from cas_task_rollups where agent_id = 'imported'`,
+    );
+    expect(rollup).toEqual({ succeeded: 1, duration_count: 1 });
+  });
+});
