@@ -135,16 +135,11 @@ export function writeReport(results: BenchResults): string {
         `graphile-worker p50 ${ms(gw?.latency.p50)}, p99 ${ms(gw?.latency.p99)} ` +
         `(CAS/graphile-worker: p50 ${x(tasks.ratios.latencyP50CasOverGraphile)}, p99 ${x(tasks.ratios.latencyP99CasOverGraphile)}).`,
     );
-    for (const { workerProcesses, ratio } of tasks.ratios.throughputCasOverGraphile) {
-      const c = tasks.throughput.find(
-        (r) => r.system === 'cas' && r.database === 'postgres' && r.workerProcesses === workerProcesses,
-      );
-      const g = tasks.throughput.find(
-        (r) => r.system === 'graphile-worker' && r.workerProcesses === workerProcesses,
-      );
+    for (const { workerProcesses, ratio, cas, graphile } of tasks.ratios.throughputCasOverGraphile) {
       headline.push(
-        `- No-op tasks/s with ${workerProcesses} worker process(es): CAS **${int(c?.tasksPerSecond)}** ` +
-          `(with events and metrics), graphile-worker ${int(g?.tasksPerSecond)}: **${x(ratio)}**.`,
+        `- No-op tasks/s with ${workerProcesses} worker process(es): CAS **${int(cas)}** ` +
+          `(with events and metrics), graphile-worker ${int(graphile)}: **${x(ratio)}**` +
+          ` (${tasks.settings.throughputRounds ?? 1} alternating round(s) each).`,
       );
     }
     const troubled = tasks.throughput.filter((r) => r.timedOut || (r.deadlocks ?? 0) > 0);
@@ -343,7 +338,10 @@ export function writeReport(results: BenchResults): string {
       `- **Throughput**: a backlog of ${s.throughputTasks} tasks enqueued in one transaction, then the time ` +
         'from its commit until the queue is seen empty (polled every 10 ms: graphile-worker counts its ' +
         'jobs table, which loses each finished job; CAS sums its queued and running task counters rather ' +
-        'than scanning a table that keeps every finished task). CAS tasks are end to end: ' +
+        'than scanning a table that keeps every finished task). Each system runs ' +
+        `${s.throughputRounds ?? 1} round(s) per worker count, in alternating order (CAS first, then graphile-worker first, ...), ` +
+        'each on a fresh database; the headline rates are the tasks done over all rounds divided by their time. ' +
+        'CAS tasks are end to end: ' +
         'each writes the task row three times, three events (queued, started, completed) with NOTIFY, the ' +
         'agent status twice and a duration metric. After each CAS run the benchmark checks that every task ' +
         'succeeded once, has exactly one final event, and that event seq has no gap.',
@@ -374,6 +372,7 @@ export function writeReport(results: BenchResults): string {
           'throughput',
           'database',
           'worker processes',
+          'round',
           'done / backlog',
           'seconds',
           'tasks/s',
@@ -385,6 +384,7 @@ export function writeReport(results: BenchResults): string {
           r.system,
           r.database,
           r.database === 'pglite' ? '1 (in process)' : r.workerProcesses,
+          r.round ?? '',
           `${r.completed} / ${r.tasks}${r.timedOut ? ' (**timed out**)' : ''}`,
           fmt(r.seconds, 2),
           int(r.tasksPerSecond),

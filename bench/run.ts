@@ -101,6 +101,7 @@ const settings = {
     latencyTasks: quick ? 100 : 500,
     paceMs: 20,
     throughputTasks: quick ? 500 : 3000,
+    throughputRounds: quick ? 1 : 3,
     workerCounts: [1, 3],
     concurrency: 10,
     throughputTimeoutSeconds: quick ? 20 : 60,

@@ -32,6 +32,11 @@ export interface TaskSettings {
   concurrency: number;
   /** A throughput run stops after this long; its rate then counts the tasks that were done. */
   throughputTimeoutSeconds: number;
+  /**
+   * Throughput runs of each system per worker count, in alternating order (CAS first, then
+   * graphile-worker first, ...), so that neither gets the quieter moments of a shared machine.
+   */
+  throughputRounds: number;
 }
 
 export interface LatencyRun extends LatencyResult {
@@ -45,6 +50,8 @@ export interface LatencyRun extends LatencyResult {
 
 export interface ThroughputRun extends ThroughputResult {
   system: 'cas' | 'graphile-worker';
+  /** Which of the alternating rounds (1, 2, ...); absent for the embedded run. */
+  round?: number;
   database: 'postgres' | 'pglite';
   /** Worker processes (for PGlite: the one process that holds the database, with one worker). */
   workerProcesses: number;
@@ -60,8 +67,11 @@ export interface TaskResults {
     /** CAS p50/p99 start latency divided by graphile-worker's (lower is better for CAS). */
     latencyP50CasOverGraphile: number;
     latencyP99CasOverGraphile: number;
-    /** CAS tasks/s divided by graphile-worker jobs/s, per worker-process count. */
-    throughputCasOverGraphile: { workerProcesses: number; ratio: number }[];
+    /**
+     * CAS tasks/s divided by graphile-worker jobs/s, per worker-process count; each rate is over all
+     * its rounds (tasks done / seconds taken).
+     */
+    throughputCasOverGraphile: { workerProcesses: number; ratio: number; cas: number; graphile: number }[];
     /** Embedded (PGlite, in-process worker) divided by the server with 1 worker process. */
     embeddedOverServerThroughput: number;
     embeddedOverServerLatencyP50: number;
@@ -277,14 +287,19 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
   progress(`tasks: graphile-worker start latency: ${describeLatency(latency.at(-1)!)}`);
 
   for (const count of settings.workerCounts) {
-    progress(`tasks: CAS throughput, ${count} worker process(es), backlog of ${settings.throughputTasks}`);
-    throughput.push(await casThroughput(template, settings, count));
-    progress(`tasks: CAS throughput, ${count} worker(s): ${describeThroughput(throughput.at(-1)!)}`);
-    progress(`tasks: graphile-worker throughput, ${count} worker process(es)`);
-    throughput.push(await graphileThroughput(settings, count));
-    progress(
-      `tasks: graphile-worker throughput, ${count} worker(s): ${describeThroughput(throughput.at(-1)!)}`,
-    );
+    for (let round = 1; round <= settings.throughputRounds; round++) {
+      const systems = ['cas', 'graphile-worker'] as const;
+      for (const system of round % 2 === 1 ? systems : [...systems].reverse()) {
+        const label = `tasks: ${system} throughput, ${count} worker process(es), round ${round}`;
+        progress(`${label}, backlog of ${settings.throughputTasks}`);
+        const run =
+          system === 'cas'
+            ? await casThroughput(template, settings, count)
+            : await graphileThroughput(settings, count);
+        throughput.push({ ...run, round });
+        progress(`${label}: ${describeThroughput(run)}`);
+      }
+    }
   }
 
   progress('tasks: embedded (PGlite, in-process worker): start latency and throughput');
@@ -297,10 +312,16 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
 
   const findLatency = (system: string, database: string) =>
     latency.find((run) => run.system === system && run.database === database);
-  const findThroughput = (system: string, database: string, workers: number) =>
-    throughput.find(
+  /** Tasks done per second over every round of one system, database and worker count. */
+  const findThroughput = (system: string, database: string, workers: number) => {
+    const runs = throughput.filter(
       (run) => run.system === system && run.database === database && run.workerProcesses === workers,
     );
+    const seconds = runs.reduce((sum, run) => sum + run.seconds, 0);
+    return runs.length === 0
+      ? undefined
+      : { tasksPerSecond: runs.reduce((sum, run) => sum + run.completed, 0) / seconds };
+  };
   return {
     settings,
     latency,
@@ -314,13 +335,11 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
         findLatency('cas', 'postgres')?.latency.p99,
         findLatency('graphile-worker', 'postgres')?.latency.p99,
       ),
-      throughputCasOverGraphile: settings.workerCounts.map((workers) => ({
-        workerProcesses: workers,
-        ratio: ratio(
-          findThroughput('cas', 'postgres', workers)?.tasksPerSecond,
-          findThroughput('graphile-worker', 'postgres', workers)?.tasksPerSecond,
-        ),
-      })),
+      throughputCasOverGraphile: settings.workerCounts.map((workers) => {
+        const cas = findThroughput('cas', 'postgres', workers)?.tasksPerSecond ?? NaN;
+        const graphile = findThroughput('graphile-worker', 'postgres', workers)?.tasksPerSecond ?? NaN;
+        return { workerProcesses: workers, ratio: ratio(cas, graphile), cas, graphile };
+      }),
       embeddedOverServerThroughput: ratio(
         findThroughput('cas', 'pglite', 1)?.tasksPerSecond,
         findThroughput('cas', 'postgres', 1)?.tasksPerSecond,
