@@ -21,6 +21,15 @@ import {
 
 let config: Config | undefined;
 
+/** What a browser finds at the API's address: GraphiQL (off in production unless CAS_GRAPHIQL=true) and the dashboard. */
+function readyExtras(graphiql: boolean, dashboardUrl: string | null): string {
+  const extras = [
+    ...(graphiql ? ['GraphiQL in a browser'] : []),
+    ...(dashboardUrl ? [`dashboard at ${dashboardUrl}`] : []),
+  ];
+  return extras.length > 0 ? ` (${extras.join(', ')})` : '';
+}
+
 async function main() {
   const envFile = loadEnvFile();
   config = loadConfig(process.env);
@@ -63,7 +72,7 @@ async function main() {
     }
     logger.info(
       { url, mode: config.mode, runtime: runtime.name, workers: config.workers },
-      `CAS Runtime API ready at ${url} (GraphiQL in a browser${dashboard ? `, dashboard at ${url.replace(/graphql$/, '')}` : ''}), ${config.mode} database`,
+      `CAS Runtime API ready at ${url}${readyExtras(config.graphiql, dashboard ? url.replace(/graphql$/, '') : null)}, ${config.mode} database`,
     );
   } catch (error) {
     // The workers may have claimed tasks already: hand them back before exiting.

@@ -35,6 +35,27 @@ function startMain(env: Record<string, string>) {
   return { child, exited, output: () => ({ stdout, stderr }) };
 }
 
+/** The start-up line (JSON, the one with the URL), once printed. */
+function readyLineOf(main: ReturnType<typeof startMain>): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no start-up line: ${JSON.stringify(main.output())}`)),
+      START_CEILING_MS,
+    );
+    main.child.stdout!.on('data', () => {
+      const line = main
+        .output()
+        .stdout.split('\n')
+        .find((text) => text.includes('"url"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as Record<string, unknown>);
+      }
+    });
+    void main.exited.then((code) => reject(new Error(`exited ${code}: ${JSON.stringify(main.output())}`)));
+  });
+}
+
 let dataDir: string;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), 'cas-main-'));
@@ -48,30 +69,13 @@ it(
     // No HOST: the default binds 127.0.0.1 only.
     const main = startMain({ PORT: '0', CAS_DATA_DIR: dataDir });
     try {
-      const readyLine = await new Promise<Record<string, unknown>>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`no start-up line: ${JSON.stringify(main.output())}`)),
-          START_CEILING_MS,
-        );
-        main.child.stdout!.on('data', () => {
-          const line = main
-            .output()
-            .stdout.split('\n')
-            .find((text) => text.includes('"url"'));
-          if (line) {
-            clearTimeout(timer);
-            resolve(JSON.parse(line) as Record<string, unknown>);
-          }
-        });
-        void main.exited.then((code) =>
-          reject(new Error(`exited ${code}: ${JSON.stringify(main.output())}`)),
-        );
-      });
+      const readyLine = await readyLineOf(main);
       expect(readyLine.mode).toBe('embedded');
       // A first start copies the template `npm install` built (postinstall), when it matches.
       const installed = existsSync(await embeddedTemplatePath());
       expect(main.output().stdout.includes('starting from the installed template')).toBe(installed);
       expect(readyLine.msg).toMatch(/^CAS Runtime API ready at http:\/\/127\.0\.0\.1:\d+\/graphql/);
+      expect(readyLine.msg).toContain('GraphiQL in a browser');
       const url = readyLine.url as string;
       // No authentication configured: one warning line says every caller is the local admin.
       const warnings = main
@@ -121,3 +125,25 @@ it('refuses to start in production without authentication, in one line', { timeo
   expect(stderr).not.toMatch(/\n\s+at /);
   expect(stdout).not.toContain('ready at');
 });
+
+it(
+  'in production, does not announce GraphiQL, which is off there',
+  { timeout: START_CEILING_MS + 30_000 },
+  async () => {
+    const main = startMain({
+      NODE_ENV: 'production',
+      SUPABASE_JWT_SECRET: 'test-only-jwt-secret-with-at-least-32-characters',
+      PORT: '0',
+      CAS_DATA_DIR: dataDir,
+    });
+    try {
+      const readyLine = await readyLineOf(main);
+      expect(readyLine.msg).toMatch(/^CAS Runtime API ready at http:\/\/127\.0\.0\.1:\d+\/graphql/);
+      expect(readyLine.msg).not.toContain('GraphiQL');
+      main.child.kill('SIGTERM');
+      expect(await main.exited).toBe(0);
+    } finally {
+      await killGroup(main.child);
+    }
+  },
+);
