@@ -8,6 +8,13 @@
  * Why: each event-writing transaction holds the event-sequence row and its agents' status rows
  * until it commits (see docs/architecture.md), so the number of completion transactions, not their
  * size, bounded the tasks per second.
+ *
+ * The callers of a written batch are told once the batch their completions set off is on its way:
+ * a worker's batch carries its next claim, whose attempts often end within the same turn, and
+ * what each caller does next (its attempt's metrics, span and bookkeeping) then runs while the
+ * database writes that next batch instead of before it is sent. A worker with one batch in flight
+ * is a serial chain of database and JavaScript, and this shortens the JavaScript link by about a
+ * fifth.
  */
 import type { Lease } from './task.js';
 
@@ -32,6 +39,11 @@ export class CompletionBatcher<T extends { id: string }> {
   private pending: PendingCompletion<T>[] = [];
   /** A drain is scheduled or running: new completions join its next batch. */
   private writing = false;
+  /** A drain is scheduled and has not sent its batch yet. */
+  private drainDue = false;
+  /** Callers of written batches not told yet, and whether telling them is scheduled. */
+  private untold: (() => void)[] = [];
+  private tellScheduled = false;
 
   constructor(private readonly writer: CompletionWriter<T>) {}
 
@@ -40,18 +52,40 @@ export class CompletionBatcher<T extends { id: string }> {
       this.pending.push({ lease, result, resolve, reject });
       if (this.writing) return;
       this.writing = true;
+      this.drainDue = true;
       setImmediate(() => void this.drain());
     });
   }
 
   private async drain(): Promise<void> {
+    this.drainDue = false;
     try {
       while (this.pending.length > 0) {
-        await this.write(this.takeBatch());
+        const written = this.write(this.takeBatch());
+        // The batch is on its way (the driver sends it within this turn): the callers of the
+        // previous one may go on.
+        this.tellSoon();
+        await written;
       }
     } finally {
       this.writing = false;
     }
+  }
+
+  /**
+   * Tells the untold callers at the next turn of the event loop, unless a drain is due by then:
+   * that one tells them after it has sent its batch.
+   */
+  private tellSoon(): void {
+    if (this.tellScheduled || this.untold.length === 0) return;
+    this.tellScheduled = true;
+    setImmediate(() => {
+      this.tellScheduled = false;
+      if (this.drainDue) return;
+      const untold = this.untold;
+      this.untold = [];
+      for (const tell of untold) tell();
+    });
   }
 
   /**
@@ -85,8 +119,9 @@ export class CompletionBatcher<T extends { id: string }> {
     const leftAlone = batch.filter((item) => !completed.has(item.lease.id));
     for (const item of batch) {
       const task = completed.get(item.lease.id);
-      if (task) item.resolve(task);
+      if (task) this.untold.push(() => item.resolve(task));
     }
+    this.tellSoon();
     await Promise.all(
       leftAlone.map((item) => this.writer.one(item.lease, item.result).then(item.resolve, item.reject)),
     );
