@@ -67,6 +67,7 @@ const environmentSchema = z
       .string()
       .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
       .optional(),
+    CAS_PREPARED_STATEMENTS: booleanFlag.default(true),
     SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     NEXT_PUBLIC_SUPABASE_URL: z.url({ protocol: /^https?$/ }).optional(),
     SUPABASE_SERVICE_ROLE_KEY: z.string().min(20, 'looks too short to be a service role key').optional(),
@@ -215,6 +216,11 @@ export interface Config {
   /** CAS_WORKFLOWS_DIR: the folder of workflow files (defineWorkflow), as agentsDir. */
   workflowsDir: { path: string; explicit: boolean };
   databaseUrl?: string;
+  /**
+   * CAS_PREPARED_STATEMENTS: the connections to DATABASE_URL keep the SQL-function calls prepared
+   * (off behind a transaction pooler that does not carry them, see docs/operations.md).
+   */
+  preparedStatements: boolean;
   supabase?: { url: string; serviceRoleKey: string };
   mode: DatabaseMode;
   auth: AuthConfig;
@@ -355,6 +361,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       explicit: e.CAS_WORKFLOWS_DIR !== undefined,
     },
     databaseUrl: e.DATABASE_URL,
+    preparedStatements: e.CAS_PREPARED_STATEMENTS,
     supabase,
     // A direct connection wins for data when both are set: it is faster and transactional.
     mode: e.DATABASE_URL ? 'postgres' : supabase ? 'supabase' : 'embedded',

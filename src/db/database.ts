@@ -4,9 +4,23 @@
  */
 export type SqlParam = string | number | boolean | null | Date | readonly SqlParam[];
 
+/** How a statement may be run. */
+export interface QueryOptions {
+  /**
+   * The text is one of the few the service sends again and again (the SQL-function calls of
+   * sql-functions.ts): a driver may keep it prepared on each connection, so that the server
+   * neither parses nor plans it at every call.
+   */
+  prepare?: boolean;
+}
+
 export interface Queryable {
   /** Runs one statement with positional parameters ($1, $2, ...) and returns its rows. */
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly SqlParam[]): Promise<Row[]>;
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly SqlParam[],
+    options?: QueryOptions,
+  ): Promise<Row[]>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(sql: string): Promise<void>;
 }

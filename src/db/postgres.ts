@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Database, Queryable, SqlParam } from './database.js';
+import type { Database, Queryable, QueryOptions, SqlParam } from './database.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -9,7 +9,51 @@ export interface PostgresOptions {
    */
   maxConnections?: number;
   applicationName?: string;
+  /**
+   * Keep the statements asked to be prepared (QueryOptions.prepare) as named prepared statements
+   * on each connection (CAS_PREPARED_STATEMENTS, default on). Off behind a transaction pooler that
+   * does not carry prepared statements from one transaction to the next (see docs/operations.md).
+   */
+  preparedStatements?: boolean;
 }
+
+/**
+ * Most statement texts a pool prepares; any beyond run unprepared. The SQL-function calls are a
+ * few hundred texts at most (one per function and set of arguments given), and each connection
+ * keeps every statement it prepared until it closes.
+ */
+export const MAX_PREPARED_STATEMENTS = 1000;
+
+/**
+ * The names of a pool's prepared statements, one per text, the same on every connection
+ * (node-postgres prepares a name on a connection the first time it runs there).
+ */
+class PreparedStatementNames {
+  private readonly names = new Map<string, string>();
+  private issued = 0;
+
+  /** The statement's name, or null once the pool has named as many as it may. */
+  nameOf(sql: string): string | null {
+    const name = this.names.get(sql);
+    if (name !== undefined || this.names.size >= MAX_PREPARED_STATEMENTS) return name ?? null;
+    return this.rename(sql);
+  }
+
+  /** A new name for `sql`: each connection prepares it afresh under that name. */
+  rename(sql: string): string {
+    const name = `cas_statement_${++this.issued}`;
+    this.names.set(sql, name);
+    return name;
+  }
+}
+
+/**
+ * PostgreSQL refuses to run a prepared statement whose result columns changed since it was
+ * prepared (a migration replaced a function it calls, by another process of a rolling deploy).
+ */
+const changedResultType = (error: unknown) =>
+  (error as { code?: unknown } | null)?.code === '0A000' &&
+  /cached plan must not change result type/.test((error as Error).message);
 
 /** Connections for the API side of a process: requests, subscription catch-up reads, health checks. */
 export const API_POOL_CONNECTIONS = 10;
@@ -29,10 +73,28 @@ export function poolSize(load: { workers: number; workerConcurrency: number }): 
 // Sequence numbers and counts are bigint; ours stay far below 2^53, so numbers are safe and simpler.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
-const queryable = (client: pg.Pool | pg.PoolClient): Queryable => ({
-  async query<Row>(sql: string, params: readonly SqlParam[] = []) {
-    const result = await client.query(sql, params as unknown[]);
-    return result.rows as Row[];
+/**
+ * `statements` names the prepared ones (null: none is prepared). `inTransaction`: a failed
+ * statement has aborted the transaction, so a statement whose result changed is not run again.
+ */
+const queryable = (
+  client: pg.Pool | pg.PoolClient,
+  statements: PreparedStatementNames | null,
+  inTransaction: boolean,
+): Queryable => ({
+  async query<Row>(sql: string, params: readonly SqlParam[] = [], options?: QueryOptions) {
+    const values = params as unknown[];
+    const name = options?.prepare ? statements?.nameOf(sql) : null;
+    if (!name) return (await client.query(sql, values)).rows as Row[];
+    try {
+      return (await client.query({ name, text: sql, values })).rows as Row[];
+    } catch (error) {
+      if (!changedResultType(error)) throw error;
+      // Prepared again under a new name on every connection; the old one is unused from now on.
+      const renamed = statements!.rename(sql);
+      if (inTransaction) throw error;
+      return (await client.query({ name: renamed, text: sql, values })).rows as Row[];
+    }
   },
   async exec(sql: string) {
     await client.query(sql);
@@ -48,17 +110,18 @@ export function openPostgres(options: PostgresOptions): Database & { pool: pg.Po
   // A connection dropped while idle (server restart, pg_terminate_backend) must not crash the process;
   // the pool replaces it on the next checkout.
   pool.on('error', () => undefined);
+  const statements = options.preparedStatements === false ? null : new PreparedStatementNames();
   let closed = false;
 
   return {
     kind: 'postgres',
     pool,
-    ...queryable(pool),
+    ...queryable(pool, statements, false),
     async transaction(work) {
       const client = await pool.connect();
       try {
         await client.query('begin');
-        const result = await work(queryable(client));
+        const result = await work(queryable(client, statements, true));
         await client.query('commit');
         return result;
       } catch (error) {

@@ -47,15 +47,18 @@ function callSql(fn: string, args: SqlArgs): { sql: string; params: SqlParam[] }
   return { sql: `select * from ${fn}(${named.join(', ')})`, params };
 }
 
+/** A call's text depends only on the function and the names of the arguments given: a few per function. */
+const PREPARED = { prepare: true } as const;
+
 export function sqlFunctionsOver(db: Database): SqlFunctions {
   return {
     async rows<Row>(fn: string, args: SqlArgs) {
       const { sql, params } = callSql(fn, args);
-      return translateDatabaseError(() => db.query<Row>(sql, params));
+      return translateDatabaseError(() => db.query<Row>(sql, params, PREPARED));
     },
     async value<T>(fn: string, args: SqlArgs) {
       const { sql, params } = callSql(fn, args);
-      const rows = await translateDatabaseError(() => db.query<Record<string, T>>(sql, params));
+      const rows = await translateDatabaseError(() => db.query<Record<string, T>>(sql, params, PREPARED));
       return rows[0]![fn] as T;
     },
   };

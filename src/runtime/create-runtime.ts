@@ -73,7 +73,11 @@ export async function openDatabase(
     case 'postgres': {
       // node-postgres is loaded only when a server is configured: the embedded default never uses it.
       const { openPostgres, poolSize } = await import('../db/postgres.js');
-      return openPostgres({ connectionString: config.databaseUrl!, maxConnections: poolSize(config) });
+      return openPostgres({
+        connectionString: config.databaseUrl!,
+        maxConnections: poolSize(config),
+        preparedStatements: config.preparedStatements,
+      });
     }
     case 'embedded':
       return openPglite({
