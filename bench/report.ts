@@ -328,8 +328,10 @@ export function writeReport(results: BenchResults): string {
         "are `npm run worker`'s entry (`dist/server/worker-main.js`); graphile-worker processes are " +
         '`bench/servers/graphile-worker.ts`, in a database of their own on the same server.',
       '',
-      `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks enqueued one at a time, one every ` +
-        `${s.paceMs} ms, from the benchmark process (CAS: \`executeTask\` on a runtime without workers, as an API ` +
+      `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks per system enqueued one at a time, one every ` +
+        `${s.paceMs} ms, in ${s.latencyRounds ?? 1} alternating round(s) (CAS first, then graphile-worker first, ...), ` +
+        'each on a fresh database, their samples pooled; ' +
+        `from the benchmark process (CAS: \`executeTask\` on a runtime without workers, as an API ` +
         'process does; graphile-worker: `addJob`). Latency from database timestamps, both from the ' +
         "start of the enqueue statement to the clock when the claim's UPDATE writes the row: CAS " +
         '`started_at - created_at`; graphile-worker `created_at` and `clock_timestamp()` kept by a trigger ' +

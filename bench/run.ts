@@ -99,6 +99,7 @@ const settings = {
   roundTripSamples: quick ? 10 : 50,
   tasks: {
     latencyTasks: quick ? 100 : 500,
+    latencyRounds: quick ? 1 : 2,
     paceMs: 20,
     throughputTasks: quick ? 500 : 3000,
     throughputRounds: quick ? 1 : 3,

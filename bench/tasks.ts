@@ -22,10 +22,12 @@ import {
   type LatencyResult,
   type ThroughputResult,
 } from './lib/queue-measure.js';
-import { ratio } from './lib/stats.js';
+import { ratio, summarize } from './lib/stats.js';
 
 export interface TaskSettings {
+  /** Tasks per system for the start latency, split over `latencyRounds` alternating rounds. */
   latencyTasks: number;
+  latencyRounds: number;
   paceMs: number;
   throughputTasks: number;
   workerCounts: number[];
@@ -43,6 +45,9 @@ export interface LatencyRun extends LatencyResult {
   system: 'cas' | 'graphile-worker';
   database: 'postgres' | 'pglite';
   workerProcesses: number;
+  /** Rounds whose samples this run pools (each on a fresh database); absent for the embedded run. */
+  rounds?: number;
+  /** The last round's (every round is checked). */
   check?: CasCheck;
   /** Deadlocks PostgreSQL detected in the scenario's database (pg_stat_database). */
   deadlocks?: number;
@@ -122,7 +127,10 @@ function assertCasCheck(label: string, check: CasCheck, tasks: number, timedOut 
   if (problems.length > 0) throw new Error(`${label}: ${problems.join('; ')}`);
 }
 
-async function casLatency(template: string, settings: TaskSettings): Promise<LatencyRun> {
+/** One latency round, with its samples for pooling. */
+type LatencyRound = LatencyRun & { samples: number[] };
+
+async function casLatency(template: string, settings: TaskSettings, tasks: number): Promise<LatencyRound> {
   const name = await createBenchDatabase('cas_latency', template);
   const url = databaseUrl(name);
   const workers = await startCasWorkers(url, 1, settings.concurrency);
@@ -137,9 +145,9 @@ async function casLatency(template: string, settings: TaskSettings): Promise<Lat
     const driver = casQueueDriver('CAS latency (PostgreSQL)', db, async (agentId) => {
       await runtime.executeTask({ agentId, action: 'ping' });
     });
-    const result = await measureStartLatency(driver, settings.latencyTasks, settings.paceMs);
+    const result = await measureStartLatency(driver, tasks, settings.paceMs);
     const check = await checkCasRun(db);
-    assertCasCheck('CAS latency run', check, settings.latencyTasks);
+    assertCasCheck('CAS latency run', check, tasks);
     await stopAll(workers);
     const deadlocks = await deadlocksIn(name);
     return { system: 'cas', database: 'postgres', workerProcesses: 1, ...result, check, deadlocks };
@@ -180,7 +188,7 @@ async function casThroughput(
   }
 }
 
-async function graphileLatency(settings: TaskSettings): Promise<LatencyRun> {
+async function graphileLatency(settings: TaskSettings, tasks: number): Promise<LatencyRound> {
   const name = await createBenchDatabase('graphile_latency');
   const url = databaseUrl(name);
   await prepareGraphileDatabase(url, true);
@@ -188,7 +196,7 @@ async function graphileLatency(settings: TaskSettings): Promise<LatencyRun> {
   const driver = await graphileQueueDriver('graphile-worker latency', url);
   try {
     await sleep(500);
-    const result = await measureStartLatency(driver, settings.latencyTasks, settings.paceMs);
+    const result = await measureStartLatency(driver, tasks, settings.paceMs);
     await stopAll(workers);
     const deadlocks = await deadlocksIn(name);
     return { system: 'graphile-worker', database: 'postgres', workerProcesses: 1, ...result, deadlocks };
@@ -267,6 +275,20 @@ async function embedded(settings: TaskSettings): Promise<{ latency: LatencyRun; 
   };
 }
 
+/** One system's latency rounds as one run: the samples of every round together. */
+function pooledLatency(rounds: LatencyRound[]): LatencyRun {
+  const { samples: _samples, ...last } = rounds.at(-1)!;
+  const samples = rounds.flatMap((run) => run.samples);
+  return {
+    ...last,
+    rounds: rounds.length,
+    tasks: samples.length,
+    latency: summarize(samples),
+    scheduleSlipMs: Math.max(...rounds.map((run) => run.scheduleSlipMs)),
+    deadlocks: rounds.reduce((sum, run) => sum + (run.deadlocks ?? 0), 0),
+  };
+}
+
 const describeLatency = (run: LatencyRun) =>
   `p50 ${run.latency.p50.toFixed(2)} ms, p99 ${run.latency.p99.toFixed(2)} ms (${run.tasks} tasks)`;
 const describeThroughput = (run: ThroughputRun) =>
@@ -276,15 +298,22 @@ const describeThroughput = (run: ThroughputRun) =>
 export async function runTasks(template: string, settings: TaskSettings): Promise<TaskResults> {
   const latency: LatencyRun[] = [];
   const throughput: ThroughputRun[] = [];
-  const every = `${settings.latencyTasks} tasks, one every ${settings.paceMs} ms`;
-
-  progress(`tasks: CAS start latency on PostgreSQL, 1 worker process, ${every}`);
-  latency.push(await casLatency(template, settings));
-  progress(`tasks: CAS start latency: ${describeLatency(latency.at(-1)!)}`);
-
-  progress(`tasks: graphile-worker start latency, 1 worker process, ${every}`);
-  latency.push(await graphileLatency(settings));
-  progress(`tasks: graphile-worker start latency: ${describeLatency(latency.at(-1)!)}`);
+  const perRound = Math.ceil(settings.latencyTasks / settings.latencyRounds);
+  const latencyRounds = { cas: [] as LatencyRound[], 'graphile-worker': [] as LatencyRound[] };
+  for (let round = 1; round <= settings.latencyRounds; round++) {
+    const systems = ['cas', 'graphile-worker'] as const;
+    for (const system of round % 2 === 1 ? systems : [...systems].reverse()) {
+      const label = `tasks: ${system} start latency on PostgreSQL, 1 worker process, round ${round}`;
+      progress(`${label}, ${perRound} tasks, one every ${settings.paceMs} ms`);
+      const run =
+        system === 'cas'
+          ? await casLatency(template, settings, perRound)
+          : await graphileLatency(settings, perRound);
+      latencyRounds[system].push(run);
+      progress(`${label}: ${describeLatency(run)}`);
+    }
+  }
+  latency.push(pooledLatency(latencyRounds.cas), pooledLatency(latencyRounds['graphile-worker']));
 
   for (const count of settings.workerCounts) {
     for (let round = 1; round <= settings.throughputRounds; round++) {

@@ -60,12 +60,13 @@ export async function waitUntilDrained(driver: QueueDriver, timeoutMs: number): 
   }
 }
 
+/** A latency run's summary and its samples (ms, one per job), which rounds of one system pool. */
 export async function measureStartLatency(
   driver: QueueDriver,
   tasks: number,
   paceMs: number,
   timeoutMs = 120_000,
-): Promise<LatencyResult> {
+): Promise<LatencyResult & { samples: number[] }> {
   const started = performance.now();
   let lastReport = started;
   for (let index = 0; index < tasks; index++) {
@@ -85,7 +86,7 @@ export async function measureStartLatency(
   if (latencies.length !== tasks) {
     throw new Error(`${driver.label}: ${latencies.length} start times recorded for ${tasks} jobs`);
   }
-  return { tasks, paceMs, latency: summarize(latencies), scheduleSlipMs };
+  return { tasks, paceMs, latency: summarize(latencies), scheduleSlipMs, samples: latencies };
 }
 
 export async function measureThroughput(
