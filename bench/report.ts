@@ -330,7 +330,8 @@ export function writeReport(results: BenchResults): string {
       '',
       `- **Start latency**: idle workers (1 process), ${s.latencyTasks} tasks per system enqueued one at a time, one every ` +
         `${s.paceMs} ms, in ${s.latencyRounds ?? 1} alternating round(s) (CAS first, then graphile-worker first, ...), ` +
-        'each on a fresh database, their samples pooled; ' +
+        `each on a fresh database, their samples pooled, after ${tasks.latency[0]?.warmupJobs ?? 0} warm-up tasks per round at the same pace ` +
+        "(left out: a fresh worker's first tasks pay for its first plans and code paths); " +
         `from the benchmark process (CAS: \`executeTask\` on a runtime without workers, as an API ` +
         'process does; graphile-worker: `addJob`). Latency from database timestamps, both from the ' +
         "start of the enqueue statement to the clock when the claim's UPDATE writes the row: CAS " +

@@ -9,7 +9,9 @@ import { progress, sleep } from './progress.js';
 import { summarize, type LatencySummary } from './stats.js';
 
 export interface LatencyResult {
+  /** Jobs measured, after `warmupJobs` left out (LATENCY_WARMUP_JOBS). */
   tasks: number;
+  warmupJobs: number;
   paceMs: number;
   latency: LatencySummary;
   /** How far behind its schedule the enqueue loop finished (ms); large values mean a starved client. */
@@ -60,6 +62,14 @@ export async function waitUntilDrained(driver: QueueDriver, timeoutMs: number): 
   }
 }
 
+/**
+ * Jobs enqueued, at the same pace, before the measured ones and left out of the latency: a fresh
+ * worker's first jobs pay for its first use of each code path and each pooled connection's first
+ * plans (tens of milliseconds for a CAS worker's first few tasks), which is start-up, not the idle
+ * steady state this row measures.
+ */
+export const LATENCY_WARMUP_JOBS = 20;
+
 /** A latency run's summary and its samples (ms, one per job), which rounds of one system pool. */
 export async function measureStartLatency(
   driver: QueueDriver,
@@ -69,24 +79,33 @@ export async function measureStartLatency(
 ): Promise<LatencyResult & { samples: number[] }> {
   const started = performance.now();
   let lastReport = started;
-  for (let index = 0; index < tasks; index++) {
+  const jobs = LATENCY_WARMUP_JOBS + tasks;
+  for (let index = 0; index < jobs; index++) {
     const due = started + index * paceMs;
     const wait = due - performance.now();
     if (wait > 0) await sleep(wait);
     await driver.enqueueOne(index);
     if (performance.now() - lastReport > 3_000) {
-      progress(`${driver.label}: enqueued ${index + 1}/${tasks}`);
+      progress(`${driver.label}: enqueued ${index + 1}/${jobs}`);
       lastReport = performance.now();
     }
   }
-  const scheduleSlipMs = Math.max(0, performance.now() - (started + (tasks - 1) * paceMs));
+  const scheduleSlipMs = Math.max(0, performance.now() - (started + (jobs - 1) * paceMs));
   const left = await waitUntilDrained(driver, timeoutMs);
   if (left > 0) throw new Error(`${driver.label}: ${left} job(s) still not done after ${timeoutMs} ms`);
-  const latencies = await driver.startLatencies();
-  if (latencies.length !== tasks) {
-    throw new Error(`${driver.label}: ${latencies.length} start times recorded for ${tasks} jobs`);
+  const all = await driver.startLatencies();
+  if (all.length !== jobs) {
+    throw new Error(`${driver.label}: ${all.length} start times recorded for ${jobs} jobs`);
   }
-  return { tasks, paceMs, latency: summarize(latencies), scheduleSlipMs, samples: latencies };
+  const latencies = all.slice(LATENCY_WARMUP_JOBS);
+  return {
+    tasks,
+    warmupJobs: LATENCY_WARMUP_JOBS,
+    paceMs,
+    latency: summarize(latencies),
+    scheduleSlipMs,
+    samples: latencies,
+  };
 }
 
 export async function measureThroughput(
