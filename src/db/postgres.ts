@@ -84,14 +84,15 @@ const queryable = (
 ): Queryable => ({
   async query<Row>(sql: string, params: readonly SqlParam[] = [], options?: QueryOptions) {
     const values = params as unknown[];
-    const name = options?.prepare ? statements?.nameOf(sql) : null;
-    if (!name) return (await client.query(sql, values)).rows as Row[];
+    const names = options?.prepare ? statements : null;
+    const name = names?.nameOf(sql);
+    if (!names || !name) return (await client.query(sql, values)).rows as Row[];
     try {
       return (await client.query({ name, text: sql, values })).rows as Row[];
     } catch (error) {
       if (!changedResultType(error)) throw error;
       // Prepared again under a new name on every connection; the old one is unused from now on.
-      const renamed = statements!.rename(sql);
+      const renamed = names.rename(sql);
       if (inTransaction) throw error;
       return (await client.query({ name: renamed, text: sql, values })).rows as Row[];
     }
