@@ -153,10 +153,10 @@ export class Worker {
     while (!this.stopping.signal.aborted) {
       const free = this.freeSlots(0);
       if (free > 0) {
-        let claimed: ClaimedTask[];
+        let claim: { claimed: ClaimedTask[]; picked: number };
         this.claiming += free;
         try {
-          claimed = await this.tasks.claim(id, free, leaseMs, { agentIds, maxRunningPerCaller });
+          claim = await this.tasks.claim(id, free, leaseMs, { agentIds, maxRunningPerCaller });
         } catch (error) {
           this.logger.warn({ err: error, workerId: id }, 'claiming tasks failed; retrying');
           await sleep(CLAIM_ERROR_BACKOFF_MS, this.stopping.signal);
@@ -164,10 +164,12 @@ export class Worker {
         } finally {
           this.claiming -= free;
         }
-        for (const task of claimed) this.launch(task);
-        // Fewer than asked for may still leave due tasks: a claim passes over tasks of an agent or
-        // caller that reached its limit within it. Only an empty claim means nothing is due.
-        if (claimed.length > 0) continue;
+        for (const task of claim.claimed) this.launch(task);
+        // A claim that picked as many due tasks as it asked for may have left more behind, and
+        // may have passed over some of them (an agent or caller that reached its limit within
+        // it): look again at once. One that picked fewer saw every task due; the feed rings for the
+        // next. An empty claim waits, as the tasks it passed over wait for a slot of their agent.
+        if (claim.picked === free && claim.claimed.length > 0) continue;
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }

@@ -52,11 +52,11 @@ describeEachDatabase('leases', (kind) => {
     it('every write of an attempt whose lease was swept is a CONFLICT and changes nothing', async () => {
       const store = taskStore(sqlFunctionsOver(t.db));
       const task = await t.runtime.executeTask({ agentId: 'leased', action: 'ping', maxAttempts: 3 });
-      const [first] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
+      const [first] = (await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] })).claimed;
       expect(first).toMatchObject({ id: task.id, attempts: 1, status: 'running' });
       await sweepNow(t, task.id);
       // The same worker claims it again: only the lease token tells the attempts apart.
-      const [second] = await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] });
+      const [second] = (await store.claim('worker-1', 1, 60_000, { agentIds: ['leased'] })).claimed;
       expect(second).toMatchObject({ id: task.id, attempts: 2, workerId: 'worker-1' });
       expect(second!.leaseToken).not.toBe(first!.leaseToken);
 
@@ -112,12 +112,12 @@ describeEachDatabase('leases', (kind) => {
           t.runtime.executeTask({ agentId: 'batched', action: 'ping', maxAttempts: 3 }),
         ),
       );
-      const first = await store.claim('worker-1', 6, 60_000, { agentIds: ['batched'] });
+      const first = (await store.claim('worker-1', 6, 60_000, { agentIds: ['batched'] })).claimed;
       expect(first).toHaveLength(6);
       // One of them is swept and claimed again: its first lease is stale.
       const swept = first[5]!;
       await sweepNow(t, swept.id);
-      const [again] = await store.claim('worker-1', 1, 60_000, { agentIds: ['batched'] });
+      const [again] = (await store.claim('worker-1', 1, 60_000, { agentIds: ['batched'] })).claimed;
       expect(again).toMatchObject({ id: swept.id, attempts: 2 });
       // Two more, for the batches' claims.
       const later = await Promise.all(
@@ -192,8 +192,10 @@ describeEachDatabase('leases', (kind) => {
       for (const { agentId, userId, filter, atLimit } of cases) {
         for (let i = 0; i < 2 * atLimit + 1; i++)
           await t.runtime.executeTask({ agentId, action: 'ping', input: { i }, userId });
-        const first = await store.claim('worker-1', 4, 60_000, filter);
+        const { claimed: first, picked } = await store.claim('worker-1', 4, 60_000, filter);
         expect(first).toHaveLength(atLimit);
+        // It took up every due task it could (at most four) and passed over those beyond the limit.
+        expect(picked).toBe(Math.min(4, 2 * atLimit + 1));
         const written = await store.completeAndClaim(
           first.map((task) => ({ lease: task, result: null })),
           { workerId: 'worker-1', limit: 4, leaseMs: 60_000, ...filter },
@@ -216,7 +218,7 @@ describeEachDatabase('leases', (kind) => {
         `select count(*) from generate_series(1, 70) as g,
            lateral cas_enqueue_task(p_agent_id => 'probed', p_action => 'ping', p_input => jsonb_build_object('n', g))`,
       );
-      let claimed = await store.claim('worker-1', 10, 60_000, { agentIds: ['probed'] });
+      let { claimed } = await store.claim('worker-1', 10, 60_000, { agentIds: ['probed'] });
       for (let batch = 0; batch < 5; batch++) {
         const written = await store.completeAndClaim(
           claimed.map((task) => ({ lease: task, result: null })),
@@ -459,7 +461,7 @@ describe.skipIf(!onServer)('a lease heartbeat [postgres]', () => {
   it('never waits for a task row another transaction holds: renews the others, reports that one unrenewed', async () => {
     const store = taskStore(sqlFunctionsOver(t.db));
     for (let i = 0; i < 3; i++) await t.runtime.executeTask({ agentId: 'beating', action: 'ping' });
-    const claimed = await store.claim('beating-worker', 3, 60_000, { agentIds: ['beating'] });
+    const { claimed } = await store.claim('beating-worker', 3, 60_000, { agentIds: ['beating'] });
     expect(claimed).toHaveLength(3);
     const [busy, ...free] = claimed;
     const expiries = async () =>

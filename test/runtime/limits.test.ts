@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
 import type { Task } from '../../src/domains/task/task.js';
+import { silentLogger } from '../../src/logger.js';
+import { createRuntime } from '../../src/runtime/create-runtime.js';
 import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { describeEachDatabase } from '../support/databases.js';
-import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { FAST_RUNTIME_ENV, openTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { until } from '../support/until.js';
 
 const statuses = async (t: TestRuntime, tasks: Task[]) =>
@@ -81,6 +84,56 @@ describeEachDatabase('concurrency limits', (kind) => {
         t.runtime.registerAgent({ id: 'narrow', name: 'narrow', role: 'qa', maxConcurrency: 0 }),
       ).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
     });
+  });
+
+  describe('a claim that passes over tasks', () => {
+    let t: TestRuntime;
+    beforeAll(async () => {
+      t = await openTestRuntime(kind, { CAS_WORKERS: '0' });
+    });
+    afterAll(() => t.close());
+
+    // A worker process of its own on the same database (PostgreSQL: it needs the URL).
+    it.skipIf(kind !== 'postgres')(
+      'looks again at once when it picked as many tasks as it asked for',
+      async () => {
+        await t.runtime.registerAgent({
+          id: 'one-at-a-time',
+          name: 'one-at-a-time',
+          role: 'qa',
+          maxConcurrency: 1,
+        });
+        const held: Task[] = [];
+        for (let index = 0; index < 2; index += 1)
+          held.push(
+            await t.runtime.executeTask({ agentId: 'one-at-a-time', action: 'wait', input: { ms: 60_000 } }),
+          );
+        const ping = await t.runtime.executeTask({ agentId: 'analyst', action: 'ping' });
+        // Two slots, and a poll that would come only after the wait below gives up: the first claim
+        // picks the two held tasks, begins one and passes over the other (their agent's limit).
+        // Only a claim right after it finds the ping.
+        const worker = await createRuntime({
+          config: loadConfig({
+            ...FAST_RUNTIME_ENV,
+            DATABASE_URL: t.testDb.url!,
+            CAS_WORKERS: '1',
+            CAS_WORKER_CONCURRENCY: '2',
+            CAS_WORKER_POLL_MS: '60000',
+          }),
+          logger: silentLogger(),
+        });
+        try {
+          await until(
+            'the ping to succeed',
+            async () => ((await statuses(t, [ping]))[0] === 'succeeded' ? true : undefined),
+            20_000,
+          );
+          expect(await statuses(t, held)).toEqual(['running', 'queued']);
+        } finally {
+          await worker.shutdown({ deadlineMs: 0 });
+        }
+      },
+    );
   });
 
   describe('per caller', () => {

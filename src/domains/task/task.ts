@@ -278,15 +278,27 @@ export function taskStore(sql: SqlFunctions) {
     /**
      * Claims up to `limit` due tasks, each with a new lease token, skipping those other workers hold
      * and those whose agent (its maxConcurrency) or caller (`maxRunningPerCaller`) is at its limit.
+     * `picked`: the due tasks the claim took up, the claimed ones and those it passed over (their
+     * agent or caller reached its limit within the claim; a stopped agent's task, cancelled). Fewer
+     * than `limit` means the claim saw every task due when it ran.
      */
-    claim: async (workerId: string, limit: number, leaseMs: number, filter: ClaimFilter = {}) =>
-      (await many('cas_claim_tasks', {
+    async claim(
+      workerId: string,
+      limit: number,
+      leaseMs: number,
+      filter: ClaimFilter = {},
+    ): Promise<{ claimed: ClaimedTask[]; picked: number }> {
+      const rows = await many('cas_claim_tasks', {
         p_worker_id: workerId,
         p_limit: limit,
         p_lease_ms: leaseMs,
         p_agent_ids: filter.agentIds ? [...filter.agentIds] : null,
         p_max_running_per_caller: filter.maxRunningPerCaller ?? null,
-      })) as ClaimedTask[],
+      });
+      // The claimed tasks come first, running under their new leases; then those passed over.
+      const claimed = rows.filter((task) => task.status === 'running') as ClaimedTask[];
+      return { claimed, picked: rows.length };
+    },
     /**
      * Completes a batch of attempts and claims up to `claim.limit` due tasks, in one transaction (a
      * worker's completion batch carries its next claim: runtime/worker.ts). Completes those of the
