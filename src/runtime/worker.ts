@@ -42,6 +42,17 @@ const TASK_DUE_EVENT_TYPES: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Whether due tasks may be left after a claim of up to `limit`, so that the worker looks again at
+ * once. A claim that picked as many as it asked for may have left more behind, and may have passed
+ * over some of its picks (an agent or caller that reached its limit within it). One that picked
+ * fewer saw every task due when it ran; the feed rings for those queued since. One that began
+ * nothing waits: the tasks it passed over wait for a slot of their agent or caller.
+ */
+function mayHaveLeftDueTasks(claim: { claimed: readonly unknown[]; picked: number }, limit: number): boolean {
+  return claim.picked === limit && claim.claimed.length > 0;
+}
+
+/**
  * Runs `work` every `periodMs`, skipping a beat while the previous run is still going: a slow
  * database must not pile up heartbeats (each holding a connection) that then land out of order.
  */
@@ -165,11 +176,7 @@ export class Worker {
           this.claiming -= free;
         }
         for (const task of claim.claimed) this.launch(task);
-        // A claim that picked as many due tasks as it asked for may have left more behind, and
-        // may have passed over some of them (an agent or caller that reached its limit within
-        // it): look again at once. One that picked fewer saw every task due; the feed rings for the
-        // next. An empty claim waits, as the tasks it passed over wait for a slot of their agent.
-        if (claim.picked === free && claim.claimed.length > 0) continue;
+        if (mayHaveLeftDueTasks(claim, free)) continue;
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }
@@ -204,9 +211,8 @@ export class Worker {
     // The completed attempts' slots are free now (the claim above took them), not once their
     // entries' promises have settled: the next batch's claim counts them at once.
     for (const task of written.completed) this.runs.delete(task.id);
-    // A claim that found nothing due needs no claim after it (a task queued since rings the
-    // doorbell through the feed); otherwise the claim loop looks again, as after any attempt.
-    if (limit === 0 || written.claimed.length > 0) this.doorbell.ring();
+    // A batch that carried no claim leaves the looking to the claim loop.
+    if (limit === 0 || mayHaveLeftDueTasks(written, limit)) this.doorbell.ring();
     if (this.stopping.signal.aborted) {
       // The worker began stopping while this batch was written: its claim goes back to the queue
       // (as a shutdown hands back running tasks) rather than starting after stop() took stock.

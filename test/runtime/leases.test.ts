@@ -202,6 +202,8 @@ describeEachDatabase('leases', (kind) => {
         );
         expect(written.completed.map((task) => task.status)).toEqual(Array(atLimit).fill('succeeded'));
         expect(written.claimed).toHaveLength(atLimit);
+        // It picked every task left (no more than four) and passed over those beyond the limit.
+        expect(written.picked).toBe(atLimit + 1);
         expect(await running(agentId)).toBe(atLimit);
         await store.completeAndClaim(
           written.claimed.map((task) => ({ lease: task, result: null })),

@@ -307,7 +307,7 @@ export function taskStore(sql: SqlFunctions) {
     async completeAndClaim(
       items: readonly { lease: Lease; result: unknown }[],
       claim: ClaimFilter & { workerId: string; limit: number; leaseMs: number },
-    ): Promise<{ completed: Task[]; claimed: ClaimedTask[] }> {
+    ): Promise<{ completed: Task[]; claimed: ClaimedTask[]; picked: number }> {
       const rows = await many('cas_complete_and_claim_tasks', {
         p_items: json(
           items.map(({ lease, result }) => ({
@@ -322,9 +322,11 @@ export function taskStore(sql: SqlFunctions) {
         p_agent_ids: claim.agentIds ? [...claim.agentIds] : null,
         p_max_running_per_caller: claim.maxRunningPerCaller ?? null,
       });
-      // A completed task has ended; a claimed one runs under a lease of this worker.
+      // The completed tasks first (succeeded), then the claimed ones (running under a lease of this
+      // worker), then the picked tasks the claim passed over (`picked` as for claim()).
+      const completed = rows.filter((task) => task.status === 'succeeded');
       const claimed = rows.filter((task) => task.status === 'running') as ClaimedTask[];
-      return { completed: rows.filter((task) => task.status !== 'running'), claimed };
+      return { completed, claimed, picked: rows.length - completed.length };
     },
     // The writes of a running attempt: each is a CONFLICT unless `lease` is the task's current claim.
     complete: async (lease: Lease, result: unknown): Promise<Task> =>
