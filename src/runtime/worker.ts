@@ -77,6 +77,12 @@ export class Worker {
   /** Slots promised to claims in flight: the claim loop's, and the one a completion batch carries. */
   private claiming = 0;
   /**
+   * The claim loop was woken while a completion batch's claim held every free slot: that claim may
+   * have picked before the task that rang was queued (a workflow's next step, queued by the very
+   * batch whose commit rang), so the loop looks again once the batch is back.
+   */
+  private lookAfterBatch = false;
+  /**
    * The completions of this worker's attempts, in batches that each carry the worker's next claim:
    * one transaction where a claim and a completion took two, each with its own round trip.
    */
@@ -177,6 +183,8 @@ export class Worker {
         }
         for (const task of claim.claimed) this.launch(task);
         if (mayHaveLeftDueTasks(claim, free)) continue;
+      } else if (this.claiming > 0) {
+        this.lookAfterBatch = true;
       }
       await this.doorbell.wait(pollIntervalMs, this.stopping.signal);
     }
@@ -207,6 +215,10 @@ export class Worker {
       });
     } finally {
       this.claiming -= limit;
+      if (this.lookAfterBatch) {
+        this.lookAfterBatch = false;
+        this.doorbell.ring();
+      }
     }
     // The completed attempts' slots are free now (the claim above took them), not once their
     // entries' promises have settled: the next batch's claim counts them at once.

@@ -437,6 +437,43 @@ describeEachDatabase('workflows', (kind) => {
     expect(updates.at(-1)!.status).toBe('succeeded');
   });
 
+  describe('a worker whose poll comes only after the test gives up', () => {
+    let slow: TestRuntime;
+    beforeAll(async () => {
+      slow = await openTestRuntime(kind, {
+        CAS_WORKERS: '1',
+        CAS_WORKER_CONCURRENCY: '2',
+        CAS_WORKER_POLL_MS: '60000',
+      });
+    }, 120_000);
+    afterAll(() => slow?.close());
+
+    // Each step is queued by the completion batch of the one before it, whose claim picked before
+    // that and held every free slot while the step's task_queued rang: the worker must look again
+    // once that batch is back, not at its next poll.
+    it('starts each step of a chain as soon as the one before it ends', async () => {
+      const run = await slow.runtime.executeWorkflow({
+        definition: {
+          steps: ['a', 'b', 'c', 'd'].map((id, index, ids) => ({
+            id,
+            agentId: 'planner',
+            action: 'ping',
+            ...(index > 0 ? { dependsOn: [ids[index - 1]!] } : {}),
+          })),
+        },
+      });
+      const done = await until(
+        'the chain to finish',
+        async () => {
+          const [current] = await slow.runtime.getWorkflowRuns([run.id]);
+          return current?.status === 'running' ? undefined : current;
+        },
+        20_000,
+      );
+      expect(done?.status).toBe('succeeded');
+    });
+  });
+
   describe('a task cancelled while queued (no worker ran it)', () => {
     let idle: TestRuntime;
     beforeAll(async () => {
