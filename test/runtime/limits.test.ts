@@ -93,7 +93,7 @@ describeEachDatabase('concurrency limits', (kind) => {
     });
     afterAll(() => t.close());
 
-    // A worker process of its own on the same database (PostgreSQL: it needs the URL).
+    // A second runtime, with the worker, on the same database: PostgreSQL, whose URL it can open.
     it.skipIf(kind !== 'postgres')(
       'looks again at once when it picked as many tasks as it asked for',
       async () => {
