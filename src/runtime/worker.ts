@@ -31,6 +31,12 @@ export interface RunningAttempt {
 export type RunningAttempts = Map<string, RunningAttempt>;
 
 const CLAIM_ERROR_BACKOFF_MS = 1000;
+/**
+ * How often a worker folds the task counters' deltas into their totals. Readers add the deltas
+ * not folded yet, so this bounds the rows a count reads (about a second of task changes), not
+ * how current the count is.
+ */
+const COUNTER_FOLD_INTERVAL_MS = 1000;
 const EXPIRED_LEASES_PER_SWEEP = 100;
 /** Children per sweep whose ending could not wake their waiting parent at once. */
 const SETTLED_CHILDREN_PER_SWEEP = 100;
@@ -132,6 +138,7 @@ export class Worker {
     this.timers = [
       everyWithoutOverlap(Math.max(100, leaseMs / 3), () => this.heartbeat()),
       everyWithoutOverlap(Math.max(500, leaseMs / 2), () => this.sweepExpiredLeases()),
+      everyWithoutOverlap(COUNTER_FOLD_INTERVAL_MS, () => this.foldCounters()),
     ];
     this.loop = this.claimLoop();
   }
@@ -320,6 +327,14 @@ export class Worker {
       }
     } catch (error) {
       this.logger.warn({ err: error }, 'sweeping expired leases failed');
+    }
+  }
+
+  private async foldCounters(): Promise<void> {
+    try {
+      await this.tasks.foldCounters();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'folding the task counters failed');
     }
   }
 

@@ -1,8 +1,10 @@
 /**
  * The per-agent, per-status task counters (cas_task_counts, read by countTasks and totalCount) and
  * the hourly rollups, as the insert trigger keeps them: concurrent first tasks of an agent, an
- * enqueue its idempotency key turns into no insert, and a row inserted by hand already final.
+ * enqueue its idempotency key turns into no insert, and a row inserted by hand already final; and
+ * folding their deltas into the totals, which changes no count.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
@@ -65,5 +67,66 @@ describeEachDatabase('task counters', (kind) => {
        from cas_task_rollups where agent_id = 'imported'`,
     );
     expect(rollup).toEqual({ succeeded: 1, duration_count: 1 });
+  });
+
+  it('fold the deltas into the totals without changing a count, one folder at a time', async () => {
+    await t.runtime.registerAgent({ id: 'folded', name: 'Folded', role: 'qa' });
+    await Promise.all(
+      Array.from({ length: 5 }, () => t.runtime.executeTask({ agentId: 'folded', action: 'ping' })),
+    );
+    await t.db.exec(
+      `insert into cas_tasks (agent_id, action, status, attempts, started_at, finished_at, duration_ms)
+       values ('folded', 'ping', 'failed', 1, now() - interval '1 second', now(), 1000)`,
+    );
+    const rollupOf = async () =>
+      (
+        await t.db.query<{ hours: number; failed: number; duration_ms_sum: number }>(
+          `select count(*)::int as hours, sum(failed)::int as failed, sum(duration_ms_sum)::float8 as duration_ms_sum
+           from cas_task_rollups where agent_id = 'folded'`,
+        )
+      )[0];
+    const deltasOf = async () =>
+      (
+        await t.db.query<{ n: number }>(
+          `select (select count(*) from cas_task_count_deltas where agent_id = 'folded')
+                + (select count(*) from cas_task_rollup_deltas where agent_id = 'folded') as n`,
+        )
+      )[0]!.n;
+    const before = await countersOf(t, 'folded');
+    const rollupBefore = await rollupOf();
+    expect(before.counters).toEqual([
+      { status: 'failed', tasks: 1 },
+      { status: 'queued', tasks: 5 },
+    ]);
+    expect(rollupBefore).toEqual({ hours: 1, failed: 1, duration_ms_sum: 1000 });
+    expect(Number(await deltasOf())).toBeGreaterThan(0);
+
+    const [fold] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+    expect(fold!.folded).toBeGreaterThan(0);
+    expect(Number(await deltasOf())).toBe(0);
+    expect(await countersOf(t, 'folded')).toEqual(before);
+    expect(await rollupOf()).toEqual(rollupBefore);
+    const [again] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+    expect(again!.folded).toBe(0);
+  });
+
+  it.runIf(kind === 'postgres')('leave the deltas to the fold in progress when another one starts', async () => {
+    await t.runtime.executeTask({ agentId: 'folded', action: 'ping' });
+    const before = await countersOf(t, 'folded');
+    const first = new pg.Client({ connectionString: t.testDb.url! });
+    await first.connect();
+    try {
+      await first.query('begin');
+      const { rows } = await first.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+      expect(rows[0]!.folded).toBeGreaterThan(0);
+      // The first fold has not committed: the second folds nothing and does not wait for it.
+      const [second] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+      expect(second!.folded).toBe(0);
+      expect(await countersOf(t, 'folded')).toEqual(before);
+      await first.query('commit');
+    } finally {
+      await first.end();
+    }
+    expect(await countersOf(t, 'folded')).toEqual(before);
   });
 });

@@ -413,6 +413,11 @@ export function taskStore(sql: SqlFunctions) {
     /** Cancels unfinished tasks whose parent ended failed or cancelled (one level); how many. */
     cancelOrphanedTasks: (limit: number) =>
       sql.value<unknown>('cas_cancel_orphaned_tasks', { p_limit: limit }).then(toNumber),
+    /**
+     * Folds the task counters' deltas into their totals (one folder at a time: another caller
+     * meanwhile folds nothing); how many delta rows it folded.
+     */
+    foldCounters: () => sql.value<unknown>('cas_fold_task_counters', {}).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */
