@@ -133,7 +133,8 @@ end $$;
 -- Moves the deltas into the totals; returns how many delta rows it folded. One folder at a time
 -- (a transaction-level advisory try-lock): another caller meanwhile folds nothing and returns 0,
 -- and the deltas it would have folded wait for the next fold. The deltas it deletes are those its
--- snapshot sees; rows appended meanwhile stay for the next fold.
+-- snapshot sees; rows appended meanwhile stay for the next fold. Only folding writes the totals,
+-- so the insert of a first total cannot race another.
 create or replace function cas_fold_task_counters() returns int
 language plpgsql
 set search_path = public, pg_temp
@@ -150,10 +151,17 @@ begin
   ), summed as (
     select agent_id, status, sum(tasks) as tasks, count(*) as deltas
     from folded group by agent_id, status
-  ), written as (
-    insert into cas_task_count_totals as c (agent_id, status, tasks)
-      select agent_id, status, tasks from summed where tasks <> 0 order by agent_id, status
-    on conflict (agent_id, status) do update set tasks = c.tasks + excluded.tasks
+  ), updated as (
+    -- An update, not an upsert: an INSERT checks `tasks >= 0` on the row it proposes, before it
+    -- finds the conflict, and a delta may well be negative.
+    update cas_task_count_totals c set tasks = c.tasks + s.tasks
+    from summed s where c.agent_id = s.agent_id and c.status = s.status
+    returning c.agent_id, c.status
+  ), inserted as (
+    insert into cas_task_count_totals (agent_id, status, tasks)
+      select s.agent_id, s.status, s.tasks from summed s
+      where s.tasks <> 0
+        and not exists (select 1 from updated u where u.agent_id = s.agent_id and u.status = s.status)
   )
   select coalesce(sum(deltas), 0) into v_counts from summed;
   with folded as (

@@ -108,6 +108,17 @@ describeEachDatabase('task counters', (kind) => {
     expect(await rollupOf()).toEqual(rollupBefore);
     const [again] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
     expect(again!.folded).toBe(0);
+
+    // A delta that takes from a total (a queued task cancelled: queued -1) folds into it.
+    const [queued] = await t.db.query<{ id: string }>(
+      `select id from cas_tasks where agent_id = 'folded' and status = 'queued' limit 1`,
+    );
+    await t.runtime.cancelTask(queued!.id);
+    const cancelled = await countersOf(t, 'folded');
+    expect(cancelled.counters).toEqual(cancelled.rows);
+    await t.db.query('select cas_fold_task_counters()');
+    expect(await countersOf(t, 'folded')).toEqual(cancelled);
+    expect(cancelled.counters).toContainEqual({ status: 'queued', tasks: 4 });
   });
 
   it.runIf(kind === 'postgres')('leave the deltas to the fold in progress when another one starts', async () => {
