@@ -32,11 +32,12 @@ export type RunningAttempts = Map<string, RunningAttempt>;
 
 const CLAIM_ERROR_BACKOFF_MS = 1000;
 /**
- * How often a worker folds the task counters' deltas into their totals. Readers add the deltas
- * not folded yet, so this bounds the rows a count reads (about a second of task changes), not
- * how current the count is.
+ * How often a worker brings the summary rows up to date: folds the task counters' deltas into
+ * their totals (readers add the deltas not folded yet, so this bounds the rows a count reads, not
+ * how current it is) and copies the agents' live status into cas_agent_status (what readers of
+ * that table see is at most this old while a worker runs; the API reads the live status).
  */
-const COUNTER_FOLD_INTERVAL_MS = 1000;
+const SUMMARY_REFRESH_INTERVAL_MS = 1000;
 const EXPIRED_LEASES_PER_SWEEP = 100;
 /** Children per sweep whose ending could not wake their waiting parent at once. */
 const SETTLED_CHILDREN_PER_SWEEP = 100;
@@ -138,7 +139,7 @@ export class Worker {
     this.timers = [
       everyWithoutOverlap(Math.max(100, leaseMs / 3), () => this.heartbeat()),
       everyWithoutOverlap(Math.max(500, leaseMs / 2), () => this.sweepExpiredLeases()),
-      everyWithoutOverlap(COUNTER_FOLD_INTERVAL_MS, () => this.foldCounters()),
+      everyWithoutOverlap(SUMMARY_REFRESH_INTERVAL_MS, () => this.refreshSummaries()),
     ];
     this.loop = this.claimLoop();
   }
@@ -170,6 +171,8 @@ export class Worker {
     await all();
     for (const timer of this.timers) clearInterval(timer);
     this.unsubscribeCancels();
+    // The agents' status rows show this worker's attempts ended, not what the last beat saw.
+    await this.refreshSummaries();
   }
 
   private async claimLoop(): Promise<void> {
@@ -330,11 +333,12 @@ export class Worker {
     }
   }
 
-  private async foldCounters(): Promise<void> {
+  private async refreshSummaries(): Promise<void> {
     try {
       await this.tasks.foldCounters();
+      await this.tasks.refreshAgentStatus();
     } catch (error) {
-      this.logger.warn({ err: error }, 'folding the task counters failed');
+      this.logger.warn({ err: error }, 'refreshing the task counters and agent status failed');
     }
   }
 

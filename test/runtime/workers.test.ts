@@ -101,7 +101,7 @@ describe.skipIf(!testDatabaseKinds.includes('postgres'))('worker processes [post
       expect(attempts!.started).toBe(500 + attempts!.expired);
       if (running.length > 0) expect(attempts!.expired).toBeGreaterThan(0);
       const [status] = await t.db.query<{ busy: number }>(
-        `select count(*)::int as busy from cas_agent_status where running_tasks <> 0 or status = 'busy'`,
+        `select count(*)::int as busy from cas_agents_view where running_tasks <> 0 or status = 'busy'`,
       );
       expect(status?.busy).toBe(0);
     },

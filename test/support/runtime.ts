@@ -96,7 +96,7 @@ export async function databaseSnapshot(db: Database): Promise<string> {
   const [row] = await db.query<{ snapshot: string }>(`
     select md5(concat_ws('|',
       (select string_agg(a::text, ',' order by a.id) from cas_agents a),
-      (select string_agg(s.status || s.running_tasks, ',' order by s.agent_id) from cas_agent_status s),
+      (select string_agg(v.status || v.running_tasks, ',' order by v.id) from cas_agents_view v),
       (select string_agg(c::text, ',' order by c.id) from cas_agent_config c),
       (select string_agg(t.id || t.status, ',' order by t.seq) from cas_tasks t),
       (select last_seq::text from cas_event_sequence)

@@ -418,6 +418,11 @@ export function taskStore(sql: SqlFunctions) {
      * meanwhile folds nothing); how many delta rows it folded.
      */
     foldCounters: () => sql.value<unknown>('cas_fold_task_counters', {}).then(toNumber),
+    /**
+     * Copies the agents' live status (running tasks, busy or idle, last activity: read from the
+     * task rows) into cas_agent_status, for readers of that table; how many rows it changed.
+     */
+    refreshAgentStatus: () => sql.value<unknown>('cas_refresh_agent_status', {}).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */
