@@ -37,9 +37,13 @@ export interface GraphileDriver extends QueueDriver {
 }
 
 export async function graphileQueueDriver(label: string, url: string): Promise<GraphileDriver> {
+  // One pool for our queries and graphile-worker's utils, ended (and awaited) by close(): a pool
+  // graphile-worker makes itself is ended without waiting, and dropping the database right after
+  // could terminate a client still closing, whose error then had no handler and ended the bench.
   const pool = new pg.Pool({ connectionString: url, max: 2, application_name: 'cas-bench-graphile' });
   pool.on('error', () => undefined);
-  const utils: WorkerUtils = await makeWorkerUtils({ connectionString: url });
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  const utils: WorkerUtils = await makeWorkerUtils({ pgPool: pool });
   return {
     label,
     async enqueueOne() {
