@@ -3,6 +3,7 @@ import { TaskFailure } from '../../src/runtime/handlers.js';
 import type { AgentEvent } from '../../src/domains/event/event.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 /** How often the runtime writes a chatty handler's progress (progressIntervalMs in custom-runtime.ts). */
 const PROGRESS_INTERVAL_MS = 100;
@@ -484,6 +485,32 @@ describeEachDatabase('tasks', (kind) => {
       const idle = await t.runtime.getAgentStatus('busybee');
       expect(idle).toMatchObject({ status: 'idle', runningTasks: 0 });
       expect(idle.lastActivityAt!.getTime()).toBeGreaterThan(before.lastActivityAt!.getTime());
+    });
+
+    it("reaches the agent's status row too, which the worker refreshes, and unregistering stops it there", async () => {
+      await t.runtime.registerAgent({ id: 'copied', name: 'Copied', role: 'qa' });
+      // The row as the seed's UIs read it, once it shows `expected` (the worker copies the live
+      // status into it about once a second).
+      const rowShows = (expected: { status: string; running_tasks: number }) =>
+        until(`cas_agent_status of copied to show ${JSON.stringify(expected)}`, async () => {
+          const [row] = await t.db.query<{ status: string; running_tasks: number }>(
+            `select status, running_tasks from cas_agent_status where agent_id = 'copied'`,
+          );
+          return row?.status === expected.status && row.running_tasks === expected.running_tasks
+            ? row
+            : undefined;
+        });
+      const task = await t.runtime.executeTask({ agentId: 'copied', action: 'wait', input: { ms: 60_000 } });
+      await waitForStatus(t, task.id, 'running');
+      await rowShows({ status: 'busy', running_tasks: 1 });
+      await t.runtime.cancelTask(task.id);
+      await waitForFinal(t, task.id);
+      await rowShows({ status: 'idle', running_tasks: 0 });
+      await t.runtime.unregisterAgent('copied');
+      const [refreshed] = await t.db.query<{ changed: number }>('select cas_refresh_agent_status() as changed');
+      expect(refreshed!.changed).toBe(0);
+      expect(await t.runtime.getAgentStatus('copied')).toMatchObject({ status: 'stopped', runningTasks: 0 });
+      await rowShows({ status: 'stopped', running_tasks: 0 });
     });
   });
 
