@@ -279,11 +279,7 @@ describeEachDatabase('leases', (kind) => {
         Object.keys(claim.scans)
           .filter((index) => index !== 'cas_tasks_running_agent_idx')
           .sort(),
-      ).toEqual([
-        'cas_tasks_claim_idx',
-        'cas_tasks_pkey',
-        'cas_tasks_waiting_due_idx',
-      ]);
+      ).toEqual(['cas_tasks_claim_idx', 'cas_tasks_pkey', 'cas_tasks_waiting_due_idx']);
     });
   });
 

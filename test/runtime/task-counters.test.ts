@@ -121,23 +121,26 @@ describeEachDatabase('task counters', (kind) => {
     expect(cancelled.counters).toContainEqual({ status: 'queued', tasks: 4 });
   });
 
-  it.runIf(kind === 'postgres')('leave the deltas to the fold in progress when another one starts', async () => {
-    await t.runtime.executeTask({ agentId: 'folded', action: 'ping' });
-    const before = await countersOf(t, 'folded');
-    const first = new pg.Client({ connectionString: t.testDb.url! });
-    await first.connect();
-    try {
-      await first.query('begin');
-      const { rows } = await first.query<{ folded: number }>('select cas_fold_task_counters() as folded');
-      expect(rows[0]!.folded).toBeGreaterThan(0);
-      // The first fold has not committed: the second folds nothing and does not wait for it.
-      const [second] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
-      expect(second!.folded).toBe(0);
+  it.runIf(kind === 'postgres')(
+    'leave the deltas to the fold in progress when another one starts',
+    async () => {
+      await t.runtime.executeTask({ agentId: 'folded', action: 'ping' });
+      const before = await countersOf(t, 'folded');
+      const first = new pg.Client({ connectionString: t.testDb.url! });
+      await first.connect();
+      try {
+        await first.query('begin');
+        const { rows } = await first.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+        expect(rows[0]!.folded).toBeGreaterThan(0);
+        // The first fold has not committed: the second folds nothing and does not wait for it.
+        const [second] = await t.db.query<{ folded: number }>('select cas_fold_task_counters() as folded');
+        expect(second!.folded).toBe(0);
+        expect(await countersOf(t, 'folded')).toEqual(before);
+        await first.query('commit');
+      } finally {
+        await first.end();
+      }
       expect(await countersOf(t, 'folded')).toEqual(before);
-      await first.query('commit');
-    } finally {
-      await first.end();
-    }
-    expect(await countersOf(t, 'folded')).toEqual(before);
-  });
+    },
+  );
 });

@@ -507,7 +507,9 @@ describeEachDatabase('tasks', (kind) => {
       await waitForFinal(t, task.id);
       await rowShows({ status: 'idle', running_tasks: 0 });
       await t.runtime.unregisterAgent('copied');
-      const [refreshed] = await t.db.query<{ changed: number }>('select cas_refresh_agent_status() as changed');
+      const [refreshed] = await t.db.query<{ changed: number }>(
+        'select cas_refresh_agent_status() as changed',
+      );
       expect(refreshed!.changed).toBe(0);
       expect(await t.runtime.getAgentStatus('copied')).toMatchObject({ status: 'stopped', runningTasks: 0 });
       await rowShows({ status: 'stopped', running_tasks: 0 });
