@@ -171,8 +171,9 @@ export class Worker {
     await all();
     for (const timer of this.timers) clearInterval(timer);
     this.unsubscribeCancels();
-    // The agents' status rows show this worker's attempts ended, not what the last beat saw.
-    await this.refreshSummaries();
+    // The agents' status rows show this worker's attempts ended, not what the last beat saw (a
+    // refresh in flight may have read the status before they ended: this one waits for it).
+    await this.refreshSummaries({ wait: true });
   }
 
   private async claimLoop(): Promise<void> {
@@ -333,10 +334,10 @@ export class Worker {
     }
   }
 
-  private async refreshSummaries(): Promise<void> {
+  private async refreshSummaries(options: { wait?: boolean } = {}): Promise<void> {
     try {
       await this.tasks.foldCounters();
-      await this.tasks.refreshAgentStatus();
+      await this.tasks.refreshAgentStatus(options);
     } catch (error) {
       this.logger.warn({ err: error }, 'refreshing the task counters and agent status failed');
     }

@@ -61,9 +61,10 @@ cross join lateral (
 ) finished;
 
 -- Copies the live status (cas_agents_view) into the cas_agent_status rows that differ; returns
--- how many it changed. One refresher at a time (a transaction-level advisory try-lock): another
--- caller meanwhile changes nothing and returns 0.
-create or replace function cas_refresh_agent_status() returns int
+-- how many it changed. One refresher at a time (a transaction-level advisory lock): another caller
+-- meanwhile changes nothing and returns 0, or, with p_wait (a worker that stops, whose last word
+-- must not be lost to a refresh that read the status before its attempts ended), waits its turn.
+create or replace function cas_refresh_agent_status(p_wait boolean default false) returns int
 language plpgsql
 set search_path = public, pg_temp
 as $$
@@ -71,7 +72,9 @@ declare
   v_agent_ids text[];
   v_changed int;
 begin
-  if not pg_try_advisory_xact_lock(4846791580151137005) then
+  if p_wait then
+    perform pg_advisory_xact_lock(4846791580151137005);
+  elsif not pg_try_advisory_xact_lock(4846791580151137005) then
     return 0;
   end if;
   select array_agg(v.id order by v.id) into v_agent_ids

@@ -631,7 +631,7 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
       expect(rounds).toBeGreaterThan(100);
       // The queue's invariants hold after the storm: the agents' status rows, once refreshed, and
       // the counters, folded or not, agree with the task rows.
-      await testDb.db.query('select cas_refresh_agent_status()');
+      await testDb.db.query('select cas_refresh_agent_status(p_wait => true)');
       const [status] = await testDb.db.query<{ wrong: number }>(
         `select count(*)::int as wrong from cas_agent_status s
          where s.running_tasks <> (select count(*) from cas_tasks t where t.agent_id = s.agent_id and t.status = 'running')

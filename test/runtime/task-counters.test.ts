@@ -8,6 +8,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
+import { until } from '../support/until.js';
 
 /** Counters against the rows they count, for one agent: both must agree. */
 async function countersOf(t: TestRuntime, agentId: string) {
@@ -141,6 +142,40 @@ describeEachDatabase('task counters', (kind) => {
         await first.end();
       }
       expect(await countersOf(t, 'folded')).toEqual(before);
+    },
+  );
+
+  it.runIf(kind === 'postgres')(
+    "refresh the agents' status rows one at a time; a stopping worker's refresh waits its turn",
+    async () => {
+      const first = new pg.Client({ connectionString: t.testDb.url! });
+      await first.connect();
+      const order: string[] = [];
+      try {
+        await first.query('begin');
+        await first.query('select cas_refresh_agent_status()');
+        // Another refresh meanwhile changes nothing at once; one that waits, waits for the commit.
+        const [skipped] = await t.db.query<{ changed: number }>(
+          'select cas_refresh_agent_status() as changed',
+        );
+        expect(skipped!.changed).toBe(0);
+        const waiting = t.db
+          .query('select cas_refresh_agent_status(p_wait => true)')
+          .then(() => order.push('waiting refresh done'));
+        await until('the waiting refresh to wait for the advisory lock', async () => {
+          const rows = await t.db.query<{ n: number }>(
+            `select count(*)::int as n from pg_locks l join pg_database d on d.oid = l.database
+             where d.datname = current_database() and l.locktype = 'advisory' and not l.granted`,
+          );
+          return rows[0]!.n > 0 ? true : undefined;
+        });
+        order.push('first commits');
+        await first.query('commit');
+        await waiting;
+      } finally {
+        await first.end();
+      }
+      expect(order).toEqual(['first commits', 'waiting refresh done']);
     },
   );
 });

@@ -420,9 +420,12 @@ export function taskStore(sql: SqlFunctions) {
     foldCounters: () => sql.value<unknown>('cas_fold_task_counters', {}).then(toNumber),
     /**
      * Copies the agents' live status (running tasks, busy or idle, last activity: read from the
-     * task rows) into cas_agent_status, for readers of that table; how many rows it changed.
+     * task rows) into cas_agent_status, for readers of that table; how many rows it changed. One
+     * refresher at a time: another caller meanwhile changes nothing, unless `wait` makes it wait
+     * its turn.
      */
-    refreshAgentStatus: () => sql.value<unknown>('cas_refresh_agent_status', {}).then(toNumber),
+    refreshAgentStatus: ({ wait = false }: { wait?: boolean } = {}) =>
+      sql.value<unknown>('cas_refresh_agent_status', { p_wait: wait }).then(toNumber),
     /** Requeues or fails running tasks whose worker stopped renewing the lease. */
     expireLeases: (limit: number) => many('cas_expire_leases', { p_limit: limit }),
     /** Renews these leases; a task missing from the answer lost its lease. */
