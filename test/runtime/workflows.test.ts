@@ -169,6 +169,52 @@ describeEachDatabase('workflows', (kind) => {
     expect(done.result).toEqual({ total: 9900 });
   });
 
+  it('a map step queues its items in one append and ends the items of a completion batch in one write', async () => {
+    // Both workers' slots (2 x 4) hold an item until all eight run; released together, each worker
+    // completes its items in one batch.
+    const items = Array.from({ length: 8 }, (_, index) => index);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    t.runtime.defineActions('analyst', {
+      heldItem: async (input) => {
+        await released;
+        return input;
+      },
+    });
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [{ id: 'held', agentId: 'analyst', action: 'heldItem', map: 'input.items', input: { $ref: 'item' } }],
+      },
+      input: { items },
+    });
+    await until('every item running', async () => {
+      const [row] = await t.db.query<{ n: number }>(
+        `select count(*)::int as n from cas_tasks where workflow_run_id = $1 and status = 'running'`,
+        [run.id],
+      );
+      return row!.n === items.length ? true : undefined;
+    });
+    release();
+    const done = await finished(t, run.id);
+    expect(done.status).toBe('succeeded');
+    expect((await stepsOf(t, run.id)).held!.result).toEqual(items);
+    // Rows written by one statement share their transaction (xmin) and command (cmin).
+    const [queued] = await t.db.query<{ statements: number; items: number[] }>(
+      `select count(distinct e.xmin::text || ':' || e.cmin::text)::int as statements,
+              array_agg(t.workflow_item order by e.seq) as items
+       from cas_agent_events e join cas_tasks t on t.id = e.task_id
+       where e.event_type = 'task_queued' and t.workflow_run_id = $1`,
+      [run.id],
+    );
+    expect(queued).toEqual({ statements: 1, items });
+    const [ended] = await t.db.query<{ writes: number }>(
+      `select count(distinct xmin::text || ':' || cmin::text)::int as writes
+       from cas_tasks where workflow_run_id = $1`,
+      [run.id],
+    );
+    expect(ended!.writes).toBeLessThan(items.length);
+  });
+
   it('fail_fast: a step failing after its retries cancels the running task and fails the run', async () => {
     const run = await t.runtime.executeWorkflow({
       definition: {
