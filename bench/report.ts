@@ -345,8 +345,9 @@ export function writeReport(results: BenchResults): string {
         `${s.throughputRounds ?? 1} round(s) per worker count, in alternating order (CAS first, then graphile-worker first, ...), ` +
         'each on a fresh database; the headline rates are the tasks done over all rounds divided by their time. ' +
         'CAS tasks are end to end: ' +
-        'each writes the task row three times, three events (queued, started, completed) with NOTIFY, the ' +
-        'agent status twice and a duration metric. After each CAS run the benchmark checks that every task ' +
+        'each writes the task row three times, three events (queued, started, completed) with NOTIFY, a ' +
+        'counter delta per status change and a duration metric (agent status is read from the task rows, ' +
+        'and copied to its table by the workers once a second). After each CAS run the benchmark checks that every task ' +
         'succeeded once, has exactly one final event, and that event seq has no gap.',
       '- **Embedded**: the same two measurements on PGlite (in memory) with the in-process worker, in a ' +
         'child process (`bench/servers/embedded-tasks.ts`), tasks enqueued through the runtime as `npm start` does. ' +
