@@ -10,8 +10,9 @@
 --     and the counter trigger per task), so that each hand-off sees the tasks before it ended. The
 --     items of one map step need not: each one's hand-off only counts it (items_done), and the one
 --     that completes the count reads every item's result, all written by then. They now end together,
---     in one write, with one hand-off per step that counts them all (cas_workflow_task_ended's
---     p_items). Tasks with a parent, and single-task workflow steps, still end alone.
+--     in one write (with the batch's claim, when no other completed task has a hand-off), then one
+--     hand-off per step counts them all (cas_hand_off_map_items, cas_workflow_task_ended's p_items).
+--     Tasks with a parent, and single-task workflow steps, still end alone.
 --
 -- Lock order: unchanged (the batch's task rows, their workflow runs, then agents and the
 -- event-sequence row); a group's hand-offs take the same rows as the single ones did.
@@ -50,7 +51,27 @@ begin
   end loop;
 end $$;
 
--- As 20261208000300_cas_one_write_per_batch.sql, with the succeeded items of a map step handed off
+-- The hand-off of succeeded items of map steps, all written: one per step, counting its items
+-- (each item's own hand-off would only count it), steps in the order of their first item.
+create or replace function cas_hand_off_map_items(p_tasks cas_tasks[]) returns void
+language plpgsql
+set search_path = public, pg_temp
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_step record;
+begin
+  for v_step in
+    select min(i.ordinality) as first, count(*)::int as items
+    from unnest(p_tasks) with ordinality as i
+    group by i.workflow_run_id, i.workflow_step_id
+    order by min(i.ordinality)
+  loop
+    perform cas_workflow_task_ended(p_tasks[v_step.first], v_step.items);
+  end loop;
+end $$;
+
+-- As 20261208000300_cas_one_write_per_batch.sql, with the succeeded items of map steps handed off
 -- once per step, after the others.
 create or replace function cas_finish_tasks(
   p_ids uuid[],
@@ -67,9 +88,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_task cas_tasks;
-  -- Succeeded items of map steps: each one's hand-off would only count it.
   v_items cas_tasks[] := '{}';
-  v_step record;
 begin
   -- The function's rows are all written before the first hand-off runs: each row as the UPDATE
   -- left it.
@@ -77,23 +96,14 @@ begin
     select * from cas_write_attempts(p_ids, p_status, p_durations, p_results, p_errors, p_payloads, null, null, null)
   loop
     perform cas_settle_child(v_task);
-    if v_task.workflow_run_id is not null then
-      if p_status = 'succeeded' and v_task.workflow_item is not null then
-        v_items := v_items || v_task;
-      else
-        perform cas_workflow_task_ended(v_task);
-      end if;
+    if p_status = 'succeeded' and v_task.workflow_item is not null then
+      v_items := v_items || v_task;
+    elsif v_task.workflow_run_id is not null then
+      perform cas_workflow_task_ended(v_task);
     end if;
     return next v_task;
   end loop;
-  for v_step in
-    select min(i.ordinality) as first, count(*)::int as items
-    from unnest(v_items) with ordinality as i
-    group by i.workflow_run_id, i.workflow_step_id
-    order by min(i.ordinality)
-  loop
-    perform cas_workflow_task_ended(v_items[v_step.first], v_step.items);
-  end loop;
+  perform cas_hand_off_map_items(v_items);
 end $$;
 
 -- As 20261203000400_cas_workflows.sql, counting p_items succeeded items of a map step at once (all
@@ -138,7 +148,8 @@ begin
   perform cas_workflow_advance(v_run.id);
 end $$;
 
--- As 20261211000200_cas_claim_reports_passed_over.sql; only the comment on v_hands_off changed.
+-- As 20261211000200_cas_claim_reports_passed_over.sql, with a batch whose completed tasks are
+-- plain or items of map steps written in one UPDATE with its claim, the items then handed off.
 create or replace function cas_complete_and_claim_tasks(
   p_items jsonb,
   p_worker_id text,
@@ -155,10 +166,11 @@ declare
   v_done uuid[] := cas_lock_completions(p_items);
   v_picked uuid[] := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller, v_done);
   v_durations double precision[];
-  -- Some completed task has a parent or a workflow: the completions end with their hand-offs
-  -- (cas_finish_completions), apart from the claim.
+  -- Some completed task has a parent or a workflow: it has a hand-off.
   v_hands_off boolean := false;
   v_begun uuid[];
+  v_task cas_tasks;
+  v_map_items cas_tasks[] := '{}';
 begin
   if v_done is not null then
     v_hands_off := cas_lock_parents(v_done);
@@ -175,6 +187,28 @@ begin
     return query select * from cas_write_attempts(
       v_done, 'succeeded', v_durations, cas_completion_results(v_done, p_items), null, null,
       v_begun, p_worker_id, p_lease_ms);
+    return query select * from cas_passed_over(v_picked, v_begun);
+    return;
+  end if;
+  -- Items of map steps only count in their hand-offs: written with the claim, then handed off. Any
+  -- other hand-off runs alone, before the claim is written (cas_finish_completions), so that it
+  -- sees the tasks before it ended.
+  if v_done is not null and v_picked is not null and not exists (
+      select 1 from (select parent_id, workflow_run_id, workflow_item from cas_tasks where id = any (v_done) offset 0) t
+      where t.parent_id is not null or (t.workflow_run_id is not null and t.workflow_item is null)) then
+    v_durations := cas_end_attempts(v_done);
+    v_begun := cas_admissible(v_picked, v_done, p_max_running_per_caller);
+    for v_task in
+      select * from cas_write_attempts(
+        v_done, 'succeeded', v_durations, cas_completion_results(v_done, p_items), null, null,
+        v_begun, p_worker_id, p_lease_ms)
+    loop
+      if v_task.status = 'succeeded' and v_task.workflow_item is not null then
+        v_map_items := v_map_items || v_task;
+      end if;
+      return next v_task;
+    end loop;
+    perform cas_hand_off_map_items(v_map_items);
     return query select * from cas_passed_over(v_picked, v_begun);
     return;
   end if;

@@ -169,10 +169,10 @@ describeEachDatabase('workflows', (kind) => {
     expect(done.result).toEqual({ total: 9900 });
   });
 
-  it('a map step queues its items in one append and ends the items of a completion batch in one write', async () => {
-    // Both workers' slots (2 x 4) hold an item until all eight run; released together, each worker
-    // completes its items in one batch.
-    const items = Array.from({ length: 8 }, (_, index) => index);
+  it('a map step queues its items in one append; a batch ends its items in one write, with its claim', async () => {
+    // Both workers' slots (2 x 4) hold an item until eight run; released together, each worker
+    // completes its items in one batch, which claims the four items left.
+    const items = Array.from({ length: 12 }, (_, index) => index);
     let release!: () => void;
     const released = new Promise<void>((resolve) => (release = resolve));
     t.runtime.defineActions('analyst', {
@@ -183,36 +183,44 @@ describeEachDatabase('workflows', (kind) => {
     });
     const run = await t.runtime.executeWorkflow({
       definition: {
-        steps: [{ id: 'held', agentId: 'analyst', action: 'heldItem', map: 'input.items', input: { $ref: 'item' } }],
+        steps: [
+          { id: 'held', agentId: 'analyst', action: 'heldItem', map: 'input.items', input: { $ref: 'item' } },
+        ],
       },
       input: { items },
     });
-    await until('every item running', async () => {
+    await until('eight items running', async () => {
       const [row] = await t.db.query<{ n: number }>(
         `select count(*)::int as n from cas_tasks where workflow_run_id = $1 and status = 'running'`,
         [run.id],
       );
-      return row!.n === items.length ? true : undefined;
+      return row!.n === 8 ? true : undefined;
     });
     release();
     const done = await finished(t, run.id);
     expect(done.status).toBe('succeeded');
     expect((await stepsOf(t, run.id)).held!.result).toEqual(items);
     // Rows written by one statement share their transaction (xmin) and command (cmin).
-    const [queued] = await t.db.query<{ statements: number; items: number[] }>(
-      `select count(distinct e.xmin::text || ':' || e.cmin::text)::int as statements,
-              array_agg(t.workflow_item order by e.seq) as items
-       from cas_agent_events e join cas_tasks t on t.id = e.task_id
-       where e.event_type = 'task_queued' and t.workflow_run_id = $1`,
+    const [writes] = await t.db.query<{
+      queued: number;
+      queuedItems: number[];
+      ended: number;
+      endedWithClaims: number;
+    }>(
+      `with events as (
+         select e.event_type, e.seq, t.workflow_item, e.xmin::text || ':' || e.cmin::text as statement
+         from cas_agent_events e join cas_tasks t on t.id = e.task_id
+         where t.workflow_run_id = $1)
+       select (select count(distinct statement)::int from events where event_type = 'task_queued') as queued,
+              (select array_agg(workflow_item order by seq) from events where event_type = 'task_queued') as "queuedItems",
+              (select count(distinct statement)::int from events where event_type = 'task_completed') as ended,
+              (select count(distinct statement)::int from events where event_type = 'task_completed'
+                 and statement in (select statement from events where event_type = 'task_started')) as "endedWithClaims"`,
       [run.id],
     );
-    expect(queued).toEqual({ statements: 1, items });
-    const [ended] = await t.db.query<{ writes: number }>(
-      `select count(distinct xmin::text || ':' || cmin::text)::int as writes
-       from cas_tasks where workflow_run_id = $1`,
-      [run.id],
-    );
-    expect(ended!.writes).toBeLessThan(items.length);
+    expect(writes).toMatchObject({ queued: 1, queuedItems: items });
+    expect(writes!.ended).toBeLessThan(items.length);
+    expect(writes!.endedWithClaims).toBeGreaterThan(0);
   });
 
   it('fail_fast: a step failing after its retries cancels the running task and fails the run', async () => {
