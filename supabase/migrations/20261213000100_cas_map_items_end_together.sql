@@ -107,7 +107,9 @@ begin
     end if;
     return next v_task;
   end loop;
-  perform cas_hand_off_map_items(v_items);
+  if cardinality(v_items) > 0 then
+    perform cas_hand_off_map_items(v_items);
+  end if;
 end $$;
 
 -- As 20261203000400_cas_workflows.sql, counting p_items succeeded items of a map step at once (all
