@@ -11,6 +11,11 @@ import { data, errorCodes, gql, startTestServer, type AnyData, type TestServer }
 
 /** Ceiling for a subscription to see what it waits for: generous, for a loaded machine. */
 const SUBSCRIPTION_CEILING_MS = 80_000;
+/**
+ * A test that waits on a stream gets longer than the ceiling (the suite's default is 30 s), so on a
+ * loaded machine it ends with the ceiling's message, which says what arrived, not a bare timeout.
+ */
+const STREAM_TEST_TIMEOUT_MS = SUBSCRIPTION_CEILING_MS + 20_000;
 const AGENT = 'fe-logger';
 
 /** Collects `data[field]` of each result until `count` arrived, then unsubscribes. */
@@ -101,60 +106,72 @@ describeEachDatabase('the API a frontend needs', (kind) => {
     await server?.close();
   });
 
-  it('logAdded(after) replays the entries after a LogEntry.cursor, then goes live, none missed or repeated', async () => {
-    const taskId = await logging('a1', 'a2', 'a3');
-    const { logs } = await data(
-      server.url,
-      'query($id: ID!) { logs(taskId: $id) { edges { cursor node { cursor message } } } }',
-      { id: taskId },
-    );
-    const edges = logs.edges as { cursor: string; node: { cursor: string; message: string } }[];
-    expect(edges.map((edge) => edge.node.message)).toEqual(['a1', 'a2', 'a3']);
-    for (const edge of edges) expect(edge.node.cursor).toBe(edge.cursor);
+  it(
+    'logAdded(after) replays the entries after a LogEntry.cursor, then goes live, none missed or repeated',
+    async () => {
+      const taskId = await logging('a1', 'a2', 'a3');
+      const { logs } = await data(
+        server.url,
+        'query($id: ID!) { logs(taskId: $id) { edges { cursor node { cursor message } } } }',
+        { id: taskId },
+      );
+      const edges = logs.edges as { cursor: string; node: { cursor: string; message: string } }[];
+      expect(edges.map((edge) => edge.node.message)).toEqual(['a1', 'a2', 'a3']);
+      for (const edge of edges) expect(edge.node.cursor).toBe(edge.cursor);
 
-    const received = take(
-      client,
-      'subscription($after: String) { logAdded(agentId: "fe-logger", after: $after) { message cursor } }',
-      { after: edges[0]!.cursor },
-      4,
-    );
-    await logging('b1', 'b2');
-    const entries = await received;
-    expect(entries.map((entry) => entry.message)).toEqual(['a2', 'a3', 'b1', 'b2']);
-    expect(new Set(entries.map((entry) => entry.cursor)).size).toBe(4);
-  });
+      const received = take(
+        client,
+        'subscription($after: String) { logAdded(agentId: "fe-logger", after: $after) { message cursor } }',
+        { after: edges[0]!.cursor },
+        4,
+      );
+      await logging('b1', 'b2');
+      const entries = await received;
+      expect(entries.map((entry) => entry.message)).toEqual(['a2', 'a3', 'b1', 'b2']);
+      expect(new Set(entries.map((entry) => entry.cursor)).size).toBe(4);
+    },
+    STREAM_TEST_TIMEOUT_MS,
+  );
 
-  it('logHead taken before a write: a stream started from it later still gets that write', async () => {
-    const { logHead } = await data(server.url, '{ logHead }');
-    await logging('c1');
-    const [entry] = await take(
-      client,
-      'subscription($after: String) { logAdded(agentId: "fe-logger", after: $after) { message } }',
-      { after: logHead },
-      1,
-    );
-    expect(entry.message).toBe('c1');
-  });
+  it(
+    'logHead taken before a write: a stream started from it later still gets that write',
+    async () => {
+      const { logHead } = await data(server.url, '{ logHead }');
+      await logging('c1');
+      const [entry] = await take(
+        client,
+        'subscription($after: String) { logAdded(agentId: "fe-logger", after: $after) { message } }',
+        { after: logHead },
+        1,
+      );
+      expect(entry.message).toBe('c1');
+    },
+    STREAM_TEST_TIMEOUT_MS,
+  );
 
-  it('agentStatusChanged(after) first catches up on the agents that changed after the cursor, once each', async () => {
-    const { eventHead } = await data(server.url, '{ eventHead }');
-    await server.runtime.registerAgent({ id: 'fe-late', name: 'Late', role: 'tests' });
-    await data(
-      server.url,
-      'mutation { executeTask(input: { agentId: "fe-late", action: "ping", wait: true }) { status } }',
-    );
-    const received = take(
-      client,
-      'subscription($after: String) { agentStatusChanged(after: $after) { id } }',
-      { after: eventHead },
-      2,
-    );
-    // The catch-up gives fe-late once (registered, started, completed since the head); live
-    // changes follow it.
-    await server.runtime.registerAgent({ id: 'fe-later', name: 'Later', role: 'tests' });
-    const agents = await received;
-    expect(agents.map((agent) => agent.id)).toEqual(['fe-late', 'fe-later']);
-  });
+  it(
+    'agentStatusChanged(after) first catches up on the agents that changed after the cursor, once each',
+    async () => {
+      const { eventHead } = await data(server.url, '{ eventHead }');
+      await server.runtime.registerAgent({ id: 'fe-late', name: 'Late', role: 'tests' });
+      await data(
+        server.url,
+        'mutation { executeTask(input: { agentId: "fe-late", action: "ping", wait: true }) { status } }',
+      );
+      const received = take(
+        client,
+        'subscription($after: String) { agentStatusChanged(after: $after) { id } }',
+        { after: eventHead },
+        2,
+      );
+      // The catch-up gives fe-late once (registered, started, completed since the head); live
+      // changes follow it.
+      await server.runtime.registerAgent({ id: 'fe-later', name: 'Later', role: 'tests' });
+      const agents = await received;
+      expect(agents.map((agent) => agent.id)).toEqual(['fe-late', 'fe-later']);
+    },
+    STREAM_TEST_TIMEOUT_MS,
+  );
 
   it('a stream cursor that was never handed out is refused up front', async () => {
     const future = Buffer.from('log:999999999').toString('base64url');
