@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runExample } from '../../examples/run-task.js';
 import { staleCodegenFiles } from '../../scripts/codegen-check.js';
 import { describeEachDatabase } from '../support/databases.js';
-import { startTestServer, type TestServer } from '../server/harness.js';
+import { reportingStalls, startTestServer, type TestServer } from '../server/harness.js';
 import { runCommand } from '../support/processes.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -40,7 +40,10 @@ describeEachDatabase('the example typed client', (kind) => {
 
   it('lists the agents and runs a ping task to its result', async () => {
     const lines: string[] = [];
-    const task = await runExample(server.url, 'tester', (line) => lines.push(line));
+    const task = await reportingStalls(
+      server,
+      runExample(server.url, 'tester', (line) => lines.push(line)),
+    );
     expect(task).toMatchObject({ status: 'SUCCEEDED', result: { pong: true }, agent: { id: 'tester' } });
     expect(lines[0]).toBe('8 agents:');
     expect(lines.slice(1, 9).map((line) => line.trim().split(/\s+/)[0])).toEqual([

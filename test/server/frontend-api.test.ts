@@ -7,7 +7,15 @@ import { createClient, type Client } from 'graphql-ws';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { describeEachDatabase } from '../support/databases.js';
-import { data, errorCodes, gql, startTestServer, type AnyData, type TestServer } from './harness.js';
+import {
+  data,
+  errorCodes,
+  gql,
+  reportingStalls,
+  startTestServer,
+  type AnyData,
+  type TestServer,
+} from './harness.js';
 
 /** Ceiling for a subscription to see what it waits for: generous, for a loaded machine. */
 const SUBSCRIPTION_CEILING_MS = 80_000;
@@ -76,10 +84,13 @@ describeEachDatabase('the API a frontend needs', (kind) => {
 
   /** Runs a task of AGENT that logs `messages` (info) and waits for it to end; its id. */
   async function logging(...messages: string[]): Promise<string> {
-    const { executeTask } = await data(
-      server.url,
-      'mutation($input: JSON) { executeTask(input: { agentId: "fe-logger", action: "logMany", input: $input, wait: true }) { id status } }',
-      { input: { messages } },
+    const { executeTask } = await reportingStalls(
+      server,
+      data(
+        server.url,
+        'mutation($input: JSON) { executeTask(input: { agentId: "fe-logger", action: "logMany", input: $input, wait: true }) { id status } }',
+        { input: { messages } },
+      ),
     );
     expect(executeTask.status).toBe('SUCCEEDED');
     return executeTask.id;

@@ -142,3 +142,51 @@ export async function data<Data = AnyData>(
 /** The codes of the errors of a response, in order. */
 export const errorCodes = (response: GraphQLResponse) =>
   (response.body.errors ?? []).map((error) => error.extensions?.code);
+
+/**
+ * How long a task the test runs to its end may take before `reportingStalls` fails with what the
+ * database holds: far above the few hundred milliseconds these take, below the suite's 30 s.
+ */
+export const TASK_STALL_REPORT_MS = 25_000;
+
+/**
+ * `work`, or after `afterMs` an error that says where the server's tasks stand (status, attempts,
+ * lease) and what its database sessions wait on, instead of the suite's bare timeout. For tests
+ * that run a task to its end, so that a stall on a loaded machine leaves something to go on.
+ */
+export async function reportingStalls<T>(
+  server: TestServer,
+  work: Promise<T>,
+  afterMs = TASK_STALL_REPORT_MS,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      void describeTasks(server).then(
+        (state) => reject(new Error(`no answer after ${afterMs} ms; ${state}`)),
+        (error: unknown) =>
+          reject(new Error(`no answer after ${afterMs} ms; state unreadable: ${String(error)}`)),
+      );
+    }, afterMs);
+  });
+  try {
+    return await Promise.race([work, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function describeTasks(server: TestServer): Promise<string> {
+  const tasks = await server.testDb.db.query(
+    `select id, agent_id, action, status, attempts, worker_id, lease_expires_at, created_at, started_at, finished_at
+     from cas_tasks order by seq desc limit 5`,
+  );
+  const sessions =
+    server.testDb.kind === 'pglite'
+      ? []
+      : await server.testDb.db.query(
+          `select state, wait_event_type, wait_event, left(query, 120) as query from pg_stat_activity
+           where datname = current_database() and pid <> pg_backend_pid()`,
+        );
+  return `tasks: ${JSON.stringify(tasks)}; sessions: ${JSON.stringify(sessions)}`;
+}
