@@ -175,8 +175,7 @@ declare
   -- Some completed task has a parent or a workflow: it has a hand-off.
   v_hands_off boolean := false;
   v_begun uuid[];
-  v_task cas_tasks;
-  v_map_items cas_tasks[] := '{}';
+  v_together boolean := false;
 begin
   if v_done is not null then
     v_hands_off := cas_lock_parents(v_done);
@@ -187,34 +186,31 @@ begin
   if v_picked is not null and p_max_running_per_caller is not null then
     perform cas_lock_callers(v_picked);
   end if;
-  if v_done is not null and v_picked is not null and not v_hands_off then
+  -- Written with the claim in one UPDATE: completed tasks without a hand-off, and items of map
+  -- steps, whose hand-offs only count them (after the write). Any other hand-off runs alone,
+  -- before the claim is written (cas_finish_completions), so that it sees the tasks before it ended.
+  if v_done is not null and v_picked is not null then
+    -- Two steps: plain batches, the most common, pay no query for this.
+    v_together := not v_hands_off;
+    if v_hands_off then
+      v_together := not exists (
+        select 1 from (select parent_id, workflow_run_id, workflow_item from cas_tasks where id = any (v_done) offset 0) t
+        where t.parent_id is not null or (t.workflow_run_id is not null and t.workflow_item is null));
+    end if;
+  end if;
+  if v_together then
     v_durations := cas_end_attempts(v_done);
     v_begun := cas_admissible(v_picked, v_done, p_max_running_per_caller);
     return query select * from cas_write_attempts(
       v_done, 'succeeded', v_durations, cas_completion_results(v_done, p_items), null, null,
       v_begun, p_worker_id, p_lease_ms);
-    return query select * from cas_passed_over(v_picked, v_begun);
-    return;
-  end if;
-  -- Items of map steps only count in their hand-offs: written with the claim, then handed off. Any
-  -- other hand-off runs alone, before the claim is written (cas_finish_completions), so that it
-  -- sees the tasks before it ended.
-  if v_done is not null and v_picked is not null and not exists (
-      select 1 from (select parent_id, workflow_run_id, workflow_item from cas_tasks where id = any (v_done) offset 0) t
-      where t.parent_id is not null or (t.workflow_run_id is not null and t.workflow_item is null)) then
-    v_durations := cas_end_attempts(v_done);
-    v_begun := cas_admissible(v_picked, v_done, p_max_running_per_caller);
-    for v_task in
-      select * from cas_write_attempts(
-        v_done, 'succeeded', v_durations, cas_completion_results(v_done, p_items), null, null,
-        v_begun, p_worker_id, p_lease_ms)
-    loop
-      if v_task.status = 'succeeded' and v_task.workflow_item is not null then
-        v_map_items := v_map_items || v_task;
-      end if;
-      return next v_task;
-    end loop;
-    perform cas_hand_off_map_items(v_map_items);
+    if v_hands_off then
+      -- The batch's completed tasks, all succeeded by this write; those with a hand-off are items.
+      perform cas_hand_off_map_items(array(
+        select t from cas_tasks t
+        where t.id = any (v_done) and t.workflow_item is not null
+        order by array_position(v_done, t.id)));
+    end if;
     return query select * from cas_passed_over(v_picked, v_begun);
     return;
   end if;
