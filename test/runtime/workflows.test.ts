@@ -169,6 +169,27 @@ describeEachDatabase('workflows', (kind) => {
     expect(done.result).toEqual({ total: 9900 });
   });
 
+  it("a map item's input resolves both the item and the run's input", async () => {
+    const run = await t.runtime.executeWorkflow({
+      definition: {
+        steps: [
+          {
+            id: 'tagged',
+            agentId: 'planner',
+            action: 'echo',
+            map: 'input.items',
+            input: { item: { $ref: 'item' }, tag: { $ref: 'input.tag' }, first: { $ref: 'input.items.0' } },
+          },
+        ],
+      },
+      input: { items: ['a', 'b', 'c'], tag: 't' },
+    });
+    expect((await finished(t, run.id)).status).toBe('succeeded');
+    expect((await stepsOf(t, run.id)).tagged!.result).toEqual(
+      ['a', 'b', 'c'].map((item) => ({ echo: { item, tag: 't', first: 'a' } })),
+    );
+  });
+
   it('a map step queues its items in one append; a batch ends its items in one write, with its claim', async () => {
     // Both workers' slots (2 x 4) hold an item until eight run; released together, each worker
     // completes its items in one batch, which claims the four items left.
