@@ -524,7 +524,8 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
       const before = await deadlocks();
       const until = Date.now() + STRESS_MS;
       const errors: string[] = [];
-      let deadlocked = 0;
+      // Each deadlock with the server's account of it: who waited for what, in which statement.
+      const deadlocked: string[] = [];
       let rounds = 0;
 
       /** Runs `step` on a connection of its own until the time is up; expected refusals are fine. */
@@ -537,8 +538,8 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
             try {
               await step(client, round);
             } catch (error) {
-              const code = (error as { code?: string }).code;
-              if (code === '40P01') deadlocked += 1;
+              const { code, detail, where } = error as pg.DatabaseError;
+              if (code === '40P01') deadlocked.push(`${detail}\n  in ${where}`);
               else if (code !== 'CASCF') errors.push(`${code}: ${(error as Error).message}`);
             }
           }
@@ -626,7 +627,7 @@ describe.skipIf(!onServer)('lock order under load [postgres]', () => {
       ]);
 
       expect(errors.slice(0, 5)).toEqual([]);
-      expect(deadlocked).toBe(0);
+      expect(deadlocked).toEqual([]);
       expect(await deadlocks()).toBe(before);
       expect(rounds).toBeGreaterThan(100);
       // The queue's invariants hold after the storm: the agents' status rows, once refreshed, and
