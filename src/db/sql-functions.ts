@@ -110,6 +110,53 @@ async function translateDatabaseError<T>(run: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * SQLSTATEs of a call that the database rolled back whole and that may pass when run again as it
+ * was: a deadlock's victim (40P01) and a serialization failure (40001). Each call is a transaction
+ * of its own, so running it again is as if the first run had not happened. The cas_ functions take
+ * their row locks in one order (docs/architecture.md, "One lock order"), yet PostgreSQL can still make a
+ * claim wait, without skipping, for a row its SKIP LOCKED would skip
+ * (supabase/migrations/20261214000100_cas_completions_lock_only_their_leases.sql): rare, and a
+ * completion lost to it would leave its task running until its lease expired.
+ */
+const RUN_AGAIN_SQLSTATES = new Set(['40P01', '40001']);
+/** Runs of one call that such failures may end, the first included; the last one's error is thrown. */
+export const RUNS_PER_CALL = 3;
+/**
+ * Most time to wait before running a call again, a random part of it: the transaction that won
+ * goes on meanwhile, and two victims of one another do not meet again at once.
+ */
+const RUN_AGAIN_JITTER_MS = 20;
+
+const sqlStateOf = (error: unknown) => (error as { code?: unknown } | null)?.code;
+
+/**
+ * The same functions, each call run again (up to RUNS_PER_CALL runs) when the database picked it
+ * as a deadlock's victim or could not serialise it; `ranAgain` hears of each such run.
+ */
+export function sqlFunctionsRunAgainOnConflict(
+  sql: SqlFunctions,
+  ranAgain: (fn: string, sqlState: string, run: number) => void,
+): SqlFunctions {
+  const call = async <T>(fn: string, once: () => Promise<T>): Promise<T> => {
+    for (let run = 1; ; run += 1) {
+      try {
+        return await once();
+      } catch (error) {
+        const sqlState = sqlStateOf(error);
+        if (typeof sqlState !== 'string' || !RUN_AGAIN_SQLSTATES.has(sqlState) || run >= RUNS_PER_CALL)
+          throw error;
+        ranAgain(fn, sqlState, run + 1);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * RUN_AGAIN_JITTER_MS));
+      }
+    }
+  };
+  return {
+    rows: (fn, args) => call(fn, () => sql.rows(fn, args)),
+    value: (fn, args) => call(fn, () => sql.value(fn, args)),
+  };
+}
+
+/**
  * The same functions, each call a client span named after the SQL function (a bounded set), so a
  * trace shows every database round trip of a request or a task attempt. No-op with tracing off.
  */

@@ -75,7 +75,7 @@ import type { ChangeFeed } from '../feed/change-feed.js';
 import { FINAL_EVENT_TYPES, LiveStreams } from './live.js';
 import { CasMetrics, type RuntimeReadings } from '../observability/metrics.js';
 import { currentTraceParent } from '../observability/tracing.js';
-import { tracedSqlFunctions } from '../db/sql-functions.js';
+import { sqlFunctionsRunAgainOnConflict, tracedSqlFunctions } from '../db/sql-functions.js';
 import type { Backend } from './backend.js';
 import type { AgentReads } from './handlers.js';
 import type { DefinedWorkflow } from '../domains/workflow/define.js';
@@ -158,7 +158,15 @@ export class CustomRuntime implements AgentRuntime {
 
   constructor(private readonly options: CustomRuntimeOptions) {
     this.backend = options.backend;
-    const sql = tracedSqlFunctions(options.backend.sql, 'postgresql');
+    const sql = tracedSqlFunctions(
+      sqlFunctionsRunAgainOnConflict(options.backend.sql, (fn, sqlState, run) =>
+        options.logger.warn(
+          { fn, sqlState, run },
+          'database call rolled back by a conflict; running it again',
+        ),
+      ),
+      'postgresql',
+    );
     this.agents = agentStore(sql);
     this.tasks = taskStore(sql);
     this.states = stateStore(sql);

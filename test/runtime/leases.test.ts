@@ -446,7 +446,7 @@ describe.skipIf(!onServer)('unregistering while tasks are queued [postgres]', ()
   });
 });
 
-describe.skipIf(!onServer)('a lease heartbeat [postgres]', () => {
+describe.skipIf(!onServer)('heartbeats and completions beside a held task row [postgres]', () => {
   let t: TestRuntime;
   let holder: pg.Client;
   beforeAll(async () => {
@@ -492,6 +492,105 @@ describe.skipIf(!onServer)('a lease heartbeat [postgres]', () => {
     // The next beat renews the row that was held.
     await store.extendLeases(claimed, 600_000);
     expect((await expiries()).get(busy!.id)).toBeGreaterThan(before.get(busy!.id)!);
+  });
+
+  // A stale completion that waited for a task another worker's claim held could deadlock with that
+  // claim, which PostgreSQL may make wait for the batch despite SKIP LOCKED.
+  it('a completion batch does not wait for a task whose lease is no longer its own', async () => {
+    const store = taskStore(sqlFunctionsOver(t.db));
+    const queued = await t.runtime.executeTask({ agentId: 'beating', action: 'ping', maxAttempts: 2 });
+    const { claimed } = await store.claim('beating-worker', 1, 60_000, { agentIds: ['beating'] });
+    expect(claimed.map((task) => task.id)).toEqual([queued.id]);
+    // Swept back to the queue, as when the worker stopped renewing; another claim now holds it.
+    await sweepNow(t, queued.id);
+    await holder.query('begin');
+    await holder.query('select 1 from cas_tasks where id = $1 for update', [queued.id]);
+    try {
+      // Answers while the row is still held: it did not wait.
+      const written = await store.completeAndClaim([{ lease: claimed[0]!, result: { late: true } }], {
+        workerId: 'beating-worker',
+        limit: 0,
+        leaseMs: 60_000,
+      });
+      expect(written.completed).toEqual([]);
+    } finally {
+      await holder.query('commit');
+    }
+    const [task] = await t.runtime.getTasks([queued.id]);
+    expect(task).toMatchObject({ status: 'queued', result: null });
+  });
+});
+
+/** Scenarios to try until the database picks the call, not the test's transaction, as the victim. */
+const VICTIM_SCENARIOS = 5;
+
+describe.skipIf(!onServer)('a call the database rolls back as a deadlock victim [postgres]', () => {
+  let t: TestRuntime;
+  let holder: pg.Client;
+  beforeAll(async () => {
+    t = await openTestRuntime('postgres', { CAS_WORKERS: '0' });
+    holder = new pg.Client({ connectionString: t.testDb.url, application_name: 'cas-deadlock-holder' });
+    await holder.connect();
+    // Later than the server's 1 s for the runtime's connections, so that the call's check finds
+    // the cycle first when the holder joins it in time (the process that finds one is the victim).
+    await holder.query(`set deadlock_timeout = '3s'`);
+  });
+  afterAll(async () => {
+    await holder.end();
+    await t.close();
+  });
+
+  /** Backends of this database waiting for a lock while running `fn`. */
+  const waitingIn = async (fn: string) => {
+    const [row] = await t.db.query<{ n: number }>(
+      `select count(*)::int as n from pg_stat_activity
+       where datname = current_database() and wait_event_type = 'Lock' and query like $1`,
+      [`%${fn}%`],
+    );
+    return row!.n > 0 ? true : undefined;
+  };
+
+  /**
+   * The holder takes the event-sequence row, a state write locks its agent and waits for that row,
+   * then the holder asks for the agent: each waits for the other. Returns whether the write was
+   * the victim (the holder's lock then came through), and the write's outcome.
+   */
+  const deadlockOnce = async (round: number) => {
+    await holder.query('begin');
+    await holder.query('select 1 from cas_event_sequence for update');
+    const write = t.runtime.updateAgentState('marketer', { round }).then(
+      (state) => ({ state }),
+      (error: unknown) => ({ error }),
+    );
+    await until('the state write waiting for the event-sequence row', () =>
+      waitingIn('cas_update_agent_state'),
+    );
+    const writeWasVictim = await holder
+      .query(`select 1 from cas_agents where id = 'marketer' for no key update`)
+      .then(
+        () => true,
+        (error: unknown) => {
+          if ((error as pg.DatabaseError).code !== '40P01') throw error;
+          return false;
+        },
+      );
+    await holder.query(writeWasVictim ? 'commit' : 'rollback');
+    return { writeWasVictim, outcome: await write };
+  };
+
+  it('runs it again: the call succeeds, written once', async () => {
+    let victimRound: number | undefined;
+    for (let round = 1; round <= VICTIM_SCENARIOS && victimRound === undefined; round += 1) {
+      const { writeWasVictim, outcome } = await deadlockOnce(round);
+      expect(outcome).toMatchObject({ state: { data: { round } } });
+      if (writeWasVictim) victimRound = round;
+    }
+    expect(victimRound).toBeDefined();
+    // One version per round: the rolled-back run wrote nothing that stayed.
+    const history = await t.runtime.getStateHistory('marketer', { limit: 100 });
+    expect(history.map((state) => state.data)).toEqual(
+      Array.from({ length: victimRound! }, (_, index) => ({ round: victimRound! - index })),
+    );
   });
 });
 
