@@ -547,7 +547,7 @@ export function writeReport(results: BenchResults): string {
     push(
       `Memory: server RSS ${fmt(memory.rssMiB[0], 1)} MiB with ${memory.connections[0]} idle subscribed connections, ` +
         `${fmt(memory.rssMiB[1], 1)} MiB with ${memory.connections[1]}: **${fmt(memory.perSubscriptionKiB, 1)} KiB per ` +
-        `idle subscription** (connection included; median of 5 samples each, after 3 s). One event then reached ` +
+        `idle subscription** (connection included; median of 5 samples each, taken 3 s after the last subscribe and a full garbage collection through the server's inspector, so that garbage waiting for a collection does not count). One event then reached ` +
         `all ${memory.connections[1]} subscribers within ${ms(memory.fanOutToAllMs)} of its commit.`,
       '',
     );
