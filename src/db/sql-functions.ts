@@ -115,8 +115,9 @@ async function translateDatabaseError<T>(run: () => Promise<T>): Promise<T> {
  * of its own, so running it again is as if the first run had not happened. The cas_ functions take
  * their row locks in one order (docs/architecture.md, "One lock order"), yet PostgreSQL can still make a
  * claim wait, without skipping, for a row its SKIP LOCKED would skip
- * (supabase/migrations/20261214000100_cas_completions_lock_only_their_leases.sql): rare, and a
- * completion lost to it would leave its task running until its lease expired.
+ * (supabase/migrations/20261214000100_cas_completions_lock_only_their_leases.sql): rare, and
+ * otherwise the caller (an API request, a worker's claim or heartbeat) would get the error. A task
+ * attempt's outcome write is also retried by the attempt itself (runtime/task-run.ts), after 100 ms.
  */
 const RUN_AGAIN_SQLSTATES = new Set(['40P01', '40001']);
 /** Runs of one call that such failures may end, the first included; the last one's error is thrown. */
