@@ -89,9 +89,12 @@ const SQLSTATE_REASONS: Record<string, string> = {
   CASCY: 'CALL_CYCLE',
 };
 
+/** The SQLSTATE (or PostgREST code) a driver's error carries, if any. */
+const sqlStateOf = (error: unknown) => (error as { code?: unknown } | null)?.code;
+
 /** Maps a database error with a known SQLSTATE to a CasError; other errors pass unchanged. */
 export function toCasError(error: unknown): unknown {
-  const sqlState = (error as { code?: unknown } | null)?.code;
+  const sqlState = sqlStateOf(error);
   if (typeof sqlState !== 'string') return error;
   const code = SQLSTATE_CODES[sqlState];
   if (!code) return error;
@@ -127,8 +130,6 @@ export const RUNS_PER_CALL = 3;
  * goes on meanwhile, and two victims of one another do not meet again at once.
  */
 const RUN_AGAIN_JITTER_MS = 20;
-
-const sqlStateOf = (error: unknown) => (error as { code?: unknown } | null)?.code;
 
 /**
  * The same functions, each call run again (up to RUNS_PER_CALL runs) when the database picked it
