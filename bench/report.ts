@@ -2,6 +2,7 @@
 import type { BenchResults } from './run.js';
 import { fmt } from './lib/stats.js';
 import type { HttpServer } from './http.js';
+import type { SubscriptionMemory } from './subscriptions.js';
 
 /**
  * A 1-minute load average above this when a section starts means something else was running (the
@@ -187,6 +188,18 @@ export function writeReport(results: BenchResults): string {
           ? `; **${ms(subscriptions.subscribeCpu.perSubscribeMs)}** of server CPU per subscribe (target ≤ 0.5 ms).`
           : '.'),
     );
+    const peer = subscriptions.peer;
+    const largest = subscriptions.latency.at(-1);
+    const peerLargest = peer?.latency.find((run) => run.subscribers === largest?.subscribers);
+    if (peer && largest && peerLargest) {
+      headline.push(
+        `- Subscriptions vs a plain fan-out (\`ws\`, the same events written to every socket, nothing else) on the ` +
+          `same clients: ${largest.subscribers} subscribers p50 **${x(largest.latency.p50 / peerLargest.latency.p50)}** ` +
+          `(${ms(largest.latency.p50)} vs ${ms(peerLargest.latency.p50)}); one event to ` +
+          `${subscriptions.memory.connections[1]} idle subscribers **${x(subscriptions.memory.fanOutToAllMs / peer.memory.fanOutToAllMs)}** ` +
+          `(${ms(subscriptions.memory.fanOutToAllMs)} vs ${ms(peer.memory.fanOutToAllMs)}).`,
+      );
+    }
   } else if (subscriptions) {
     headline.push(`- Subscriptions: ${subscriptions.note}.`);
   }
@@ -530,27 +543,74 @@ export function writeReport(results: BenchResults): string {
       ),
       '',
     );
-    const largest = subscriptions.latency.at(-1);
-    if (largest?.benchCpuUsPerDelivery !== undefined && largest.serverCpuUsPerDelivery !== undefined) {
-      const n = largest.subscribers;
-      push(
-        `What bounds the ${n}-subscriber row: every client reads in the one benchmark process, at ` +
-          `${fmt(largest.benchCpuUsPerDelivery, 1)} µs of CPU per message, so the median subscriber's message is ` +
-          `read no sooner than ${fmt(((n / 2) * largest.benchCpuUsPerDelivery) / 1000, 1)} ms after the first ` +
-          `(${n / 2} messages before it), whatever the server does; the server spends ` +
-          `${fmt(largest.serverCpuUsPerDelivery, 1)} µs per delivery, ${fmt((n * largest.serverCpuUsPerDelivery) / 1000, 1)} ms ` +
-          'per event for all, of which one WebSocket write to a loopback socket alone costs 9–11 µs on this machine ' +
-          '(a `ws` send, or a raw pre-framed `socket.write`, to 1,000 loopback sockets).',
-        '',
-      );
-    }
     push(
       `Memory: server RSS ${fmt(memory.rssMiB[0], 1)} MiB with ${memory.connections[0]} idle subscribed connections, ` +
         `${fmt(memory.rssMiB[1], 1)} MiB with ${memory.connections[1]}: **${fmt(memory.perSubscriptionKiB, 1)} KiB per ` +
-        `idle subscription** (connection included; median of 5 samples each, taken 3 s after the last subscribe and a full garbage collection through the server's inspector, so that garbage waiting for a collection does not count). One event then reached ` +
-        `all ${memory.connections[1]} subscribers within ${ms(memory.fanOutToAllMs)} of its commit.`,
+        `idle subscription** (connection included; median of 5 samples each, taken 3 s after the last subscribe and a full garbage collection through the server's inspector, so that garbage waiting for a collection does not count). Then ` +
+        `${memory.fanOutMs.length} events, one at a time, each reached all ${memory.connections[1]} subscribers within ` +
+        `${memory.fanOutMs.map((value) => fmt(value, 0)).join(', ')} ms of its commit: median **${ms(memory.fanOutToAllMs)}**.`,
       '',
     );
+    const peer = subscriptions.peer;
+    if (peer) {
+      push(
+        'The same rows against a plain fan-out (`bench/servers/plain-ws-fanout.ts`), run count by count right ' +
+          'after CAS on the same clients and writes: a `ws` server that speaks just enough graphql-ws, LISTENs ' +
+          'on the channel the event log rings, reads each event once and writes it to every subscribed socket, ' +
+          'with no GraphQL, authorization, queues or quotas. It is what any Node.js server pays on this machine ' +
+          'for these clients (a WebSocket write per subscriber, and the one benchmark process reading every ' +
+          "client's messages); what CAS takes beyond it is its own.",
+        '',
+      );
+      const rows = subscriptions.latency.flatMap((run) => {
+        const plain = peer.latency.find((other) => other.subscribers === run.subscribers);
+        if (!plain) return [];
+        return [
+          [
+            run.subscribers,
+            `${ms(run.latency.p50)} / ${ms(plain.latency.p50)}`,
+            x(run.latency.p50 / plain.latency.p50),
+            `${ms(run.latency.p99)} / ${ms(plain.latency.p99)}`,
+            x(run.latency.p99 / plain.latency.p99),
+            `${fmt(run.serverCpuUsPerDelivery ?? Number.NaN, 1)} / ${fmt(plain.serverCpuUsPerDelivery ?? Number.NaN, 1)} µs`,
+          ],
+        ];
+      });
+      const fanOut = (memory: SubscriptionMemory) =>
+        `${ms(memory.fanOutToAllMs)} (${memory.fanOutMs.map((value) => fmt(value, 0)).join(', ')})`;
+      push(
+        table(
+          [
+            'subscribers',
+            'p50 CAS / plain',
+            'p50 ratio',
+            'p99 CAS / plain',
+            'p99 ratio',
+            'server CPU / delivery',
+          ],
+          rows,
+        ),
+        '',
+        table(
+          [
+            'idle subscribers',
+            'server',
+            'one event to all: median (each event, ms)',
+            'RSS per idle subscription',
+          ],
+          [
+            [memory.connections[1], 'CAS', fanOut(memory), `${fmt(memory.perSubscriptionKiB, 1)} KiB`],
+            [
+              peer.memory.connections[1],
+              'plain fan-out',
+              fanOut(peer.memory),
+              `${fmt(peer.memory.perSubscriptionKiB, 1)} KiB`,
+            ],
+          ],
+        ),
+        '',
+      );
+    }
     const cpu = subscriptions.subscribeCpu;
     if (cpu) {
       push(

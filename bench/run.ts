@@ -119,6 +119,7 @@ const settings = {
     subscriberCounts: [1, 100, 1000],
     events: quick ? 30 : 100,
     idleConnections: quick ? [200, 1000] : [1000, 5000],
+    fanOutEvents: quick ? 2 : 5,
     cpuSubscribes: quick ? 200 : 1000,
     cpuSockets: 50,
   },

@@ -9,7 +9,11 @@
  *   warm-up round, until its cas_graphql_subscriptions_active gauge counts all of them; minus what
  *   the idle server spent over the same wall time; divided by N;
  * - memory per idle subscription: the server's RSS with 1,000 and with 5,000 idle subscribed
- *   connections, divided by the difference (connection and subscription together).
+ *   connections, divided by the difference (connection and subscription together); then a few
+ *   events, one at a time, each timed until all 5,000 have it.
+ * The latency and idle rows run against a peer too (bench/servers/plain-ws-fanout.ts: the same
+ * events written to every socket with nothing else done), count by count right after CAS, so that
+ * what the machine and the clients cost is a number beside what CAS costs.
  * The clients run in the benchmark process: with 1,000 of them, the last one's latency includes
  * the time this one process takes to read the 999 messages before it.
  */
@@ -29,6 +33,8 @@ export interface SubscriptionSettings {
   subscriberCounts: number[];
   events: number;
   idleConnections: number[];
+  /** Events timed one after another to all idle subscribers at the larger count. */
+  fanOutEvents: number;
   /** Subscribes measured for the CPU row, and the open sockets they are spread over. */
   cpuSubscribes: number;
   cpuSockets: number;
@@ -60,12 +66,14 @@ export interface SubscriptionLatencyRun {
 }
 
 export interface SubscriptionMemory {
-  connections: number[];
-  rssMiB: number[];
+  connections: [number, number];
+  rssMiB: [number, number];
   /** (RSS at the larger count - RSS at the smaller) / difference in connections. */
   perSubscriptionKiB: number;
-  /** One event fanned out to every idle subscriber at the larger count: when the last got it. */
+  /** One event fanned out to every idle subscriber at the larger count: when the last got it (median). */
   fanOutToAllMs: number;
+  /** Each fan-out event's time from its commit until the last subscriber got it. */
+  fanOutMs: number[];
 }
 
 export interface SubscriptionResults {
@@ -76,6 +84,8 @@ export interface SubscriptionResults {
   latency?: SubscriptionLatencyRun[];
   memory?: SubscriptionMemory;
   subscribeCpu?: SubscribeCpu;
+  /** The same latency and idle rows against bench/servers/plain-ws-fanout.ts. */
+  peer?: { latency: SubscriptionLatencyRun[]; memory: SubscriptionMemory };
 }
 
 const SUBSCRIPTION = 'subscription { events(types: ["state_updated"]) { cursor type payload } }';
@@ -336,6 +346,126 @@ async function untilLive(
   }
 }
 
+/** A server the subscription rows run against: the API, or the plain fan-out peer beside it. */
+interface SubscriptionServer {
+  url: string;
+  port: number;
+  process: Child;
+}
+
+type StateWrite = () => Promise<{ version: number; committedAt: number }>;
+
+/**
+ * Commit-to-client latency with `count` subscribers of `server`: `events` writes one at a time, each
+ * after every client has the one before.
+ */
+async function measureLatency(
+  server: SubscriptionServer,
+  count: number,
+  events: number,
+  write: StateWrite,
+): Promise<SubscriptionLatencyRun> {
+  const group = new Subscribers(server.url);
+  try {
+    await group.open(count);
+    await untilLive(group, write, server.port);
+    const committed: { version: number; committedAt: number }[] = [];
+    let missing = 0;
+    const serverCpuStart = await cpuMs(server.process.pid);
+    const benchCpuStart = process.cpuUsage();
+    for (let k = 0; k < events; k++) {
+      const sent = await write();
+      committed.push(sent);
+      if (!(await group.waitForAll(sent.version))) {
+        missing += count - (group.arrivals.get(sent.version)?.length ?? 0);
+      }
+      await sleep(10);
+    }
+    const benchCpu = process.cpuUsage(benchCpuStart);
+    const deliveries = count * events;
+    const serverCpuUsPerDelivery = (((await cpuMs(server.process.pid)) - serverCpuStart) * 1000) / deliveries;
+    const samples = committed.flatMap(({ version, committedAt }) =>
+      (group.arrivals.get(version) ?? []).map((time) => Math.max(0, time - committedAt)),
+    );
+    return {
+      subscribers: count,
+      events,
+      latency: summarize(samples),
+      missing,
+      serverCpuUsPerDelivery,
+      benchCpuUsPerDelivery: (benchCpu.user + benchCpu.system) / deliveries,
+    };
+  } finally {
+    await group.close();
+  }
+}
+
+/**
+ * RSS per idle subscription (between `fewer` and `more` subscribed connections), then
+ * `fanOutEvents` events, one at a time, to all `more` of them.
+ */
+async function measureIdle(
+  server: SubscriptionServer,
+  [fewer, more]: [number, number],
+  fanOutEvents: number,
+  write: StateWrite,
+): Promise<SubscriptionMemory> {
+  const idle = new Subscribers(server.url);
+  const settledRss = async () => {
+    await sleep(3_000);
+    await collectGarbage(server.process);
+    const samples: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      samples.push(await rssMiB(server.process.pid));
+      await sleep(500);
+    }
+    return summarize(samples).p50;
+  };
+  try {
+    await idle.open(fewer, 200);
+    await untilLive(idle, write, server.port);
+    const rssFewer = await settledRss();
+    progress(
+      `subscriptions: ${more} idle subscribed connections (RSS at ${fewer}: ${rssFewer.toFixed(1)} MiB)`,
+    );
+    await idle.open(more - fewer, 200);
+    await untilLive(idle, write, server.port);
+    const rssMore = await settledRss();
+    const fanOutMs: number[] = [];
+    for (let k = 0; k < fanOutEvents; k++) {
+      const sent = await write();
+      if (!(await idle.waitForAll(sent.version, 60_000))) {
+        const got = idle.arrivals.get(sent.version)?.length ?? 0;
+        throw new Error(`only ${got} of ${more} idle subscribers got the event`);
+      }
+      fanOutMs.push(Math.max(...idle.arrivals.get(sent.version)!) - sent.committedAt);
+      await sleep(FAN_OUT_PAUSE_MS);
+    }
+    return {
+      connections: [fewer, more],
+      rssMiB: [rssFewer, rssMore],
+      perSubscriptionKiB: ((rssMore - rssFewer) * 1024) / (more - fewer),
+      fanOutToAllMs: summarize(fanOutMs).p50,
+      fanOutMs,
+    };
+  } finally {
+    await idle.close();
+  }
+}
+
+/** Between fan-out events: the machine settles from one before the next is timed. */
+const FAN_OUT_PAUSE_MS = 500;
+
+const describeLatency = (label: string, run: SubscriptionLatencyRun) =>
+  `subscriptions: ${label}, ${run.subscribers} subscriber(s): commit-to-client p50 ${run.latency.p50.toFixed(2)} ms, ` +
+  `p99 ${run.latency.p99.toFixed(2)} ms${run.missing ? `, ${run.missing} missing` : ''}; CPU per delivery: ` +
+  `server ${run.serverCpuUsPerDelivery?.toFixed(1)} µs, benchmark clients ${run.benchCpuUsPerDelivery?.toFixed(1)} µs`;
+
+const describeIdle = (label: string, memory: SubscriptionMemory) =>
+  `subscriptions: ${label}: RSS ${memory.rssMiB[0].toFixed(1)} → ${memory.rssMiB[1].toFixed(1)} MiB: ` +
+  `${memory.perSubscriptionKiB.toFixed(1)} KiB per idle subscription; one event reached all ` +
+  `${memory.connections[1]} in ${memory.fanOutMs.map((ms) => ms.toFixed(0)).join(', ')} ms`;
+
 export async function runSubscriptions(
   databaseUrl: string,
   settings: SubscriptionSettings,
@@ -347,44 +477,44 @@ export async function runSubscriptions(
     return { measured: false, note, fields };
   }
 
-  const port = await freePort();
-  let server: Child | undefined;
   const runtime = await createRuntime({
     config: loadConfig({ DATABASE_URL: databaseUrl, CAS_WORKERS: '0', LOG_LEVEL: 'silent' }),
     logger: silentLogger(),
   });
   /** One state write; resolves with its version and the time its commit returned. */
-  const write = async () => {
+  const write: StateWrite = async () => {
     const state = await runtime.updateAgentState('marketer', { at: Date.now() });
     return { version: state.version, committedAt: performance.now() };
   };
-
-  const subscribers: Subscribers[] = [];
+  // For collectGarbage before the memory samples; idle otherwise (no session attached).
+  const inspectable = `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim();
+  const servers: Child[] = [];
+  const startServer = async (entry: string, env: Record<string, string>, readyText: string) => {
+    const port = await freePort();
+    const child = await startChild(
+      entry,
+      { DATABASE_URL: databaseUrl, PORT: String(port), HOST: '127.0.0.1', NODE_OPTIONS: inspectable, ...env },
+      readyText,
+    );
+    servers.push(child);
+    return { url: `ws://127.0.0.1:${port}/graphql`, port, process: child };
+  };
   try {
-    server = await startChild(
+    const cas = await startServer(
       'src/server/main.ts',
-      {
-        DATABASE_URL: databaseUrl,
-        CAS_WORKERS: '0',
-        // Thousands of subscribers from one address on purpose: per-caller quotas off.
-        ...BENCH_QUOTAS_OFF,
-        PORT: String(port),
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        // For collectGarbage before the memory samples; idle otherwise (no session attached).
-        NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --inspect=127.0.0.1:0`.trim(),
-      },
+      // Thousands of subscribers from one address on purpose: per-caller quotas off.
+      { CAS_WORKERS: '0', ...BENCH_QUOTAS_OFF, LOG_LEVEL: 'info' },
       'CAS Runtime API ready',
     );
-    const url = `ws://127.0.0.1:${port}/graphql`;
+    const peer = await startServer('bench/servers/plain-ws-fanout.ts', {}, 'plain ws fan-out listening');
 
     progress(
       `subscriptions: server CPU per subscribe, ${settings.cpuSubscribes} over ${settings.cpuSockets} open sockets`,
     );
     const subscribeCpu = await measureSubscribeCpu(
-      url,
-      port,
-      server.pid,
+      cas.url,
+      cas.port,
+      cas.process.pid,
       settings.cpuSubscribes,
       settings.cpuSockets,
     );
@@ -394,86 +524,24 @@ export async function runSubscriptions(
         `${subscribeCpu.perSubscribeMs.toFixed(3)} ms per subscribe`,
     );
 
+    // Each count on the API, then at once on the peer, so that both see the same machine.
     const latency: SubscriptionLatencyRun[] = [];
+    const peerLatency: SubscriptionLatencyRun[] = [];
     for (const count of settings.subscriberCounts) {
-      progress(`subscriptions: ${count} subscriber(s), ${settings.events} events`);
-      const group = new Subscribers(url);
-      subscribers.push(group);
-      await group.open(count);
-      await untilLive(group, write, port);
-      const committed: { version: number; committedAt: number }[] = [];
-      let missing = 0;
-      const serverCpuStart = await cpuMs(server.pid);
-      const benchCpuStart = process.cpuUsage();
-      for (let k = 0; k < settings.events; k++) {
-        const sent = await write();
-        committed.push(sent);
-        if (!(await group.waitForAll(sent.version))) {
-          missing += count - (group.arrivals.get(sent.version)?.length ?? 0);
-        }
-        await sleep(10);
-      }
-      const benchCpu = process.cpuUsage(benchCpuStart);
-      const deliveries = count * settings.events;
-      const serverCpuUsPerDelivery = (((await cpuMs(server.pid)) - serverCpuStart) * 1000) / deliveries;
-      const benchCpuUsPerDelivery = (benchCpu.user + benchCpu.system) / deliveries;
-      const samples = committed.flatMap(({ version, committedAt }) =>
-        (group.arrivals.get(version) ?? []).map((time) => Math.max(0, time - committedAt)),
-      );
-      latency.push({
-        subscribers: count,
-        events: settings.events,
-        latency: summarize(samples),
-        missing,
-        serverCpuUsPerDelivery,
-        benchCpuUsPerDelivery,
-      });
-      const run = latency.at(-1)!;
-      progress(
-        `subscriptions: ${count} subscriber(s): commit-to-client p50 ${run.latency.p50.toFixed(2)} ms, ` +
-          `p99 ${run.latency.p99.toFixed(2)} ms${missing ? `, ${missing} missing` : ''}; CPU per delivery: ` +
-          `server ${serverCpuUsPerDelivery.toFixed(1)} µs, benchmark clients ${benchCpuUsPerDelivery.toFixed(1)} µs`,
-      );
-      await group.close();
-      subscribers.pop();
+      progress(`subscriptions: ${count} subscriber(s), ${settings.events} events, CAS then the plain peer`);
+      latency.push(await measureLatency(cas, count, settings.events, write));
+      progress(describeLatency('CAS', latency.at(-1)!));
+      peerLatency.push(await measureLatency(peer, count, settings.events, write));
+      progress(describeLatency('plain peer', peerLatency.at(-1)!));
     }
 
-    // Idle memory.
-    const [fewer, more] = settings.idleConnections as [number, number];
-    const idle = new Subscribers(url);
-    subscribers.push(idle);
-    const settledRss = async () => {
-      await sleep(3_000);
-      await collectGarbage(server!);
-      const samples: number[] = [];
-      for (let i = 0; i < 5; i++) {
-        samples.push(await rssMiB(server!.pid));
-        await sleep(500);
-      }
-      return summarize(samples).p50;
-    };
-    progress(`subscriptions: ${fewer} idle subscribed connections`);
-    await idle.open(fewer, 200);
-    await untilLive(idle, write, port);
-    const rssFewer = await settledRss();
-    progress(
-      `subscriptions: ${more} idle subscribed connections (RSS at ${fewer}: ${rssFewer.toFixed(1)} MiB)`,
-    );
-    await idle.open(more - fewer, 200);
-    await untilLive(idle, write, port);
-    const rssMore = await settledRss();
-    // One event to all of them.
-    const sent = await write();
-    if (!(await idle.waitForAll(sent.version, 60_000))) {
-      const got = idle.arrivals.get(sent.version)?.length ?? 0;
-      throw new Error(`only ${got} of ${more} idle subscribers got the event`);
-    }
-    const fanOutToAllMs = Math.max(...idle.arrivals.get(sent.version)!) - sent.committedAt;
-    const perSubscriptionKiB = ((rssMore - rssFewer) * 1024) / (more - fewer);
-    progress(
-      `subscriptions: RSS ${rssFewer.toFixed(1)} → ${rssMore.toFixed(1)} MiB: ${perSubscriptionKiB.toFixed(1)} KiB ` +
-        `per idle subscription; one event reached all ${more} in ${fanOutToAllMs.toFixed(0)} ms`,
-    );
+    const connections = settings.idleConnections as [number, number];
+    progress(`subscriptions: ${connections[0]} idle subscribed connections, CAS`);
+    const memory = await measureIdle(cas, connections, settings.fanOutEvents, write);
+    progress(describeIdle('CAS', memory));
+    progress(`subscriptions: ${connections[0]} idle subscribed connections, plain peer`);
+    const peerMemory = await measureIdle(peer, connections, settings.fanOutEvents, write);
+    progress(describeIdle('plain peer', peerMemory));
     return {
       measured: true,
       note: 'measured',
@@ -481,16 +549,11 @@ export async function runSubscriptions(
       query: SUBSCRIPTION,
       latency,
       subscribeCpu,
-      memory: {
-        connections: [fewer, more],
-        rssMiB: [rssFewer, rssMore],
-        perSubscriptionKiB,
-        fanOutToAllMs,
-      },
+      memory,
+      peer: { latency: peerLatency, memory: peerMemory },
     };
   } finally {
-    for (const group of subscribers) await group.close().catch(() => undefined);
-    await server?.stop();
+    for (const server of servers) await server.stop();
     await runtime.shutdown({ deadlineMs: 0 });
   }
 }
