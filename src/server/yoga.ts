@@ -14,7 +14,7 @@ import {
   type YogaLogger,
   type YogaServerInstance,
 } from 'graphql-yoga';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Authenticator, Caller } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { createContext, requestIdFrom, type GraphQLContext } from '../graphql/context.js';
@@ -39,8 +39,17 @@ import { trustedDocumentPlugins, type TrustedDocuments } from './trusted-documen
 export const GRAPHQL_PATH = '/graphql';
 
 /** What the node:http adapter and graphql-ws hand to yoga as the server context. */
+/**
+ * What operations read of the request they came in: its headers and the client's address. An HTTP
+ * request is one; a WebSocket keeps only these of its upgrade request (websocket.ts).
+ */
+export interface RequestFacts {
+  headers: Pick<IncomingHttpHeaders, 'authorization' | 'x-request-id'>;
+  socket: { remoteAddress?: string };
+}
+
 export interface ServerContext {
-  req?: IncomingMessage;
+  req?: RequestFacts;
   /** graphql-ws: aborted when the operation's socket closes (HTTP requests carry their own). */
   signal?: AbortSignal;
   /** A graphql-ws socket's caller, authenticated once at connection_init (src/server/websocket.ts). */
