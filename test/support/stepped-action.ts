@@ -21,14 +21,21 @@ export interface SteppedAction {
 export function steppedAction(steps: number): SteppedAction {
   let released = 0;
   let wake: (() => void) | null = null;
+  // One abort listener per step, removed once the step is released: a task of many steps would
+  // otherwise pile them up on its signal (Node warns past ten).
   const permit = (step: number, signal: AbortSignal) =>
     new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (signal.aborted) return reject(signal.reason as Error);
-        if (released >= step) return resolve();
-        wake = check;
+      const onAbort = () => {
+        wake = null;
+        reject(signal.reason as Error);
       };
-      signal.addEventListener('abort', () => check(), { once: true });
+      const check = () => {
+        if (released < step) return void (wake = check);
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      if (signal.aborted) return onAbort();
+      signal.addEventListener('abort', onAbort, { once: true });
       check();
     });
   const release = () => {
