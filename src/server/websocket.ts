@@ -304,7 +304,10 @@ export function attachGraphQLWebSocket(options: {
   wss.options.handleProtocols = handleProtocols;
   wss.on('connection', (socket, request) => {
     // A client's bad frame (too large, malformed): ws has begun closing the socket with its code.
-    socket.once('error', (error) => logger.info({ err: error }, 'websocket closed on a protocol error'));
+    // The client's doing, not the server's: its code and message, no stack.
+    socket.once('error', (error: Error & { code?: string }) =>
+      logger.info({ code: error.code, reason: error.message }, 'websocket closed on a protocol error'),
+    );
     const closed = graphqlWs.opened(
       {
         protocol: socket.protocol,
