@@ -9,7 +9,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, cp, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate, readMigrations, SUPABASE_DIR } from './migrate.js';
@@ -59,8 +59,28 @@ export async function findEmbeddedTemplate(templateDir = TEMPLATE_DIR): Promise<
  */
 export async function copyEmbeddedTemplate(template: string, dataDir: string): Promise<void> {
   const versionFile = path.join(template, VERSION_FILE);
-  await cp(template, dataDir, { recursive: true, filter: (source) => source !== versionFile });
+  await copyTree(template, dataDir, (source) => source !== versionFile);
   await copyFile(versionFile, path.join(dataDir, VERSION_FILE));
+}
+
+/**
+ * Copies the files and folders under `from` that `include` keeps into `to`, every file of a folder
+ * at once (Node's thread pool runs a few at a time). fs.cp checks each file in JavaScript, one
+ * after another: 0.72 s for the template's 1,118 files, a fifth of a first start on a slow
+ * machine; this takes about what `cp -r` does (0.24 s).
+ */
+async function copyTree(from: string, to: string, include: (source: string) => boolean): Promise<void> {
+  await mkdir(to, { recursive: true });
+  const entries = await readdir(from, { withFileTypes: true });
+  await Promise.all(
+    entries.map((entry) => {
+      const source = path.join(from, entry.name);
+      if (!include(source)) return undefined;
+      const target = path.join(to, entry.name);
+      if (entry.isDirectory()) return copyTree(source, target, include);
+      return copyFile(source, target);
+    }),
+  );
 }
 
 const isRunning = (pid: number): boolean => {

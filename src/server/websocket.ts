@@ -303,8 +303,8 @@ export function attachGraphQLWebSocket(options: {
   // facts of its upgrade request rather than the request, and keepSocketsAlive pings every socket.
   wss.options.handleProtocols = handleProtocols;
   wss.on('connection', (socket, request) => {
-    // A client's bad frame (too large, malformed): ws has begun closing the socket with its code.
-    // The client's doing, not the server's: its code and message, no stack.
+    // A client's bad frame (too large: 1009, malformed: 1002): ws closes the socket with that
+    // code. The client's doing, so info, with the code and message and no stack.
     socket.once('error', (error: Error & { code?: string }) =>
       logger.info({ code: error.code, reason: error.message }, 'websocket closed on a protocol error'),
     );
