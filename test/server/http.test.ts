@@ -4,8 +4,10 @@
  */
 import { Writable } from 'node:stream';
 import { serverAudits } from 'graphql-http';
+import { createClient } from 'graphql-ws';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
 import type { CustomRuntime } from '../../src/runtime/custom-runtime.js';
 import { describeEachDatabase } from '../support/databases.js';
 import { databaseSnapshot } from '../support/runtime.js';
@@ -624,5 +626,41 @@ describeEachDatabase('when the database goes away', (kind) => {
       msg: 'unexpected error while resolving an operation',
     });
     expect((logged!.err as { message: string }).message).not.toBe('');
+  });
+
+  it('over a WebSocket, with the request id of its upgrade request', async () => {
+    // The socket keeps the x-request-id of its upgrade request (not the request itself) for its life.
+    class WithRequestId extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols, { headers: { 'x-request-id': 'ws-req-7' } });
+      }
+    }
+    const client = createClient({
+      url: server.url.replace(/^http/, 'ws'),
+      webSocketImpl: WithRequestId,
+      retryAttempts: 0,
+    });
+    try {
+      const result = await new Promise<unknown>((resolve, reject) =>
+        client.subscribe(
+          { query: '{ agents { id } }' },
+          { next: resolve, error: reject, complete: () => undefined },
+        ),
+      );
+      expect(result).toMatchObject({
+        errors: [
+          {
+            message: 'Unexpected error.',
+            extensions: { code: 'INTERNAL_SERVER_ERROR', requestId: 'ws-req-7' },
+          },
+        ],
+      });
+      expect(logLines.find((line) => line.requestId === 'ws-req-7')).toMatchObject({
+        level: 50,
+        path: 'agents',
+      });
+    } finally {
+      await client.dispose();
+    }
   });
 });
