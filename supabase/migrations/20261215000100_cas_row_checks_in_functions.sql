@@ -116,35 +116,35 @@ begin
 end $$;
 
 alter table cas_tasks
-  drop constraint cas_tasks_action_check,
-  drop constraint cas_tasks_attempts_check,
-  drop constraint cas_tasks_check,
-  drop constraint cas_tasks_check1,
-  drop constraint cas_tasks_check2,
-  drop constraint cas_tasks_depth_check,
-  drop constraint cas_tasks_idempotency_key_check,
-  drop constraint cas_tasks_lease_token_check,
-  drop constraint cas_tasks_max_attempts_check,
-  drop constraint cas_tasks_priority_check,
-  drop constraint cas_tasks_progress_check,
-  drop constraint cas_tasks_retry_delay_ms_check,
-  drop constraint cas_tasks_status_check,
-  drop constraint cas_tasks_timeout_ms_check,
-  drop constraint cas_tasks_trace_parent_check,
+  drop constraint if exists cas_tasks_action_check,
+  drop constraint if exists cas_tasks_attempts_check,
+  drop constraint if exists cas_tasks_check,
+  drop constraint if exists cas_tasks_check1,
+  drop constraint if exists cas_tasks_check2,
+  drop constraint if exists cas_tasks_depth_check,
+  drop constraint if exists cas_tasks_idempotency_key_check,
+  drop constraint if exists cas_tasks_lease_token_check,
+  drop constraint if exists cas_tasks_max_attempts_check,
+  drop constraint if exists cas_tasks_priority_check,
+  drop constraint if exists cas_tasks_progress_check,
+  drop constraint if exists cas_tasks_retry_delay_ms_check,
+  drop constraint if exists cas_tasks_status_check,
+  drop constraint if exists cas_tasks_timeout_ms_check,
+  drop constraint if exists cas_tasks_trace_parent_check,
   add constraint cas_tasks_row_check check (cas_check_task_row(
     action, attempts, max_attempts, status, finished_at, worker_id, depth, idempotency_key,
     lease_token, priority, progress, retry_delay_ms, timeout_ms, trace_parent)) not valid;
 alter table cas_tasks validate constraint cas_tasks_row_check;
 
 alter table cas_agent_events
-  drop constraint cas_agent_events_event_type_check,
+  drop constraint if exists cas_agent_events_event_type_check,
   add constraint cas_agent_events_row_check check (cas_check_event_row(event_type)) not valid;
 alter table cas_agent_events validate constraint cas_agent_events_row_check;
 
 alter table cas_task_steps
-  drop constraint cas_task_steps_kind_check,
-  drop constraint cas_task_steps_status_check,
-  drop constraint cas_task_steps_step_key_check,
+  drop constraint if exists cas_task_steps_kind_check,
+  drop constraint if exists cas_task_steps_status_check,
+  drop constraint if exists cas_task_steps_step_key_check,
   add constraint cas_task_steps_row_check check (cas_check_task_step_row(kind, status, step_key)) not valid;
 alter table cas_task_steps validate constraint cas_task_steps_row_check;
 
