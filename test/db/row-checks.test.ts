@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { SqlParam } from '../../src/db/database.js';
+import { EVENT_TYPES } from '../../src/domains/event/event.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../support/databases.js';
 
 /**
@@ -127,8 +128,7 @@ describeEachDatabase('row checks', (kind) => {
       message:
         'new row for relation "cas_agent_events" violates check constraint "cas_agent_events_event_type_check"',
     });
-    await append('workflow_step_skipped');
-    await append('task_output');
+    for (const type of EVENT_TYPES) await append(type);
   });
 
   it('refuses a step row that breaks a rule, naming it', async () => {
