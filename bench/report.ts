@@ -318,7 +318,7 @@ export function writeReport(results: BenchResults): string {
     push(
       `${history.size.events.toLocaleString('en')} events, ${history.size.logs.toLocaleString('en')} log entries and ` +
         `${history.size.tasks.toLocaleString('en')} finished tasks (seeded with generate_series in ` +
-        `${history.seedSeconds.toFixed(0)} s), queries through the real yoga instance in process, sequentially, ` +
+        `${history.seedSeconds.toFixed(0)} s, the task counters then folded as a worker does every second), queries through the real yoga instance in process, sequentially, ` +
         'PostgreSQL server. Pages start half-way through the history. Target: p50 ≤ 10 ms.',
       '',
     );

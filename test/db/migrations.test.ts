@@ -1,6 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.js';
-import { migrate, migrationsApplied, readMigrations, type Migration } from '../../src/db/migrate.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  migrate,
+  migrationsApplied,
+  readMigrations,
+  SUPABASE_DIR,
+  type Migration,
+} from '../../src/db/migrate.js';
 import { openPostgres } from '../../src/db/postgres.js';
 import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../support/databases.js';
 
@@ -111,6 +119,50 @@ describeEachDatabase('migrations', (kind) => {
                 (select last_seq from cas_event_sequence) as last_seq`,
       );
       expect(counts).toEqual({ statuses: 8, events: 0, last_seq: 0 });
+    });
+  });
+
+  describe('an upgrade of a database with task history', () => {
+    // 20261216000200_cas_all_time_metrics_per_agent.sql starts each agent's all-time row from the
+    // hourly totals folded so far; the deltas not folded yet stay deltas.
+    const ALL_TIME = '20261216000200';
+    let testDb: TestDatabase;
+    beforeAll(async () => {
+      testDb = await openTestDatabase(kind, { empty: true });
+    });
+    afterAll(() => testDb?.close());
+
+    const finished = (status: string, hoursAgo: number, durationMs: number) =>
+      testDb.db.exec(
+        `insert into cas_tasks (agent_id, action, status, attempts, started_at, finished_at, duration_ms)
+         values ('analyst', 'ping', '${status}', 1, now() - interval '${hoursAgo} hours',
+                 now() - interval '${hoursAgo} hours', ${durationMs})`,
+      );
+
+    it("starts every agent's all-time metrics from the hourly rollups it folded before", async () => {
+      for (const file of files.filter((f) => f.version < ALL_TIME)) await testDb.db.exec(file.sql);
+      await testDb.db.exec(await readFile(path.join(SUPABASE_DIR, 'seed.sql'), 'utf8'));
+      await finished('succeeded', 30, 100);
+      await finished('failed', 2, 500);
+      await testDb.db.query('select cas_fold_task_counters()');
+      await finished('succeeded', 0, 300);
+
+      for (const file of files.filter((f) => f.version >= ALL_TIME)) await testDb.db.exec(file.sql);
+      const [row] = await testDb.db.query<Record<string, number>>(
+        `select succeeded::int, failed::int, duration_count::int, duration_ms_sum::float8
+         from cas_task_rollup_agent_totals where agent_id = 'analyst'`,
+      );
+      expect(row).toEqual({ succeeded: 1, failed: 1, duration_count: 2, duration_ms_sum: 600 });
+      const metrics = await testDb.db.query<Record<string, number>>(
+        `select total_runs::int, succeeded::int, failed::int, avg_duration_ms from cas_agent_metrics(array['analyst'])`,
+      );
+      expect(metrics).toEqual([{ total_runs: 3, succeeded: 2, failed: 1, avg_duration_ms: 300 }]);
+      await testDb.db.query('select cas_fold_task_counters()');
+      expect(
+        await testDb.db.query(
+          `select total_runs::int, succeeded::int, failed::int, avg_duration_ms from cas_agent_metrics(array['analyst'])`,
+        ),
+      ).toEqual(metrics);
     });
   });
 

@@ -122,6 +122,50 @@ describeEachDatabase('task counters', (kind) => {
     expect(cancelled.counters).toContainEqual({ status: 'queued', tasks: 4 });
   });
 
+  it("give an agent's all-time metrics from its own row and unfolded deltas, as the hourly rollups sum them", async () => {
+    await t.runtime.registerAgent({ id: 'measured', name: 'Measured', role: 'qa' });
+    // Final rows over three hours (one in the current hour), then a queued task cancelled.
+    await t.db.exec(
+      `insert into cas_tasks (agent_id, action, status, attempts, started_at, finished_at, duration_ms)
+       values ('measured', 'ping', 'succeeded', 1, now() - interval '3 hours', now() - interval '3 hours', 100),
+              ('measured', 'ping', 'failed', 1, now() - interval '2 hours', now() - interval '2 hours', 300),
+              ('measured', 'ping', 'succeeded', 1, now() - interval '1 second', now(), 200)`,
+    );
+    const queued = await t.runtime.executeTask({ agentId: 'measured', action: 'ping' });
+    await t.runtime.cancelTask(queued.id);
+    // The same sums over every hour, read through a range that holds the whole history.
+    const fromRollups = async () =>
+      (
+        await t.db.query<Record<string, unknown>>(
+          `select total_runs::int, succeeded::int, failed::int, cancelled::int, avg_duration_ms
+           from cas_agent_metrics(array['measured'], now() - interval '1 day', now() + interval '1 day')`,
+        )
+      )[0];
+    const allTime = async () =>
+      (
+        await t.db.query<Record<string, unknown>>(
+          `select total_runs::int, succeeded::int, failed::int, cancelled::int, avg_duration_ms
+           from cas_agent_metrics(array['measured'])`,
+        )
+      )[0];
+    const expected = { total_runs: 4, succeeded: 2, failed: 1, cancelled: 1, avg_duration_ms: 200 };
+    expect(await fromRollups()).toEqual(expected);
+    expect(await allTime()).toEqual(expected);
+    await t.db.query('select cas_fold_task_counters()');
+    expect(await allTime()).toEqual(expected);
+    // Half folded, half not: another task ends after the fold.
+    await t.db.exec(
+      `insert into cas_tasks (agent_id, action, status, attempts, started_at, finished_at, duration_ms)
+       values ('measured', 'ping', 'failed', 1, now() - interval '1 second', now(), 1000)`,
+    );
+    const more = { total_runs: 5, succeeded: 2, failed: 2, cancelled: 1, avg_duration_ms: 400 };
+    expect(await allTime()).toEqual(more);
+    expect(await fromRollups()).toEqual(more);
+    await t.db.query('select cas_fold_task_counters()');
+    expect(await allTime()).toEqual(more);
+    expect(await t.runtime.getMetrics('measured')).toMatchObject({ totalRuns: 5 });
+  });
+
   it.runIf(kind === 'postgres')(
     'leave the deltas to the fold in progress when another one starts',
     async () => {
