@@ -29,6 +29,9 @@ const x = (value: number | undefined) =>
 const ms = (value: number | undefined) =>
   value === undefined || !Number.isFinite(value) ? 'n/a' : `${fmt(value, 2)} ms`;
 const int = (value: number | undefined) => fmt(value, 0);
+/** A share (0..1) as a whole percentage. */
+const percent = (value: number | undefined) =>
+  value === undefined || !Number.isFinite(value) ? 'n/a' : `${Math.round(value * 100)}%`;
 
 function table(header: string[], rows: (string | number)[][]): string {
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
@@ -136,11 +139,27 @@ export function writeReport(results: BenchResults): string {
         `graphile-worker p50 ${ms(gw?.latency.p50)}, p99 ${ms(gw?.latency.p99)} ` +
         `(CAS/graphile-worker: p50 ${x(tasks.ratios.latencyP50CasOverGraphile)}, p99 ${x(tasks.ratios.latencyP99CasOverGraphile)}).`,
     );
-    for (const { workerProcesses, ratio, cas, graphile } of tasks.ratios.throughputCasOverGraphile) {
+    const byWorkers = tasks.ratios.throughputCasOverGraphile;
+    for (const { workerProcesses, ratio, cas, graphile, casCpuBusy, graphileCpuBusy } of byWorkers) {
       headline.push(
         `- No-op tasks/s with ${workerProcesses} worker process(es): CAS **${int(cas)}** ` +
           `(with events and metrics), graphile-worker ${int(graphile)}: **${x(ratio)}**` +
-          ` (${tasks.settings.throughputRounds ?? 1} alternating round(s) each).`,
+          ` (${tasks.settings.throughputRounds ?? 1} alternating round(s) each; the machine's CPU ` +
+          `${percent(casCpuBusy)} busy during CAS's drains, ${percent(graphileCpuBusy)} during graphile-worker's).`,
+      );
+    }
+    const one = byWorkers.find((row) => row.workerProcesses === 1);
+    const most = byWorkers.at(-1);
+    if (one && most && most !== one) {
+      /** Milliseconds of the machine's CPU (every core, every process) per task done. */
+      const cpuPerTask = (busy: number | undefined, tasksPerSecond: number) =>
+        busy === undefined ? undefined : (busy * machine.cores * 1000) / tasksPerSecond;
+      headline.push(
+        `- ${most.workerProcesses} worker processes over 1, each system against itself: CAS ` +
+          `**${x(most.cas / one.cas)}**, graphile-worker ${x(most.graphile / one.graphile)}. Machine CPU per task ` +
+          `(all ${machine.cores} cores, every process): CAS ${ms(cpuPerTask(one.casCpuBusy, one.cas))} with 1 process, ` +
+          `${ms(cpuPerTask(most.casCpuBusy, most.cas))} with ${most.workerProcesses}; graphile-worker ` +
+          `${ms(cpuPerTask(one.graphileCpuBusy, one.graphile))} and ${ms(cpuPerTask(most.graphileCpuBusy, most.graphile))}.`,
       );
     }
     const troubled = tasks.throughput.filter((r) => r.timedOut || (r.deadlocks ?? 0) > 0);
@@ -395,6 +414,7 @@ export function writeReport(results: BenchResults): string {
           'tasks/s',
           'backlog enqueue (s)',
           'DB-side tasks/s',
+          'machine CPU busy',
           'deadlocks',
         ],
         tasks.throughput.map((r) => [
@@ -407,6 +427,7 @@ export function writeReport(results: BenchResults): string {
           int(r.tasksPerSecond),
           fmt(r.enqueueSeconds, 2),
           r.check ? int(r.check.databaseTasksPerSecond) : '',
+          percent(r.machineCpuBusy),
           r.deadlocks ?? '',
         ]),
       ),
@@ -414,7 +435,9 @@ export function writeReport(results: BenchResults): string {
     );
     push(
       '"DB-side tasks/s" (CAS only): tasks divided by the time from the first `started_at` to the last ' +
-        '`finished_at`, i.e. without the polling granularity. "deadlocks": deadlocks PostgreSQL detected in ' +
+        '`finished_at`, i.e. without the polling granularity. "machine CPU busy": the share of all cores ' +
+        'busy from the commit to the drain (`/proc/stat`: workers, PostgreSQL and the polling alike). ' +
+        '"deadlocks": deadlocks PostgreSQL detected in ' +
         `the scenario's database (\`pg_stat_database\`); each costs the transactions involved about a second ` +
         '(`deadlock_timeout`). A run that times out reports the rate of the tasks it finished.',
       '',
@@ -482,17 +505,26 @@ export function writeReport(results: BenchResults): string {
         "runs from the first send to the last task's `finished_at`. On 2 cores the 6 processes and PostgreSQL share the same CPUs.",
       '',
       table(
-        ['API processes', 'worker processes', 'enqueues/s', 'tasks/s end to end', 'succeeded'],
+        [
+          'API processes',
+          'worker processes',
+          'enqueues/s',
+          'tasks/s end to end',
+          'succeeded',
+          'machine CPU busy',
+        ],
         scaleOut.runs.map((run) => [
           String(run.apiProcesses),
           String(run.workerProcesses),
           run.enqueuePerSecond.toFixed(0),
           run.tasksPerSecond.toFixed(0),
           String(run.succeeded),
+          percent(run.machineCpuBusy),
         ]),
       ),
       '',
-      `3 + 3 over 1 + 1: **${x(scaleOut.threeOverOne ?? Number.NaN)}**.`,
+      `3 + 3 over 1 + 1: **${x(scaleOut.threeOverOne ?? Number.NaN)}**. "machine CPU busy": the share of all cores busy ` +
+        'from the first send until every task succeeded (`/proc/stat`: every process, the load generator included).',
       '',
     );
   }

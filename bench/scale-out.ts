@@ -6,6 +6,7 @@
  * has succeeded. Measured: enqueue requests/s (first send to last answer) and tasks/s end to end
  * (first send to the last task's finish, from the database's own timestamps).
  */
+import { busyShare, cpuTimes } from './lib/machine.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { freePort } from '../test/support/net.js';
 import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
@@ -31,6 +32,8 @@ export interface ScaleOutRun extends ScaleOutShape {
   tasksPerSecond: number;
   /** Tasks that succeeded (all of them unless the run timed out). */
   succeeded: number;
+  /** Share of the machine's CPU busy from the first send until every task succeeded. */
+  machineCpuBusy?: number;
 }
 
 export interface ScaleOutResults {
@@ -114,6 +117,7 @@ async function measureShape(
   try {
     let sent = 0;
     const started = Date.now();
+    const cpuAtStart = cpuTimes();
     await Promise.all(
       Array.from({ length: settings.clients }, async (_, client) => {
         while (sent < settings.tasks) {
@@ -133,6 +137,7 @@ async function measureShape(
       if (succeeded >= settings.tasks) break;
       await sleep(POLL_MS);
     }
+    const machineCpuBusy = busyShare(cpuAtStart, cpuTimes());
     const [last] = await db.query<{ finished: Date | null }>(
       'select max(finished_at) as finished from cas_tasks',
     );
@@ -142,6 +147,7 @@ async function measureShape(
       enqueuePerSecond: settings.tasks / enqueueSeconds,
       tasksPerSecond: succeeded / seconds,
       succeeded,
+      machineCpuBusy,
     };
   } finally {
     await db.close();

@@ -77,7 +77,15 @@ export interface TaskResults {
      * CAS tasks/s divided by graphile-worker jobs/s, per worker-process count; each rate is over all
      * its rounds (tasks done / seconds taken).
      */
-    throughputCasOverGraphile: { workerProcesses: number; ratio: number; cas: number; graphile: number }[];
+    throughputCasOverGraphile: {
+      workerProcesses: number;
+      ratio: number;
+      cas: number;
+      graphile: number;
+      /** Share of the machine's CPU busy during each system's drains, over all its rounds. */
+      casCpuBusy?: number;
+      graphileCpuBusy?: number;
+    }[];
     /** Embedded (PGlite, in-process worker) divided by the server with 1 worker process. */
     embeddedOverServerThroughput: number;
     embeddedOverServerLatencyP50: number;
@@ -348,9 +356,15 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
       (run) => run.system === system && run.database === database && run.workerProcesses === workers,
     );
     const seconds = runs.reduce((sum, run) => sum + run.seconds, 0);
+    const measured = runs.filter((run) => run.machineCpuBusy !== undefined);
+    const busySeconds = measured.reduce((sum, run) => sum + run.machineCpuBusy! * run.seconds, 0);
+    const measuredSeconds = measured.reduce((sum, run) => sum + run.seconds, 0);
     return runs.length === 0
       ? undefined
-      : { tasksPerSecond: runs.reduce((sum, run) => sum + run.completed, 0) / seconds };
+      : {
+          tasksPerSecond: runs.reduce((sum, run) => sum + run.completed, 0) / seconds,
+          cpuBusy: measured.length === runs.length ? busySeconds / measuredSeconds : undefined,
+        };
   };
   return {
     settings,
@@ -366,9 +380,16 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
         findLatency('graphile-worker', 'postgres')?.latency.p99,
       ),
       throughputCasOverGraphile: settings.workerCounts.map((workers) => {
-        const cas = findThroughput('cas', 'postgres', workers)?.tasksPerSecond ?? NaN;
-        const graphile = findThroughput('graphile-worker', 'postgres', workers)?.tasksPerSecond ?? NaN;
-        return { workerProcesses: workers, ratio: ratio(cas, graphile), cas, graphile };
+        const cas = findThroughput('cas', 'postgres', workers);
+        const graphile = findThroughput('graphile-worker', 'postgres', workers);
+        return {
+          workerProcesses: workers,
+          ratio: ratio(cas?.tasksPerSecond, graphile?.tasksPerSecond),
+          cas: cas?.tasksPerSecond ?? NaN,
+          graphile: graphile?.tasksPerSecond ?? NaN,
+          casCpuBusy: cas?.cpuBusy,
+          graphileCpuBusy: graphile?.cpuBusy,
+        };
       }),
       embeddedOverServerThroughput: ratio(
         findThroughput('cas', 'pglite', 1)?.tasksPerSecond,

@@ -44,6 +44,34 @@ function gitCommit(): string {
   }
 }
 
+/** The machine's CPU time so far, all cores (Linux: /proc/stat), in clock ticks. */
+export interface CpuTimes {
+  busy: number;
+  total: number;
+}
+
+export function cpuTimes(): CpuTimes | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    // cpu user nice system idle iowait irq softirq steal ...
+    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = ticks.reduce((sum, value) => sum + value, 0);
+    const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The share of the machine's CPU (every core, every process) that was busy between two readings:
+ * near 1 means the machine had no CPU left, so more processes could only share it.
+ */
+export function busyShare(from: CpuTimes | undefined, to: CpuTimes | undefined): number | undefined {
+  if (!from || !to || to.total <= from.total) return undefined;
+  return (to.busy - from.busy) / (to.total - from.total);
+}
+
 export async function machineInfo(): Promise<MachineInfo> {
   const pgVersion = await serverVersion();
   return {

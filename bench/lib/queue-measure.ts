@@ -5,6 +5,7 @@
  * - throughput: a backlog enqueued in one transaction, then the time until every job is done,
  *   observed by polling the queue every 10 ms.
  */
+import { busyShare, cpuTimes } from './machine.js';
 import { progress, sleep } from './progress.js';
 import { summarize, type LatencySummary } from './stats.js';
 
@@ -29,6 +30,11 @@ export interface ThroughputResult {
   /** From the backlog's commit until the last job was seen done. */
   seconds: number;
   tasksPerSecond: number;
+  /**
+   * Share of the machine's CPU busy from the backlog's commit to the drain (every core and process:
+   * workers, PostgreSQL, the benchmark's polling); unknown off Linux.
+   */
+  machineCpuBusy?: number;
 }
 
 export interface QueueDriver {
@@ -116,8 +122,10 @@ export async function measureThroughput(
   const enqueueStarted = performance.now();
   await driver.enqueueMany(tasks);
   const committed = performance.now();
+  const cpuAtCommit = cpuTimes();
   const left = await waitUntilDrained(driver, timeoutMs);
   const seconds = (performance.now() - committed) / 1000;
+  const machineCpuBusy = busyShare(cpuAtCommit, cpuTimes());
   return {
     tasks,
     completed: tasks - left,
@@ -125,5 +133,6 @@ export async function measureThroughput(
     enqueueSeconds: (committed - enqueueStarted) / 1000,
     seconds,
     tasksPerSecond: (tasks - left) / seconds,
+    machineCpuBusy,
   };
 }
