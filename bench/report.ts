@@ -373,7 +373,14 @@ export function writeReport(results: BenchResults): string {
       `- **Throughput**: a backlog of ${s.throughputTasks} tasks enqueued in one transaction, then the time ` +
         'from its commit until the queue is seen empty (polled every 10 ms: graphile-worker counts its ' +
         'jobs table, which loses each finished job; CAS sums its queued and running task counters rather ' +
-        'than scanning a table that keeps every finished task). Each system runs ' +
+        'than scanning a table that keeps every finished task). ' +
+        (s.throughputWarmupTasks
+          ? `Before it, the same worker processes drain a warm-up backlog of ${s.throughputWarmupTasks} tasks, not ` +
+            "counted: a fresh process's first thousand tasks run in V8's unoptimized tiers and its new database " +
+            'connections plan their statements, once per process (without it, 3 processes paid that three times ' +
+            'within a 2-second drain). '
+          : '') +
+        'Each system runs ' +
         `${s.throughputRounds ?? 1} round(s) per worker count, in alternating order (CAS first, then graphile-worker first, ...), ` +
         'each on a fresh database; the headline rates are the tasks done over all rounds divided by their time. ' +
         'CAS tasks are end to end: ' +

@@ -102,6 +102,7 @@ const settings = {
     latencyRounds: quick ? 1 : 2,
     paceMs: 20,
     throughputTasks: quick ? 500 : 3000,
+    throughputWarmupTasks: quick ? 200 : 3000,
     throughputRounds: quick ? 1 : 3,
     workerCounts: [1, 3],
     concurrency: 10,

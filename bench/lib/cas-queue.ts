@@ -52,18 +52,23 @@ export interface CasCheck {
   /** Event seq runs 1..N with no gap. */
   eventLogContiguous: boolean;
   durationMetricRows: number;
-  /** Database-side rate: tasks / (last finished_at - first started_at). */
+  /** Database-side rate: tasks / (last finished_at - first started_at), of the measured backlog. */
   databaseTasksPerSecond: number;
 }
 
 /** What the run left in the database: every task done once, every event written. */
-export async function checkCasRun(db: Queryable): Promise<CasCheck> {
-  const [counts] = await db.query<{ tasks: number; succeeded: number; seconds: number; metrics: number }>(`
+export async function checkCasRun(db: Queryable, rateOverLast?: number): Promise<CasCheck> {
+  const [counts] = await db.query<{ tasks: number; succeeded: number; metrics: number }>(`
     select count(*)::int as tasks,
            count(*) filter (where status = 'succeeded')::int as succeeded,
-           extract(epoch from max(finished_at) - min(started_at))::float8 as seconds,
            (select count(*)::int from cas_metrics_timeseries where metric_name = 'task_duration_ms') as metrics
     from cas_tasks`);
+  // The database-side rate of the last `rateOverLast` tasks (a measured backlog after a warm-up).
+  const [rate] = await db.query<{ tasks: number; seconds: number }>(
+    `select count(*)::int as tasks, extract(epoch from max(finished_at) - min(started_at))::float8 as seconds
+     from (select started_at, finished_at from cas_tasks order by seq desc limit $1) as measured`,
+    [rateOverLast ?? counts!.tasks],
+  );
   const events = await db.query<{ type: string; n: number }>(
     `select event_type as type, count(*)::int as n from cas_agent_events
      where task_id is not null group by event_type order by event_type`,
@@ -88,6 +93,6 @@ export async function checkCasRun(db: Queryable): Promise<CasCheck> {
     finishedTasksWithoutFinalEvent: finals!.missing,
     eventLogContiguous: seq!.contiguous,
     durationMetricRows: counts!.metrics,
-    databaseTasksPerSecond: counts!.seconds > 0 ? counts!.tasks / counts!.seconds : Number.NaN,
+    databaseTasksPerSecond: rate!.seconds > 0 ? rate!.tasks / rate!.seconds : Number.NaN,
   };
 }

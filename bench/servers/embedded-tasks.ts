@@ -13,6 +13,7 @@ import { measureStartLatency, measureThroughput } from '../lib/queue-measure.js'
 const latencyTasks = Number(process.env.BENCH_LATENCY_TASKS ?? '500');
 const paceMs = Number(process.env.BENCH_PACE_MS ?? '20');
 const throughputTasks = Number(process.env.BENCH_THROUGHPUT_TASKS ?? '2000');
+const throughputWarmupTasks = Number(process.env.BENCH_THROUGHPUT_WARMUP_TASKS ?? '0');
 const concurrency = process.env.BENCH_CONCURRENCY ?? '10';
 const throughputTimeoutMs = Number(process.env.BENCH_THROUGHPUT_TIMEOUT_MS ?? '60000');
 
@@ -43,8 +44,13 @@ console.log('embedded latency done');
 const throughputRun = await open();
 const throughputDriver = casQueueDriver('embedded throughput', throughputRun.db, async () => undefined);
 await new Promise((resolve) => setTimeout(resolve, 500));
-const throughput = await measureThroughput(throughputDriver, throughputTasks, throughputTimeoutMs);
-const throughputCheck = await checkCasRun(throughputRun.db);
+const throughput = await measureThroughput(
+  throughputDriver,
+  throughputTasks,
+  throughputTimeoutMs,
+  throughputWarmupTasks,
+);
+const throughputCheck = await checkCasRun(throughputRun.db, throughputTasks);
 await throughputRun.runtime.shutdown({ deadlineMs: 1_000 });
 
 console.log(`RESULT ${JSON.stringify({ latency, latencyCheck, throughput, throughputCheck })}`);
