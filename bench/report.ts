@@ -375,9 +375,10 @@ export function writeReport(results: BenchResults): string {
         'jobs table, which loses each finished job; CAS sums its queued and running task counters rather ' +
         'than scanning a table that keeps every finished task). ' +
         (s.throughputWarmupTasks
-          ? `Before it, the same worker processes drain a warm-up backlog of ${s.throughputWarmupTasks} tasks, not ` +
-            "counted: a fresh process's first thousand tasks run in V8's unoptimized tiers and its new database " +
-            'connections plan their statements, once per process (without it, 3 processes paid that three times ' +
+          ? `Before it, the same worker processes drain a warm-up backlog of ${s.throughputWarmupTasks} tasks per ` +
+            "process, not counted: a fresh process's first thousands of tasks run in V8's unoptimized tiers and its " +
+            'new database connections plan their statements, once per process, so every process of either system ' +
+            'is measured about as warm as a long-running one (without it, 3 cold processes paid that three times ' +
             'within a 2-second drain). '
           : '') +
         'Each system runs ' +

@@ -32,8 +32,9 @@ export interface TaskSettings {
   paceMs: number;
   throughputTasks: number;
   /**
-   * A backlog each throughput run's workers drain before the measured one (not counted): both
-   * systems' processes warm up (see measureThroughput).
+   * Tasks per worker process in the backlog each throughput run's workers drain before the measured
+   * one (not counted), so that every process of either system is as warm as a long-running one
+   * (see measureThroughput): 3 processes get 3 times the backlog, each drains about as many.
    */
   throughputWarmupTasks: number;
   workerCounts: number[];
@@ -189,14 +190,14 @@ async function casThroughput(
       driver,
       settings.throughputTasks,
       settings.throughputTimeoutSeconds * 1000,
-      settings.throughputWarmupTasks,
+      settings.throughputWarmupTasks * count,
     );
     await stopAll(workers);
     const check = await checkCasRun(db, settings.throughputTasks);
     assertCasCheck(
       `CAS throughput run (${count} workers)`,
       check,
-      settings.throughputWarmupTasks + settings.throughputTasks,
+      settings.throughputWarmupTasks * count + settings.throughputTasks,
       result.timedOut,
     );
     const deadlocks = await deadlocksIn(name);
@@ -239,7 +240,7 @@ async function graphileThroughput(settings: TaskSettings, count: number): Promis
       driver,
       settings.throughputTasks,
       settings.throughputTimeoutSeconds * 1000,
-      settings.throughputWarmupTasks,
+      settings.throughputWarmupTasks * count,
     );
     await stopAll(workers);
     const deadlocks = await deadlocksIn(name);
