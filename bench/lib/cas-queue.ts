@@ -21,10 +21,19 @@ export function casQueueDriver(
     async enqueueMany(count) {
       await db.query(ENQUEUE_MANY, [count, AGENTS]);
     },
+    async anyLeft() {
+      // Two probes of the partial indexes of queued and running tasks (the claim's and the
+      // lease sweep's), which hold only those: no count, whatever the history.
+      const [row] = await db.query<{ left: boolean }>(
+        `select exists (select 1 from cas_tasks where status = 'queued')
+             or exists (select 1 from cas_tasks where status = 'running') as left`,
+      );
+      return row!.left;
+    },
     async remaining() {
-      // From the task counters (kept in the same transactions as the tasks): a probe every 10 ms
-      // must not scan the finished tasks, whose number only grows (graphile-worker deletes its
-      // finished jobs, so its count scans only what is left).
+      // From the task counters (kept in the same transactions as the tasks): no scan of the
+      // finished tasks, whose number only grows (graphile-worker deletes its finished jobs, so its
+      // count scans only what is left).
       const [row] = await db.query<{ n: number }>(
         `select coalesce(sum(tasks), 0)::int as n from cas_task_counts where status in ('queued', 'running')`,
       );

@@ -57,6 +57,12 @@ export async function graphileQueueDriver(label: string, url: string): Promise<G
         [count],
       );
     },
+    async anyLeft() {
+      const { rows } = await pool.query<{ left: boolean }>(
+        'select exists (select 1 from graphile_worker._private_jobs) as left',
+      );
+      return rows[0]!.left;
+    },
     async remaining() {
       const { rows } = await pool.query<{ n: number }>(
         'select count(*)::int as n from graphile_worker._private_jobs',
