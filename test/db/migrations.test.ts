@@ -166,6 +166,72 @@ describeEachDatabase('migrations', (kind) => {
     });
   });
 
+  describe('an upgrade to keys that append', () => {
+    // 20261217000100_cas_keys_that_append.sql: the event log's primary key becomes seq, and new task
+    // ids are time-ordered; what was written before keeps its ids and positions.
+    const KEYS = '20261217000100';
+    let testDb: TestDatabase;
+    beforeAll(async () => {
+      testDb = await openTestDatabase(kind, { empty: true });
+    });
+    afterAll(() => testDb?.close());
+
+    const enqueue = async () =>
+      (
+        await testDb.db.query<{ id: string; created_ms: string }>(
+          `select id::text, floor(extract(epoch from created_at) * 1000)::bigint::text as created_ms
+           from cas_enqueue_task('analyst', 'ping', null)`,
+        )
+      )[0]!;
+    const events = () =>
+      testDb.db.query<{ seq: number; id: string; task_id: string }>(
+        'select seq::int, id::text, task_id::text from cas_agent_events order by seq',
+      );
+    const primaryKeyColumns = async (table: string) =>
+      (
+        await testDb.db.query<{ column: string }>(
+          `select a.attname as column from pg_index i
+           join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey)
+           where i.indrelid = $1::regclass and i.indisprimary order by a.attnum`,
+          [table],
+        )
+      ).map((row) => row.column);
+
+    it('keys the event log by seq and gives new tasks time-ordered ids, keeping earlier ones', async () => {
+      for (const file of files.filter((f) => f.version < KEYS)) await testDb.db.exec(file.sql);
+      await testDb.db.exec(await readFile(path.join(SUPABASE_DIR, 'seed.sql'), 'utf8'));
+      const before = await enqueue();
+      expect(before.id[14]).toBe('4'); // gen_random_uuid's version
+      const eventsBefore = await events();
+      expect(await primaryKeyColumns('cas_agent_events')).toEqual(['id']);
+
+      for (const file of files.filter((f) => f.version >= KEYS)) await testDb.db.exec(file.sql);
+      expect(await primaryKeyColumns('cas_agent_events')).toEqual(['seq']);
+      expect(await events()).toEqual(eventsBefore);
+
+      const after = [await enqueue(), await enqueue(), await enqueue()];
+      const [now] = await testDb.db.query<{ ms: string }>(
+        'select floor(extract(epoch from clock_timestamp()) * 1000)::bigint::text as ms',
+      );
+      for (const task of after) {
+        expect(task.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+        // The first 48 bits: the Unix milliseconds when the row was written, within its transaction.
+        const ms = BigInt(`0x${task.id.replace(/-/g, '').slice(0, 12)}`);
+        expect(ms >= BigInt(task.created_ms) && ms <= BigInt(now!.ms)).toBe(true);
+      }
+      const prefixes = after.map((task) => task.id.slice(0, 13));
+      expect([...prefixes].sort()).toEqual(prefixes);
+      // The old task and its event are still found by their ids; seq stays unique.
+      expect((await testDb.db.query('select 1 from cas_tasks where id = $1', [before.id])).length).toBe(1);
+      await expect(
+        testDb.db.query(
+          `insert into cas_agent_events (seq, event_type, agent_id) values ($1, 'task_queued', 'analyst')`,
+          [eventsBefore[0]!.seq],
+        ),
+      ).rejects.toThrow(/duplicate key/);
+    });
+  });
+
   describe('the per-file test database', () => {
     let testDb: TestDatabase;
     beforeAll(async () => {
