@@ -22,8 +22,9 @@ export function casQueueDriver(
       await db.query(ENQUEUE_MANY, [count, AGENTS]);
     },
     async anyLeft() {
-      // Two probes of the partial indexes of queued and running tasks (the claim's and the
-      // lease sweep's), which hold only those: no count, whatever the history.
+      // Whether a queued or a running task exists: each `exists` stops at its first row, found
+      // through the partial indexes of queued and running tasks (the claim's and the lease
+      // sweep's) once few are left, so the probe does not grow with the finished history.
       const [row] = await db.query<{ left: boolean }>(
         `select exists (select 1 from cas_tasks where status = 'queued')
              or exists (select 1 from cas_tasks where status = 'running') as left`,
