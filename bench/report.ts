@@ -222,6 +222,13 @@ export function writeReport(results: BenchResults): string {
   } else if (subscriptions) {
     headline.push(`- Subscriptions: ${subscriptions.note}.`);
   }
+  if (history?.writes) {
+    headline.push(
+      `- No-op tasks/s of 1 worker process on a database with ${history.size.events.toLocaleString('en')} events and ` +
+        `${history.size.tasks.toLocaleString('en')} tasks of history vs a fresh one: **${history.writes.ratio.toFixed(2)}×** ` +
+        `(${int(history.writes.historyTasksPerSecond)} vs ${int(history.writes.freshTasksPerSecond)}).`,
+    );
+  }
   const compiledStart = embedded?.runs.find((run) => run.build === 'compiled');
   if (compiledStart) {
     headline.push(
@@ -333,7 +340,7 @@ export function writeReport(results: BenchResults): string {
   }
 
   if (history) {
-    push('## Reads with long history', '');
+    push('## Long history: reads and writes', '');
     push(
       `${history.size.events.toLocaleString('en')} events, ${history.size.logs.toLocaleString('en')} log entries and ` +
         `${history.size.tasks.toLocaleString('en')} finished tasks (seeded with generate_series in ` +
@@ -348,6 +355,20 @@ export function writeReport(results: BenchResults): string {
       ),
       '',
     );
+    const writes = history.writes;
+    if (writes) {
+      push(
+        `Writes on this history: one worker process (concurrency ${writes.settings.concurrency}) drains ` +
+          `${writes.settings.tasks.toLocaleString('en')} no-op tasks here and on a fresh copy of the template, ` +
+          `${writes.settings.rounds} round(s) each in alternating order, after a warm-up drain of ` +
+          `${writes.settings.warmupTasks.toLocaleString('en')} on each: **${int(writes.historyTasksPerSecond)}** ` +
+          `tasks/s on the long history, ${int(writes.freshTasksPerSecond)} on the fresh database ` +
+          `(**${writes.ratio.toFixed(2)}×**). Each task writes its row three times and three events, each write ` +
+          'adding entries to indexes as large as the history; their keys are recent (the event log keyed by ' +
+          'seq, time-ordered task ids: docs/architecture.md), so those writes stay on pages in cache.',
+        '',
+      );
+    }
   }
 
   if (tasks) {

@@ -130,6 +130,13 @@ const settings = {
       ? { tasks: 10_000, events: 100_000, logs: 100_000 }
       : { tasks: 100_000, events: 1_000_000, logs: 1_000_000 },
     samples: quick ? 20 : 100,
+    writes: {
+      tasks: quick ? 500 : 3000,
+      warmupTasks: quick ? 200 : 3000,
+      rounds: quick ? 1 : 3,
+      concurrency: 10,
+      timeoutSeconds: 120,
+    },
   },
 };
 
@@ -213,9 +220,13 @@ async function main() {
   });
 
   await attempt('history', async () => {
-    section('Reads with long history');
+    section('Long history: reads, then writes');
     const name = await createBenchDatabase('history', template);
-    results.history = await runHistory(databaseUrl(name), settings.history.size, settings.history.samples);
+    const fresh = await createBenchDatabase('history_fresh', template);
+    results.history = await runHistory(databaseUrl(name), settings.history.size, settings.history.samples, {
+      freshUrl: databaseUrl(fresh),
+      settings: settings.history.writes,
+    });
   });
 
   await attempt('embedded', async () => {

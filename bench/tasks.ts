@@ -98,7 +98,7 @@ export interface TaskResults {
   };
 }
 
-async function startCasWorkers(url: string, count: number, concurrency: number): Promise<Child[]> {
+export async function startCasWorkers(url: string, count: number, concurrency: number): Promise<Child[]> {
   return Promise.all(
     Array.from({ length: count }, () =>
       startChild(
