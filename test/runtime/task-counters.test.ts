@@ -9,6 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachDatabase } from '../support/databases.js';
 import { openTestRuntime, type TestRuntime } from '../support/runtime.js';
 import { until } from '../support/until.js';
+import type { TaskCountFilter } from '../../src/domains/task/task.js';
 
 /** Counters against the rows they count, for one agent: both must agree. */
 async function countersOf(t: TestRuntime, agentId: string) {
@@ -120,6 +121,54 @@ describeEachDatabase('task counters', (kind) => {
     await t.db.query('select cas_fold_task_counters()');
     expect(await countersOf(t, 'folded')).toEqual(cancelled);
     expect(cancelled.counters).toContainEqual({ status: 'queued', tasks: 4 });
+  });
+
+  it('count tasks for every filter from folded totals and unfolded deltas alike, as the rows are', async () => {
+    await t.runtime.registerAgent({ id: 'filtered', name: 'Filtered', role: 'qa' });
+    const enqueue = (n: number) =>
+      Promise.all(
+        Array.from({ length: n }, () => t.runtime.executeTask({ agentId: 'filtered', action: 'ping' })),
+      );
+    const filters: TaskCountFilter[] = [
+      {},
+      { agentId: 'filtered' },
+      { agentId: 'filtered', statuses: ['queued'] },
+      { agentId: 'filtered', statuses: ['queued', 'cancelled'] },
+      { agentId: 'filtered', statuses: ['succeeded'] },
+      { statuses: ['cancelled'] },
+      { agentId: 'no-such-agent' },
+    ];
+    /** Each filter's count from the counters, and from the task rows themselves. */
+    const counts = () =>
+      Promise.all(
+        filters.map(async (filter) => {
+          const [row] = await t.db.query<{ n: number }>(
+            `select count(*)::int as n from cas_tasks
+             where ($1::text is null or agent_id = $1) and ($2::text[] is null or status = any ($2))`,
+            [filter.agentId ?? null, filter.statuses ?? null],
+          );
+          return { filter, counted: await t.runtime.countTasks(filter), rows: row!.n };
+        }),
+      );
+    const agree = async () => {
+      const all = await counts();
+      expect(all.map(({ filter, counted }) => ({ filter, n: counted }))).toEqual(
+        all.map(({ filter, rows }) => ({ filter, n: rows })),
+      );
+      return all;
+    };
+
+    // Folded: three queued, one of them cancelled (a delta that takes from a folded total).
+    const [first] = await enqueue(3);
+    await t.db.query('select cas_fold_task_counters()');
+    await t.runtime.cancelTask(first!.id);
+    // Unfolded: two more queued.
+    await enqueue(2);
+    const mixed = await agree();
+    expect(mixed.find(({ filter }) => filter.statuses?.join() === 'queued,cancelled')?.counted).toBe(5);
+    expect(mixed.at(-1)!.counted).toBe(0);
+    await t.db.query('select cas_fold_task_counters()');
+    expect(await agree()).toEqual(mixed);
   });
 
   it("give an agent's all-time metrics from its own row and unfolded deltas, as the hourly rollups sum them", async () => {
