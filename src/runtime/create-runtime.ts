@@ -91,6 +91,7 @@ export async function openDatabase(
         },
         onStaleLock: ({ file, pid }) =>
           logger.warn({ file, pid }, `took over the lock of process ${pid ?? '?'}, which no longer runs`),
+        onVacuumError: (error) => logger.warn({ err: error }, 'vacuuming the embedded database failed'),
       });
     case 'supabase':
       throw new Error('Supabase mode reaches the database over HTTP: use openBackend, not openDatabase');
