@@ -26,9 +26,9 @@ export interface PgliteOptions {
  * How often the embedded database is vacuumed. PGlite runs no autovacuum, so without this a table
  * whose rows are deleted or updated keeps every dead row's page: the task counters' delta tables
  * (rows added by every batch and deleted by the fold each second, and read in full by every count
- * and by the fold) grew by about 27 pages (216 KiB) per 1,000 tasks for as long as the server ran. Vacuuming
- * the whole database after 18,000 tasks took 77 ms, then 13 ms: PGlite runs one statement at a
- * time, so a vacuum often and short holds other statements back less than a rare long one.
+ * and by the fold) grew by about 27 pages (216 KiB) per 1,000 tasks for as long as the server ran.
+ * Vacuuming the whole database after 18,000 tasks took 77 ms, then 13 ms: PGlite runs one statement
+ * at a time, so a vacuum often and short holds other statements back less than a rare long one.
  */
 export const EMBEDDED_VACUUM_INTERVAL_MS = 10_000;
 
