@@ -19,8 +19,9 @@ const subscriptions = new Map<WebSocket, Map<string, string>>();
 const db = new pg.Client({ connectionString: process.env.DATABASE_URL });
 await db.connect();
 db.on('notification', (notification) => {
-  const notice = JSON.parse(notification.payload ?? '{}') as { kind?: string; seq?: number; type?: string };
-  if (notice.kind === 'event' && notice.type === 'state_updated') void broadcast(notice.seq!);
+  const notice = JSON.parse(notification.payload ?? '{}') as { kind?: string; lastSeq?: number; types?: string[] };
+  // A state update appends its one event alone: the doorbell's last seq is that event.
+  if (notice.kind === 'events' && notice.types?.includes('state_updated')) void broadcast(notice.lastSeq!);
 });
 await db.query('listen cas_feed');
 
@@ -51,7 +52,7 @@ server.on('connection', (socket) => {
 /** Reads event `seq` once and writes it to every subscriber. */
 async function broadcast(seq: number): Promise<void> {
   const { rows } = await db.query<{ event_type: string; payload: unknown }>(
-    'select event_type, payload from cas_agent_events where seq = $1',
+    "select event_type, payload from cas_agent_events where seq = $1 and event_type = 'state_updated'",
     [seq],
   );
   const event = rows[0];

@@ -2,16 +2,19 @@ import type { Database, Unlisten } from '../db/database.js';
 import type { EventType } from '../domains/event/event.js';
 import type { Logger } from '../logger.js';
 
-/** The NOTIFY channel cas_append_event rings for every event row. */
+/** The NOTIFY channel cas_append_events rings once for every append of event rows. */
 export const FEED_CHANNEL = 'cas_feed';
 
-/** A doorbell: says an event row exists; readers fetch it from the log by seq. */
+/**
+ * A doorbell: says events up to `lastSeq` exist; readers fetch them from the log by position. It
+ * names what listeners act on without a read: the appended events' types, and the tasks whose
+ * cancellation they request (an append of more than 100 of those rings again for the rest).
+ */
 export interface EventNotice {
-  kind: 'event';
-  seq: number;
-  type: EventType;
-  agentId: string | null;
-  taskId: string | null;
+  kind: 'events';
+  lastSeq: number;
+  types: EventType[];
+  cancelledTaskIds: string[];
 }
 
 /** Says log entries up to `lastId` exist. */
@@ -22,7 +25,7 @@ export interface LogNotice {
 
 export type FeedNotice = EventNotice | LogNotice;
 
-export const isEventNotice = (notice: FeedNotice): notice is EventNotice => notice.kind === 'event';
+export const isEventNotice = (notice: FeedNotice): notice is EventNotice => notice.kind === 'events';
 
 export type FeedListener = (notice: FeedNotice) => void;
 

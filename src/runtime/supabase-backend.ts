@@ -82,7 +82,7 @@ export function supabaseBackend(
         logger.warn(
           'this project does not send change notices to Supabase Realtime (the realtime schema did not ' +
             'exist when the migrations ran): changes are picked up by polling only. Run ' +
-            'supabase/migrations/20261126000000_cas_supabase_realtime.sql again (docs/supabase.md)',
+            '`select cas_install_realtime_broadcast();` in its SQL editor (docs/supabase.md)',
         );
       }
     },

@@ -117,11 +117,11 @@ export class Worker {
     this.attemptTasks = { ...tasks, complete: (lease, result) => this.completions.complete(lease, result) };
     this.doorbell = new Doorbell(
       feed,
-      (notice) => isEventNotice(notice) && TASK_DUE_EVENT_TYPES.has(notice.type),
+      (notice) => isEventNotice(notice) && notice.types.some((type) => TASK_DUE_EVENT_TYPES.has(type)),
     );
     this.unsubscribeCancels = feed.subscribe((notice) => {
-      if (isEventNotice(notice) && notice.type === 'task_cancel_requested' && notice.taskId)
-        this.runs.get(notice.taskId)?.run.stop('cancelled');
+      if (!isEventNotice(notice)) return;
+      for (const taskId of notice.cancelledTaskIds) this.runs.get(taskId)?.run.stop('cancelled');
     });
   }
 

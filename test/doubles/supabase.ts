@@ -5,15 +5,12 @@
  * SUPABASE_SERVICE_ROLE_KEY at `keys.serviceRole`.
  *
  * The database must carry supabase/migrations; installRealtimeSchema() adds the realtime schema
- * stand-in and runs the Realtime migration again, so events are broadcast as on Supabase.
+ * stand-in and installs the Broadcast from Database triggers, so events are broadcast as on Supabase.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import type { Database } from '../../src/db/database.js';
-import { readMigrations, SUPABASE_DIR } from '../../src/db/migrate.js';
 import { postgrestDouble, type PostgrestDouble, type SupabaseKeys } from './postgrest.js';
 import { realtimeDouble, type RealtimeDouble } from './realtime.js';
 import { REALTIME_SCHEMA_SQL } from './realtime-schema.js';
@@ -39,24 +36,13 @@ function fakeKey(role: string): string {
   ].join('.');
 }
 
-/** The migration that installs Broadcast from Database where the realtime schema exists. */
-const REALTIME_MIGRATION = /_cas_supabase_realtime$/;
-
 /**
- * Installs the realtime schema stand-in in `db` (already migrated) and runs the Realtime migration
- * again, as if the migrations had run on Supabase, where that schema exists first.
+ * Installs the realtime schema stand-in in `db` (already migrated) and then the Broadcast from
+ * Database triggers, as a project whose Realtime appeared after its migrations is told to.
  */
 export async function installRealtimeSchema(db: Database): Promise<void> {
-  const migration = (await readMigrations()).find((m) => REALTIME_MIGRATION.test(`_${m.name}`));
-  if (!migration)
-    throw new Error(`no *_cas_supabase_realtime.sql in ${path.join(SUPABASE_DIR, 'migrations')}`);
   await db.exec(REALTIME_SCHEMA_SQL);
-  await db.exec(
-    await readFile(
-      path.join(SUPABASE_DIR, 'migrations', `${migration.version}_${migration.name}.sql`),
-      'utf8',
-    ),
-  );
+  await db.exec('select cas_install_realtime_broadcast()');
 }
 
 /** How long the double keeps an idle HTTP connection open. */

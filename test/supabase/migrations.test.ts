@@ -59,7 +59,23 @@ describe('migrations on a database with Supabase roles and the realtime schema [
     expect(probe!.broadcasts).toBe(true);
   });
 
-  it('let nobody but the service role (which bypasses RLS) receive cas:feed: the doorbells name every task', async () => {
+  it('report a per-row event trigger (an older install), and put the per-statement one back with cas_install_realtime_broadcast', async () => {
+    const broadcasts = async () =>
+      (await t.db.query<{ on: boolean }>('select cas_broadcasts_notices() as on'))[0]!.on;
+    // Any trigger function will do (nothing is inserted here): the check looks at how it fires.
+    await t.db.exec(`
+      drop trigger cas_broadcast_event_notice on cas_agent_events;
+      create trigger cas_broadcast_event_notice after insert on cas_agent_events
+        for each row execute function cas_broadcast_log_notice();
+    `);
+    expect(await broadcasts()).toBe(false);
+    const [installed] = await t.db.query<{ done: boolean }>('select cas_install_realtime_broadcast() as done');
+    expect(installed!.done).toBe(true);
+    expect(await broadcasts()).toBe(true);
+    expect(await broadcastTriggers(t)).toHaveLength(2);
+  });
+
+  it('let nobody but the service role (which bypasses RLS) receive cas:feed: the doorbells name tasks', async () => {
     const policies = await t.db.query<{ policyname: string }>(
       `select policyname from pg_policies where schemaname = 'realtime' and tablename = 'messages'`,
     );
@@ -87,10 +103,12 @@ describe('migrations on a database with Supabase roles and the realtime schema [
       grant all on all tables in schema public to service_role;
       grant all on all sequences in schema public to service_role;
     `);
+    let last: { seq: number }[] = [];
     const [sent] = await t.db.transaction(async (tx) => {
       await tx.query('set local role service_role');
       await tx.query(`select cas_append_event('agent_registered', 'marketer', null, '{}'::jsonb, null)`);
       await tx.query('reset role');
+      last = await tx.query<{ seq: number }>(`select max(seq)::float8 as seq from cas_agent_events`);
       return tx.query<{ topic: string; event: string; private: boolean; payload: Record<string, unknown> }>(
         `select topic, event, private, payload from realtime.messages order by inserted_at desc limit 1`,
       );
@@ -99,7 +117,7 @@ describe('migrations on a database with Supabase roles and the realtime schema [
       topic: 'cas:feed',
       event: 'notice',
       private: true,
-      payload: { kind: 'event', type: 'agent_registered', agentId: 'marketer', taskId: null },
+      payload: { kind: 'events', lastSeq: last[0]!.seq, types: ['agent_registered'], cancelledTaskIds: [] },
     });
   });
 });
