@@ -22,6 +22,34 @@ export interface Backend {
   poolStats(): PoolStats | null;
 }
 
+/**
+ * Where autovacuum will not run on the cas_ tables of a PostgreSQL server: off for the whole server,
+ * or turned off for some tables. PGlite has none (src/db/pglite.ts vacuums it instead).
+ */
+const AUTOVACUUM_OFF = `
+  select not current_setting('autovacuum')::boolean as server_off,
+         coalesce(array_agg(c.relname::text order by c.relname)
+                  filter (where 'autovacuum_enabled=false' = any (c.reloptions)), '{}') as tables_off
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+  where n.nspname = current_schema() and c.relkind = 'r' and c.relname like 'cas\\_%'`;
+
+/**
+ * Warns when autovacuum will not run: every task write leaves dead rows (the task counters' delta
+ * rows are deleted every second, each status change leaves an old row version and index entries)
+ * that only a vacuum gives back, so tables and indexes grow and the reads that cross them (task
+ * counts) slow down for as long as the database runs.
+ */
+async function warnIfAutovacuumOff(db: Database, logger: Logger): Promise<void> {
+  const [row] = await db.query<{ server_off: boolean; tables_off: string[] }>(AUTOVACUUM_OFF);
+  if (!row || (!row.server_off && row.tables_off.length === 0)) return;
+  const where = row.server_off ? 'on this PostgreSQL server' : `for ${row.tables_off.join(', ')}`;
+  logger.warn(
+    `autovacuum is off ${where}: the dead rows every task leaves are never given back, and the ` +
+      'reads that cross them (task counts) slow down as they pile up. Turn it on, or run VACUUM on ' +
+      'the cas_ tables regularly (docs/operations.md)',
+  );
+}
+
 /** A backend on a database this process connects to (embedded PGlite or Postgres). */
 export function databaseBackend(db: Database, logger: Logger): Backend {
   return {
@@ -37,6 +65,7 @@ export function databaseBackend(db: Database, logger: Logger): Backend {
           'applied migrations changed on disk since; this database runs their old text',
         );
       }
+      if (db.kind === 'postgres') await warnIfAutovacuumOff(db, logger);
     },
     migrationsApplied: () => migrationsApplied(db),
     close: () => db.close(),
