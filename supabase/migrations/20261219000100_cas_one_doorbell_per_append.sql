@@ -43,7 +43,7 @@ begin
     from unnest(p_types, p_agent_ids, p_task_ids, p_payloads) with ordinality as e(type, agent_id, task_id, payload, n)
     order by e.n
     returning *;
-  perform cas_ring_feed(v_last, p_types, p_task_ids);
+  perform pg_notify('cas_feed', n::text) from cas_feed_notices(v_last, p_types, p_task_ids) as n;
 end $$;
 
 -- The doorbells of an append whose last event is p_last_seq (see the top of this file).
@@ -76,16 +76,6 @@ begin
                                    'cancelledTaskIds', v_cancelled[v_from:v_from + c_cancelled_per_notice - 1]);
     v_from := v_from + c_cancelled_per_notice;
   end loop;
-end $$;
-
-create or replace function cas_ring_feed(p_last_seq bigint, p_types text[], p_task_ids uuid[])
-returns void
-language plpgsql
-set search_path = public, pg_temp
-set plan_cache_mode = force_generic_plan
-as $$
-begin
-  perform pg_notify('cas_feed', n::text) from cas_feed_notices(p_last_seq, p_types, p_task_ids) as n;
 end $$;
 
 -- Supabase only: Broadcast from Database sends the same notices, once per inserting statement. The
