@@ -15,7 +15,7 @@ import { describeEachDatabase, openTestDatabase, type TestDatabase } from '../su
 
 /**
  * Tasks in the table at the first calls: a size at which reading the whole table into a hash join
- * looked cheapest to the planner (with 30 it chose the index lookups anyway).
+ * looked cheapest to the planner (with 100, 250, 1,000 or 4,000 it chose the index lookups anyway).
  */
 const FIRST_TASKS = 500;
 
@@ -130,20 +130,5 @@ describeEachDatabase('plans of the keyed task functions', (kind) => {
       ['fail', failure.rowsRead, ROWS_READ_PER_TASK],
     ].filter(([, read, budget]) => Number(read) > Number(budget));
     expect(overBudget).toEqual([]);
-  });
-
-  it('every function that reads by index whatever the statistics say also does without hash and merge joins', async () => {
-    const settings = await db.query<{ fn: string; config: string[] }>(
-      `select p.oid::regprocedure::text as fn, p.proconfig as config from pg_proc p
-       where p.pronamespace = 'public'::regnamespace and 'enable_seqscan=off' = any (p.proconfig)
-       order by 1`,
-    );
-    expect(settings.length).toBeGreaterThan(0);
-    const incomplete = settings
-      .filter(
-        ({ config }) => !config.includes('enable_hashjoin=off') || !config.includes('enable_mergejoin=off'),
-      )
-      .map(({ fn }) => fn);
-    expect(incomplete).toEqual([]);
   });
 });
