@@ -59,17 +59,28 @@ function mayHaveLeftDueTasks(claim: { claimed: readonly unknown[]; picked: numbe
   return claim.picked === limit && claim.claimed.length > 0;
 }
 
+/** Periodic work of a worker: stopping it waits for a run in flight. */
+interface PeriodicWork {
+  stop(): Promise<void>;
+}
+
 /**
  * Runs `work` every `periodMs`, skipping a beat while the previous run is still going: a slow
  * database must not pile up heartbeats (each holding a connection) that then land out of order.
+ * `stop` waits for a run in flight, so none reaches the database after the worker has stopped
+ * (its caller closes the pool next).
  */
-function everyWithoutOverlap(periodMs: number, work: () => Promise<void>): NodeJS.Timeout {
-  let running = false;
-  return setInterval(() => {
-    if (running) return;
-    running = true;
-    void work().finally(() => (running = false));
+function everyWithoutOverlap(periodMs: number, work: () => Promise<void>): PeriodicWork {
+  let running: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    running ??= work().finally(() => (running = null));
   }, periodMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
 }
 
 /**
@@ -100,7 +111,7 @@ export class Worker {
   private readonly doorbell: Doorbell;
   private readonly unsubscribeCancels: () => void;
   private loop: Promise<void> | null = null;
-  private timers: NodeJS.Timeout[] = [];
+  private periodic: PeriodicWork[] = [];
 
   constructor(
     private readonly options: WorkerOptions,
@@ -136,7 +147,7 @@ export class Worker {
   start(): void {
     if (this.loop) return;
     const { leaseMs } = this.options;
-    this.timers = [
+    this.periodic = [
       everyWithoutOverlap(Math.max(100, leaseMs / 3), () => this.heartbeat()),
       everyWithoutOverlap(Math.max(500, leaseMs / 2), () => this.sweepExpiredLeases()),
       everyWithoutOverlap(SUMMARY_REFRESH_INTERVAL_MS, () => this.refreshSummaries()),
@@ -169,7 +180,7 @@ export class Worker {
     await Promise.race([all(), sleep(deadlineMs)]);
     for (const { run } of this.runs.values()) run.stop('shutdown');
     await all();
-    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all(this.periodic.map((work) => work.stop()));
     this.unsubscribeCancels();
     // The agents' status rows show this worker's attempts ended, not what the last beat saw (a
     // refresh in flight may have read the status before they ended: this one waits for it).
