@@ -37,16 +37,17 @@ const AUTOVACUUM_OFF = `
  * Warns when autovacuum will not run: every task write leaves dead rows (the task counters' delta
  * rows are deleted every second, each status change leaves an old row version and index entries)
  * that only a vacuum gives back, so tables and indexes grow and the reads that cross them (task
- * counts) slow down for as long as the database runs.
+ * counts) slow down for as long as the database runs; and no statistics are gathered, so the
+ * planner guesses (a page of one agent's tasks read all of that agent's rows to sort them).
  */
 async function warnIfAutovacuumOff(db: Database, logger: Logger): Promise<void> {
   const [row] = await db.query<{ server_off: boolean; tables_off: string[] }>(AUTOVACUUM_OFF);
   if (!row || (!row.server_off && row.tables_off.length === 0)) return;
   const where = row.server_off ? 'on this PostgreSQL server' : `for ${row.tables_off.join(', ')}`;
   logger.warn(
-    `autovacuum is off ${where}: the dead rows every task leaves are never given back, and the ` +
-      'reads that cross them (task counts) slow down as they pile up. Turn it on, or run VACUUM on ' +
-      'the cas_ tables regularly (docs/operations.md)',
+    `autovacuum is off ${where}: the dead rows every task leaves are never given back and the ` +
+      "planner's statistics never gathered, so reads slow down as tasks pile up. Turn it on, or run " +
+      'VACUUM ANALYZE on the cas_ tables regularly (docs/operations.md)',
   );
 }
 
