@@ -162,6 +162,16 @@ export function writeReport(results: BenchResults): string {
           `${ms(cpuPerTask(one.graphileCpuBusy, one.graphile))} and ${ms(cpuPerTask(most.graphileCpuBusy, most.graphile))}.`,
       );
     }
+    if (tasks.databaseChain?.length) {
+      const chain = tasks.databaseChain;
+      const rate = chain.reduce((sum, r) => sum + r.tasks, 0) / chain.reduce((sum, r) => sum + r.seconds, 0);
+      headline.push(
+        `- One worker's database chain alone (its claim and complete-and-claim calls back to back from one ` +
+          `connection, batches of ${chain[0]!.batchSize}, no task code): **${int(rate)}** tasks/s, ` +
+          `**${x(tasks.ratios.databaseChainOverGraphile)}** graphile-worker's 1 process; CAS's worker process reaches ` +
+          `${x(tasks.ratios.oneWorkerOverDatabaseChain)} of it (the rest: the task code, pool and event loop of the process and the whole task rows it reads back, in series with the database).`,
+      );
+    }
     const troubled = tasks.throughput.filter((r) => r.timedOut || (r.deadlocks ?? 0) > 0);
     for (const r of troubled) {
       headline.push(
@@ -473,6 +483,32 @@ export function writeReport(results: BenchResults): string {
         '(`deadlock_timeout`). A run that times out reports the rate of the tasks it finished.',
       '',
     );
+    if (tasks.databaseChain?.length) {
+      push(
+        "**One worker's database chain alone** (`bench/lib/cas-chain.ts`), a third system in the 1-process " +
+          'rounds: the calls a worker process makes for a backlog (`cas_claim_tasks`, then ' +
+          '`cas_complete_and_claim_tasks` completing the tasks the previous call claimed and claiming as many, ' +
+          'the concurrency), back to back from one connection with no task code, pool, metrics or tracing ' +
+          'between them; same warm-up and backlog, fresh database, the same checks after. A worker process ' +
+          'with one batch in flight is this chain with its JavaScript in series, so its rate bounds what one ' +
+          'worker process reaches here with the same writes per task. "backend CPU per batch": the CPU time of ' +
+          "the chain's PostgreSQL process (`/proc`) over its batches.",
+        '',
+        table(
+          ['round', 'tasks', 'batches', 'seconds', 'tasks/s', 'backend CPU per batch', 'machine CPU busy'],
+          tasks.databaseChain.map((r) => [
+            r.round,
+            r.tasks,
+            r.batches,
+            fmt(r.seconds, 2),
+            int(r.tasksPerSecond),
+            ms(r.backendCpuMsPerBatch),
+            percent(r.machineCpuBusy),
+          ]),
+        ),
+        '',
+      );
+    }
   }
 
   if (workflows) {

@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { silentLogger } from '../src/logger.js';
 import { createRuntime } from '../src/runtime/create-runtime.js';
+import { measureDatabaseChain, type DatabaseChainResult } from './lib/cas-chain.js';
 import { casQueueDriver, checkCasRun, type CasCheck } from './lib/cas-queue.js';
 import { resultOf, startChild, type Child } from './lib/child.js';
 import { graphileQueueDriver, prepareGraphileDatabase } from './lib/graphile-queue.js';
@@ -71,10 +72,18 @@ export interface ThroughputRun extends ThroughputResult {
   deadlocks?: number;
 }
 
+/** One round of one worker's database chain alone (bench/lib/cas-chain.ts). */
+export interface DatabaseChainRun extends DatabaseChainResult {
+  round: number;
+  check: CasCheck;
+}
+
 export interface TaskResults {
   settings: TaskSettings;
   latency: LatencyRun[];
   throughput: ThroughputRun[];
+  /** Alternating with the 1-worker throughput rounds. */
+  databaseChain: DatabaseChainRun[];
   ratios: {
     /** CAS p50/p99 start latency divided by graphile-worker's (lower is better for CAS). */
     latencyP50CasOverGraphile: number;
@@ -92,6 +101,12 @@ export interface TaskResults {
       casCpuBusy?: number;
       graphileCpuBusy?: number;
     }[];
+    /**
+     * One worker's database chain alone (tasks over all its rounds / their seconds) divided by
+     * graphile-worker's 1-process jobs/s, and CAS's 1 worker process divided by that chain.
+     */
+    databaseChainOverGraphile: number;
+    oneWorkerOverDatabaseChain: number;
     /** Embedded (PGlite, in-process worker) divided by the server with 1 worker process. */
     embeddedOverServerThroughput: number;
     embeddedOverServerLatencyP50: number;
@@ -209,6 +224,30 @@ async function casThroughput(
   }
 }
 
+/** One worker's database side alone, on a fresh database: see bench/lib/cas-chain.ts. */
+async function casDatabaseChain(
+  template: string,
+  settings: TaskSettings,
+): Promise<Omit<DatabaseChainRun, 'round'>> {
+  const name = await createBenchDatabase('cas_database_chain', template);
+  const url = databaseUrl(name);
+  const db = openPostgres({ connectionString: url, maxConnections: 2, applicationName: 'cas-bench' });
+  try {
+    const driver = casQueueDriver('CAS database chain', db, async () => undefined);
+    const result = await measureDatabaseChain(url, (count) => driver.enqueueMany(count), {
+      tasks: settings.throughputTasks,
+      warmupTasks: settings.throughputWarmupTasks,
+      batchSize: settings.concurrency,
+    });
+    const check = await checkCasRun(db, settings.throughputTasks);
+    assertCasCheck('CAS database chain', check, settings.throughputWarmupTasks + settings.throughputTasks);
+    return { ...result, check };
+  } finally {
+    await db.close();
+    await dropBenchDatabase(name);
+  }
+}
+
 async function graphileLatency(settings: TaskSettings, tasks: number): Promise<LatencyRound> {
   const name = await createBenchDatabase('graphile_latency');
   const url = databaseUrl(name);
@@ -321,6 +360,7 @@ const describeThroughput = (run: ThroughputRun) =>
 export async function runTasks(template: string, settings: TaskSettings): Promise<TaskResults> {
   const latency: LatencyRun[] = [];
   const throughput: ThroughputRun[] = [];
+  const databaseChain: DatabaseChainRun[] = [];
   const perRound = Math.ceil(settings.latencyTasks / settings.latencyRounds);
   const latencyRounds = { cas: [] as LatencyRound[], 'graphile-worker': [] as LatencyRound[] };
   for (let round = 1; round <= settings.latencyRounds; round++) {
@@ -340,8 +380,20 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
 
   for (const count of settings.workerCounts) {
     for (let round = 1; round <= settings.throughputRounds; round++) {
-      const systems = ['cas', 'graphile-worker'] as const;
+      // With one worker process, its database chain alone takes turns with both (a third system).
+      const systems =
+        count === 1
+          ? (['cas', 'graphile-worker', 'cas-database-chain'] as const)
+          : (['cas', 'graphile-worker'] as const);
       for (const system of round % 2 === 1 ? systems : [...systems].reverse()) {
+        if (system === 'cas-database-chain') {
+          const label = `tasks: CAS database chain alone (batches of ${settings.concurrency}), round ${round}`;
+          progress(`${label}, backlog of ${settings.throughputTasks}`);
+          const run = { ...(await casDatabaseChain(template, settings)), round };
+          databaseChain.push(run);
+          progress(`${label}: ${Math.round(run.tasksPerSecond)} tasks/s in ${run.seconds.toFixed(2)} s`);
+          continue;
+        }
         const label = `tasks: ${system} throughput, ${count} worker process(es), round ${round}`;
         progress(`${label}, backlog of ${settings.throughputTasks}`);
         const run =
@@ -380,10 +432,16 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
           cpuBusy: measured.length === runs.length ? busySeconds / measuredSeconds : undefined,
         };
   };
+  const chainSeconds = databaseChain.reduce((sum, run) => sum + run.seconds, 0);
+  const chainTasksPerSecond =
+    databaseChain.length === 0
+      ? undefined
+      : databaseChain.reduce((sum, run) => sum + run.tasks, 0) / chainSeconds;
   return {
     settings,
     latency,
     throughput,
+    databaseChain,
     ratios: {
       latencyP50CasOverGraphile: ratio(
         findLatency('cas', 'postgres')?.latency.p50,
@@ -405,6 +463,14 @@ export async function runTasks(template: string, settings: TaskSettings): Promis
           graphileCpuBusy: graphile?.cpuBusy,
         };
       }),
+      databaseChainOverGraphile: ratio(
+        chainTasksPerSecond,
+        findThroughput('graphile-worker', 'postgres', 1)?.tasksPerSecond,
+      ),
+      oneWorkerOverDatabaseChain: ratio(
+        findThroughput('cas', 'postgres', 1)?.tasksPerSecond,
+        chainTasksPerSecond,
+      ),
       embeddedOverServerThroughput: ratio(
         findThroughput('cas', 'pglite', 1)?.tasksPerSecond,
         findThroughput('cas', 'postgres', 1)?.tasksPerSecond,
