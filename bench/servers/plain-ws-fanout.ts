@@ -19,7 +19,11 @@ const subscriptions = new Map<WebSocket, Map<string, string>>();
 const db = new pg.Client({ connectionString: process.env.DATABASE_URL });
 await db.connect();
 db.on('notification', (notification) => {
-  const notice = JSON.parse(notification.payload ?? '{}') as { kind?: string; lastSeq?: number; types?: string[] };
+  const notice = JSON.parse(notification.payload ?? '{}') as {
+    kind?: string;
+    lastSeq?: number;
+    types?: string[];
+  };
   // A state update appends its one event alone: the doorbell's last seq is that event.
   if (notice.kind === 'events' && notice.types?.includes('state_updated')) void broadcast(notice.lastSeq!);
 });

@@ -31,23 +31,30 @@ describeEachDatabase('autovacuum check at start', (kind) => {
     return warnings.filter((msg) => msg.startsWith('autovacuum is off'));
   }
 
-  it.runIf(kind === 'postgres')('warns when the server will not vacuum, and names cas_ tables that will not', async () => {
-    const [server] = await t.db.query<{ on: boolean }>(`select current_setting('autovacuum')::boolean as on`);
-    const serverWarning = /^autovacuum is off on this PostgreSQL server: .*VACUUM ANALYZE on the cas_/;
-    const before = await startWarnings();
-    if (server!.on) expect(before).toEqual([]);
-    else expect(before).toEqual([expect.stringMatching(serverWarning)]);
+  it.runIf(kind === 'postgres')(
+    'warns when the server will not vacuum, and names cas_ tables that will not',
+    async () => {
+      const [server] = await t.db.query<{ on: boolean }>(
+        `select current_setting('autovacuum')::boolean as on`,
+      );
+      const serverWarning = /^autovacuum is off on this PostgreSQL server: .*VACUUM ANALYZE on the cas_/;
+      const before = await startWarnings();
+      if (server!.on) expect(before).toEqual([]);
+      else expect(before).toEqual([expect.stringMatching(serverWarning)]);
 
-    await t.db.exec(`alter table cas_task_count_deltas set (autovacuum_enabled = false)`);
-    try {
-      const after = await startWarnings();
-      expect(after).toEqual([
-        expect.stringMatching(server!.on ? /^autovacuum is off for cas_task_count_deltas: / : serverWarning),
-      ]);
-    } finally {
-      await t.db.exec(`alter table cas_task_count_deltas reset (autovacuum_enabled)`);
-    }
-  });
+      await t.db.exec(`alter table cas_task_count_deltas set (autovacuum_enabled = false)`);
+      try {
+        const after = await startWarnings();
+        expect(after).toEqual([
+          expect.stringMatching(
+            server!.on ? /^autovacuum is off for cas_task_count_deltas: / : serverWarning,
+          ),
+        ]);
+      } finally {
+        await t.db.exec(`alter table cas_task_count_deltas reset (autovacuum_enabled)`);
+      }
+    },
+  );
 
   it.runIf(kind === 'pglite')('says nothing on the embedded database, which vacuums itself', async () => {
     expect(await startWarnings()).toEqual([]);

@@ -30,7 +30,12 @@ describeEachDatabase('feed doorbells', (kind) => {
     heard.length = 0;
     const [appended] = await t.db.query<{ last: number }>(
       `select max(seq)::float8 as last from cas_append_events($1::text[], $2::text[], $3::uuid[], $4::jsonb[])`,
-      [events.map((e) => e.type), events.map(() => 'analyst'), events.map((e) => e.taskId), events.map(() => '{}')],
+      [
+        events.map((e) => e.type),
+        events.map(() => 'analyst'),
+        events.map((e) => e.taskId),
+        events.map(() => '{}'),
+      ],
     );
     // Then one more append: notices arrive in commit order, so once its doorbell is here, every
     // doorbell of the first append is too.
@@ -40,7 +45,8 @@ describeEachDatabase('feed doorbells', (kind) => {
     const deadline = Date.now() + 30_000;
     const parsed = () => heard.map((payload) => JSON.parse(payload) as FeedNotice);
     while (!parsed().some((n) => n.kind === 'events' && n.lastSeq === marker!.seq)) {
-      if (Date.now() > deadline) throw new Error(`no doorbell for seq ${marker!.seq}; heard ${heard.join(' ')}`);
+      if (Date.now() > deadline)
+        throw new Error(`no doorbell for seq ${marker!.seq}; heard ${heard.join(' ')}`);
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const rang = heard.slice(0, -1);
