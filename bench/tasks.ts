@@ -3,7 +3,8 @@
  * - CAS on the PostgreSQL server: worker processes from `npm run worker`'s entry
  *   (src/server/worker-main.ts), tasks enqueued by a runtime in this process (an API process);
  * - graphile-worker on the same server, in a database of its own, worker processes of its own;
- * - CAS embedded: PGlite and the in-process worker, in a child process.
+ * - CAS embedded: PGlite and the in-process worker, in a child process;
+ * - one CAS worker's database calls alone, in the 1-process rounds (bench/lib/cas-chain.ts).
  * Each scenario gets a fresh database. Both queues use concurrency 10 per process and their
  * default poll intervals (CAS 1 s, graphile-worker 2 s); both are woken by LISTEN/NOTIFY.
  */
