@@ -26,6 +26,7 @@ import { createRuntime } from '../src/runtime/create-runtime.js';
 import { readFile } from 'node:fs/promises';
 import { BENCH_QUOTAS_OFF, startChild, type Child } from './lib/child.js';
 import { freePort } from '../test/support/net.js';
+import { cpuMs } from './lib/machine.js';
 import { progress, sleep } from './lib/progress.js';
 import { summarize, type LatencySummary } from './lib/stats.js';
 
@@ -119,17 +120,6 @@ async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1]) / 1024;
 }
-
-/** CPU time (user + system) the process has used, in ms: /proc/<pid>/stat in clock ticks (100 Hz). */
-async function cpuMs(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
-
-/** Linux's USER_HZ: /proc reports CPU times in these ticks on every architecture node runs on. */
-const CLOCK_TICKS_PER_SECOND = 100;
 
 interface EventMessage {
   events: { payload: { version: number } | null };

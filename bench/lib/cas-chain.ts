@@ -6,9 +6,8 @@
  * chain of this and its JavaScript; this is the chain with the JavaScript taken out, so its rate is
  * the most one worker process could reach on this machine with the same writes per task.
  */
-import { readFile } from 'node:fs/promises';
 import pg from 'pg';
-import { busyShare, cpuTimes } from './machine.js';
+import { busyShare, cpuMs, cpuTimes } from './machine.js';
 
 export interface DatabaseChainResult {
   tasks: number;
@@ -32,16 +31,8 @@ interface ClaimedRow {
   status: string;
 }
 
-/** The CPU time (user + system) of a local process in ms, from /proc; undefined elsewhere. */
-async function processCpuMs(pid: number): Promise<number | undefined> {
-  try {
-    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-    // utime and stime (fields 14 and 15 of the line) in clock ticks of 10 ms.
-    return (Number(fields[11]) + Number(fields[12])) * 10;
-  } catch {
-    return undefined;
-  }
-}
+/** The CPU time of a local process in ms; undefined where /proc is not there. */
+const processCpuMs = (pid: number): Promise<number | undefined> => cpuMs(pid).catch(() => undefined);
 
 /** Completes `claimed` and claims up to `batchSize`, batch after batch, until nothing is left. */
 async function drain(client: pg.Client, batchSize: number): Promise<{ tasks: number; batches: number }> {

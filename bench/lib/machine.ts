@@ -1,6 +1,7 @@
 /** What the figures were measured on. */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { serverVersion } from './postgres.js';
@@ -88,3 +89,14 @@ export async function machineInfo(): Promise<MachineInfo> {
     loadAverageAtStart: os.loadavg()[0]!,
   };
 }
+
+/** CPU time (user + system) the process has used, in ms: /proc/<pid>/stat in clock ticks (100 Hz). */
+export async function cpuMs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Linux's USER_HZ: /proc reports CPU times in these ticks on every architecture node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
