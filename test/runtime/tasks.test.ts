@@ -465,6 +465,36 @@ describeEachDatabase('tasks', (kind) => {
       expect(final).toMatchObject({ status: 'cancelled', result: null });
     });
 
+    it('a handler that first reads its signal after a cancel sees it aborted, also through a copy of ctx', async () => {
+      // The signal is made when first read (src/runtime/task-run.ts): a stop before that must show.
+      let started!: () => void;
+      const handlerStarted = new Promise<void>((resolve) => (started = resolve));
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let seen: { aborted: boolean; reason: unknown } | undefined;
+      await t.runtime.registerAgent(
+        { id: 'late-reader', name: 'Late reader', role: 'qa' },
+        {
+          actions: {
+            read: async (_input, ctx) => {
+              started();
+              await gate;
+              const { signal } = { ...ctx };
+              seen = { aborted: signal.aborted, reason: (signal.reason as Error | undefined)?.message };
+              return {};
+            },
+          },
+        },
+      );
+      const task = await t.runtime.executeTask({ agentId: 'late-reader', action: 'read' });
+      await handlerStarted;
+      // Stops the attempt in this process before the call returns (CustomRuntime.cancelTask).
+      await t.runtime.cancelTask(task.id);
+      release();
+      expect(await waitForFinal(t, task.id)).toMatchObject({ status: 'cancelled', result: null });
+      expect(seen).toEqual({ aborted: true, reason: 'task was cancelled' });
+    });
+
     it('cancelling a finished task is a conflict and changes nothing', async () => {
       const task = await t.runtime.executeTask({ agentId: 'engineer', action: 'ping', wait: true });
       await expect(t.runtime.cancelTask(task.id)).rejects.toMatchObject({ code: 'CONFLICT' });
