@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Database, Queryable, QueryOptions, SqlParam } from './database.js';
+import { parseTimestamptz } from './timestamps.js';
 
 export interface PostgresOptions {
   connectionString: string;
@@ -72,6 +73,8 @@ export function poolSize(load: { workers: number; workerConcurrency: number }): 
 
 // Sequence numbers and counts are bigint; ours stay far below 2^53, so numbers are safe and simpler.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+// Timestamps read by position, as postgres-date reads them (src/db/timestamps.ts).
+pg.types.setTypeParser(pg.types.builtins.TIMESTAMPTZ, parseTimestamptz);
 
 /**
  * `statements` names the prepared ones (null: none is prepared). `inTransaction`: a failed
