@@ -97,7 +97,7 @@ export class TaskRun {
   private logTimer: NodeJS.Timeout | null = null;
   private logWrite: Promise<void> = Promise.resolve();
   private settled = false;
-  /** The handler reported progress, wrote output or logged: end() waits for those writes. */
+  /** The handler reported progress or logged: end() waits for those writes (and for its output's). */
   private wrote = false;
   /**
    * Starts the abort grace period of a running handler. stop() calls it, as stop() is what aborts
@@ -152,7 +152,6 @@ export class TaskRun {
   }
 
   private get output(): OutputWriter {
-    this.wrote = true;
     return (this.outputWriter ??= new OutputWriter({
       write: async (offset, text) => {
         await this.deps.tasks.writeOutput(this.task, offset, text);
@@ -288,7 +287,7 @@ export class TaskRun {
     if (outcome.ok === 'suspended') this.abort(new Error('task suspended'));
     if (outcome.ok === false && this.stopReason === null) this.logFailure(outcome.error);
     if (this.durableExecution && !this.durableExecution.isIdle) await this.untilDurableOperationsSettle();
-    if (this.wrote) await this.flushWrites();
+    if (this.wrote || this.outputWriter) await this.flushWrites();
     try {
       return await retryWhileUnreachable(() => this.writeOutcome(outcome));
     } catch (error) {
@@ -359,8 +358,9 @@ export class TaskRun {
    */
   private context(): TaskContext {
     const { task, deps } = this;
+    const durable = this.durableOperations();
     const signalOf = () => this.signal;
-    const modelOf = () => this.model();
+    const modelOf = () => this.model(durable.step);
     let model: TaskModel | null | undefined;
     let read: AgentReads | undefined;
     let state: TaskContext['state'] | undefined;
@@ -392,18 +392,18 @@ export class TaskRun {
           update: (data, expectedVersion) => deps.state.update(task.agentId, data, expectedVersion),
         });
       },
-      ...this.durableOperations(),
+      ...durable,
     };
   }
 
   /** The attempt's model session (ctx.model), or null without a model provider. */
-  private model(): TaskModel | null {
+  private model(step: TaskContext['step']): TaskModel | null {
     const { task, deps } = this;
     if (!deps.llm) return null;
     return createTaskModel(deps.llm, {
       agentId: task.agentId,
       signal: this.signal,
-      step: (name, fn) => this.durable.step(name, fn),
+      step,
       output: (delta) => {
         if (!this.settled) this.output.append(delta);
       },
