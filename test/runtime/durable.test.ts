@@ -266,6 +266,12 @@ describeEachDatabase('durable execution', (kind) => {
       const types = (await events(t, task.id)).map((event) => event.type);
       expect(types).toEqual(expect.arrayContaining(['task_waiting', 'task_signal_received', 'task_resumed']));
       expect(types.indexOf('task_signal_received')).toBeLessThan(types.indexOf('task_resumed'));
+      // The claim that resumes it says so, and counts no new attempt.
+      const started = (await events(t, task.id)).filter((event) => event.type === 'task_started');
+      expect(started.map((event) => event.payload)).toEqual([
+        expect.objectContaining({ attempt: 1, resumed: false }),
+        expect.objectContaining({ attempt: 1, resumed: true }),
+      ]);
     });
 
     it('a signal to a finished task is a CONFLICT and changes nothing', async () => {
