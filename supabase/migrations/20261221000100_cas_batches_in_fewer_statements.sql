@@ -1,11 +1,11 @@
--- A worker's batch (cas_complete_and_claim_tasks) runs 17 statements where it ran 25.
+-- A worker's batch (cas_complete_and_claim_tasks) runs 20 statements where it ran 25.
 --
 -- One worker keeps one complete-and-claim transaction in flight, so what a transaction costs
 -- whatever its size bounds how fast it drains: about 1.4 ms on the bench machine, of which every
 -- statement a PL/pgSQL function runs pays 20-90 µs of executor start-up and every function called
 -- with SET options its settings' save and restore. A plain batch (its completed tasks without a
 -- parent or a workflow, its claimed ones on agents without a limit) ran 25 statements (the counter
--- trigger's included) in 13 function calls; now 17 in 10:
+-- trigger's included) in 13 function calls; now 20 in 11:
 --   * One statement locks the completed attempts and reads what the rest needs of them: their
 --     agents and callers (the claim counts them out of its limits) and whether any has a hand-off.
 --     These were three statements in three functions (cas_lock_completions, cas_pick_claimable's
@@ -14,15 +14,16 @@
 --   * cas_pick_claimable returns the picked tasks' agents and whether any is in a workflow, read by
 --     the statement that picks them; cas_lock_agents_if_unlimited takes agent ids instead of
 --     reading the tasks again.
---   * cas_write_attempts writes the task rows, appends their events and returns the rows in one
---     statement (data-modifying WITH), after the update of the event-sequence row: it was the
---     statement that found the resumed tasks, the UPDATE, a call of cas_append_events (its
---     update, insert and doorbell) and a third read of the rows.
+--   * cas_write_attempts writes the task rows, reads each begun task's former status (a resumed
+--     one counts no new attempt) and gathers their events' arguments in one statement, then
+--     returns the rows from what it gathered: it was a statement that found the resumed tasks,
+--     the UPDATE, and a third read of the rows after the events were appended.
 --
 -- Lock order: unchanged. The completed tasks' rows, the picked ones (SKIP LOCKED), the parents'
 -- rows and workflow runs (only for a batch with a hand-off, as cas_lock_parents took them before),
--- the agents (FOR KEY SHARE) and status rows, then the event-sequence row, which
--- cas_write_attempts now updates before its write of task rows its callers already hold.
+-- the agents (FOR KEY SHARE) and status rows, then the event-sequence row, still updated after
+-- the task rows' write (a version that updated it first, in one statement with the write, held it
+-- longer: three worker processes drained 0.91x as fast).
 
 drop function cas_lock_completions(jsonb);
 drop function cas_lock_agents_if_unlimited(uuid[]);
@@ -242,9 +243,9 @@ begin
   return query select * from cas_passed_over(v_picked.ids);
 end $$;
 
--- As 20261208000300_cas_one_write_per_batch.sql, in one statement after the event-sequence row's
--- update: the task rows' UPDATE, the INSERT of their events (as cas_append_events would append
--- them) and the rows returned, in the order of p_ended then p_begun.
+-- As 20261208000300_cas_one_write_per_batch.sql, with the rows written, their events' arguments
+-- gathered and each begun task's former status read by one statement; the rows are returned from
+-- what it gathered instead of a third read of them.
 create or replace function cas_write_attempts(
   p_ended uuid[],
   p_status text,
@@ -265,67 +266,67 @@ set enable_mergejoin = off
 as $$
 declare
   v_ended int := coalesce(cardinality(p_ended), 0);
-  v_begun int := coalesce(cardinality(p_begun), 0);
-  v_ended_type text := case p_status when 'succeeded' then 'task_completed'
-                                     when 'failed' then 'task_failed'
-                                     else 'task_cancelled' end;
-  v_last bigint;
+  v_rows cas_tasks[];
+  v_types text[];
+  v_agent_ids text[];
+  v_task_ids uuid[];
+  v_payloads jsonb[];
 begin
-  if v_ended + v_begun = 0 then
+  if v_ended + coalesce(cardinality(p_begun), 0) = 0 then
     return;
   end if;
-  update cas_event_sequence set last_seq = last_seq + v_ended + v_begun where id returning last_seq into v_last;
-  return query
-    with attempt as (
-      select e.id, e.n, true as ends, e.duration, e.result, e.error, e.payload
-      from unnest(p_ended, p_durations, p_results, p_errors, p_payloads)
-        with ordinality as e(id, duration, result, error, payload, n)
-      union all
-      select b.id, v_ended + b.n, false, null, null, null, null
-      from unnest(p_begun) with ordinality as b(id, n)
-    ), written as (
-      update cas_tasks t
-        set status = case when w.ends then p_status else 'running' end,
-            result = case when w.ends then w.result else t.result end,
-            error = case when w.ends then w.error else t.error end,
-            progress = case when not w.ends then null when p_status = 'succeeded' then 1 else t.progress end,
-            progress_message = case when w.ends then t.progress_message end,
-            -- A waiting task resumes its attempt instead of beginning a new one.
-            attempts = t.attempts + case when w.ends or w.resumed then 0 else 1 end,
-            started_at = case when w.ends then t.started_at else clock_timestamp() end,
-            finished_at = case when w.ends then clock_timestamp() else t.finished_at end,
-            duration_ms = case when w.ends then w.duration else t.duration_ms end,
-            worker_id = case when w.ends then null else p_worker_id end,
-            lease_token = case when w.ends then null else gen_random_uuid() end,
-            lease_expires_at = case when w.ends then null else now() + make_interval(secs => p_lease_ms / 1000.0) end,
-            waiting_for = null,
-            updated_at = now()
-        from (
-          -- Each row as it was before this write; found by id alone (20261208000100_cas_lock_completions_by_id.sql).
-          select a.*, not a.ends and was.status = 'waiting' as resumed
-          from attempt a join cas_tasks was on was.id = a.id
-        ) w
-        where t.id = w.id
-        returning t as task, w.n, w.ends, w.duration, w.payload, w.resumed
-    ), appended as (
-      insert into cas_agent_events (seq, event_type, agent_id, task_id, payload)
-      select v_last - v_ended - v_begun + x.n,
-             case when x.ends then v_ended_type else 'task_started' end,
-             (x.task).agent_id, (x.task).id,
-             case when x.ends
-                  then jsonb_build_object('attempt', (x.task).attempts, 'durationMs', x.duration)
-                       || coalesce(x.payload, '{}'::jsonb)
-                  else jsonb_build_object('attempt', (x.task).attempts, 'workerId', p_worker_id,
-                                          'resumed', x.resumed) end
-      from written x
-      order by x.n
-    )
-    select (x.task).* from written x order by x.n;
-  perform pg_notify('cas_feed', n::text)
-    from cas_feed_notices(v_last,
-                          case when v_ended > 0 then array[v_ended_type] else '{}' end
-                            || case when v_begun > 0 then array['task_started'] else '{}' end,
-                          '{}') as n;
+  with attempt as (
+    select e.id, e.n, true as ends, e.duration, e.result, e.error, e.payload
+    from unnest(p_ended, p_durations, p_results, p_errors, p_payloads)
+      with ordinality as e(id, duration, result, error, payload, n)
+    union all
+    select b.id, v_ended + b.n, false, null, null, null, null
+    from unnest(p_begun) with ordinality as b(id, n)
+  ), written as (
+    update cas_tasks t
+      set status = case when w.ends then p_status else 'running' end,
+          result = case when w.ends then w.result else t.result end,
+          error = case when w.ends then w.error else t.error end,
+          progress = case when not w.ends then null when p_status = 'succeeded' then 1 else t.progress end,
+          progress_message = case when w.ends then t.progress_message end,
+          -- A waiting task resumes its attempt instead of beginning a new one.
+          attempts = t.attempts + case when w.ends or w.resumed then 0 else 1 end,
+          started_at = case when w.ends then t.started_at else clock_timestamp() end,
+          finished_at = case when w.ends then clock_timestamp() else t.finished_at end,
+          duration_ms = case when w.ends then w.duration else t.duration_ms end,
+          worker_id = case when w.ends then null else p_worker_id end,
+          lease_token = case when w.ends then null else gen_random_uuid() end,
+          lease_expires_at = case when w.ends then null else now() + make_interval(secs => p_lease_ms / 1000.0) end,
+          waiting_for = null,
+          updated_at = now()
+      from (
+        -- Each row as it was before this write, found by id alone
+        -- (20261208000100_cas_lock_completions_by_id.sql).
+        select a.*, not a.ends and was.status = 'waiting' as resumed
+        from attempt a join cas_tasks was on was.id = a.id
+      ) w
+      where t.id = w.id
+      returning t as task, w.n, w.ends, w.duration, w.payload, w.resumed
+  )
+  select array_agg(x.task order by x.n),
+         array_agg(case when not x.ends then 'task_started'
+                        when p_status = 'succeeded' then 'task_completed'
+                        when p_status = 'failed' then 'task_failed'
+                        else 'task_cancelled' end order by x.n),
+         array_agg((x.task).agent_id order by x.n),
+         array_agg((x.task).id order by x.n),
+         array_agg(case when x.ends
+                        then jsonb_build_object('attempt', (x.task).attempts, 'durationMs', x.duration)
+                             || coalesce(x.payload, '{}'::jsonb)
+                        else jsonb_build_object('attempt', (x.task).attempts, 'workerId', p_worker_id,
+                                                'resumed', x.resumed) end
+                   order by x.n)
+    into v_rows, v_types, v_agent_ids, v_task_ids, v_payloads
+    from written x;
+  -- After the task rows: the event-sequence row is the last lock a transaction takes, and
+  -- writers queue on it until they commit.
+  perform cas_append_events(v_types, v_agent_ids, v_task_ids, v_payloads);
+  return query select * from unnest(v_rows);
 end $$;
 
 select cas_restrict_function_access();
