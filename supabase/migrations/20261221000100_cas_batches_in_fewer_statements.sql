@@ -48,8 +48,9 @@ begin
 end $$;
 
 -- Up to p_limit claimable tasks, locked (SKIP LOCKED), in claim order: ids, with their agents, and
--- whether any is in a workflow. Null ids when none is due. p_ended_agents and p_ended_callers: the agents and callers ('' for none)
--- of attempts ending in the same transaction, one entry per attempt, counted out of the limits.
+-- whether any is in a workflow. Null ids when none is due. p_ended_agents and p_ended_callers: the
+-- agents and callers ('' for none) of attempts ending in the same transaction, one entry per
+-- attempt, counted out of the limits.
 create function cas_pick_claimable(
   p_limit int,
   p_agent_ids text[],
@@ -161,7 +162,7 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   -- The completed attempts whose lease is current, deepest first, then by id (the order tasks
-  -- are locked in), and per attempt: its agent and its caller ('' for none).
+  -- are locked in); their agents and callers ('' for none).
   v_done uuid[];
   v_done_agents text[] := '{}';
   v_done_callers text[] := '{}';
@@ -179,13 +180,16 @@ begin
     raise exception using errcode = 'CASBI', message = 'p_items must be a JSON array';
   end if;
   select array_agg(locked.id order by locked.depth desc, locked.id),
-         coalesce(array_agg(locked.agent_id order by locked.depth desc, locked.id), '{}'),
-         coalesce(array_agg(coalesce(locked.user_id, '') order by locked.depth desc, locked.id), '{}'),
-         coalesce(bool_or(locked.parent_id is not null or locked.workflow_run_id is not null), false),
+         -- As multisets: the claim counts them out of its limits.
+         coalesce(array_agg(locked.agent_id), '{}'),
+         coalesce(array_agg(coalesce(locked.user_id, '')), '{}'),
+         coalesce(bool_or(locked.parent_id is not null or locked.workflow_run_id is not null),
+                  false),
          coalesce(bool_or(locked.workflow_run_id is not null), false)
     into v_done, v_done_agents, v_done_callers, v_hands_off, v_done_in_workflow
   from (
-    select t.id, t.depth, t.status, t.agent_id, t.user_id, t.parent_id, t.workflow_run_id from cas_tasks t
+    select t.id, t.depth, t.status, t.agent_id, t.user_id, t.parent_id, t.workflow_run_id
+    from cas_tasks t
     where t.id = any (array(select i.id from jsonb_to_recordset(p_items) as i(id uuid)))
       and exists (select 1 from jsonb_to_recordset(p_items) as i(id uuid, "leaseToken" uuid)
                   where i.id = t.id and i."leaseToken" = t.lease_token)
@@ -194,7 +198,8 @@ begin
     for update of t
   ) locked
   where locked.status = 'running';
-  v_picked := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller, v_done_agents, v_done_callers);
+  v_picked := cas_pick_claimable(p_limit, p_agent_ids, p_max_running_per_caller,
+                                 v_done_agents, v_done_callers);
   if v_hands_off then
     perform cas_lock_parents(v_done);
   end if;
