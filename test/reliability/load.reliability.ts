@@ -71,6 +71,26 @@ function followTask(client: Client, id: string): Promise<string> {
   });
 }
 
+/** Each task's status, attempts and events (type, worker, time) by id, for an error message. */
+async function taskHistories(db: ReliabilityDatabase['db'], ids: string[]): Promise<Map<string, string>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.query<{ id: string; status: string; attempts: number; events: string[] }>(
+    `select t.id, t.status, t.attempts,
+            array_agg(e.event_type || coalesce(' ' || (e.payload ->> 'workerId'), '') || ' ' ||
+                      to_char(e.created_at, 'HH24:MI:SS.MS') order by e.seq) as events
+     from cas_tasks t join cas_agent_events e on e.task_id = t.id
+     where t.id = any ($1::uuid[])
+     group by t.id, t.status, t.attempts`,
+    [ids],
+  );
+  return new Map(
+    rows.map((row) => [
+      row.id,
+      `now ${row.status} after ${row.attempts} attempt(s): ${row.events.join(', ')}`,
+    ]),
+  );
+}
+
 describe('load', () => {
   let database: ReliabilityDatabase;
   let server: ServerProcess;
@@ -87,6 +107,8 @@ describe('load', () => {
   it(`${CLIENTS} concurrent clients for ${DURATION_MS / 1000} s: zero errors`, async () => {
     const latencies = new Map<Kind, number[]>();
     const errors: string[] = [];
+    /** Tasks whose taskUpdated subscription timed out: their history is added to the errors. */
+    const unfinished: string[] = [];
     let tasksQueued = 0;
     const record = (kind: Kind, ms: number) => {
       const list = latencies.get(kind) ?? [];
@@ -132,7 +154,12 @@ describe('load', () => {
             if (!id) continue;
             tasksQueued++;
             if (pick >= 8) {
-              const status = await timed('subscription', () => followTask(ws, id));
+              const status = await timed('subscription', () =>
+                followTask(ws, id).catch((error: unknown) => {
+                  unfinished.push(id);
+                  throw error;
+                }),
+              );
               if (status !== undefined && status !== 'SUCCEEDED') {
                 errors.push(`subscription: task ${id} ended ${status || 'without a status'}`);
               }
@@ -151,6 +178,12 @@ describe('load', () => {
     // Every task the clients queued ends, once.
     const open = await waitForAllFinal(database.db, 60_000);
     const check = await checkTaskLog(database.db);
+    // A timed-out subscription's error says what its task did meanwhile.
+    const histories = await taskHistories(database.db, unfinished);
+    for (const [index, error] of errors.entries()) {
+      const id = unfinished.find((taskId) => error.includes(taskId));
+      if (id && histories.has(id)) errors[index] = `${error}; ${histories.get(id)}`;
+    }
 
     const all = [...latencies.values()].flat().sort((a, b) => a - b);
     const lines = [...latencies].map(([kind, values]) => {
