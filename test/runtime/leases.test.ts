@@ -75,6 +75,35 @@ describeEachDatabase('leases', (kind) => {
       const done = await store.complete(second!, { attempt: 2 });
       expect(done).toMatchObject({ status: 'succeeded', result: { attempt: 2 }, leaseToken: null });
     });
+
+    it('a sweep limited to fewer leases than expired takes those that expired first, the rest at the next', async () => {
+      const store = taskStore(sqlFunctionsOver(t.db));
+      const queued = [];
+      for (let index = 0; index < 3; index += 1)
+        queued.push(await t.runtime.executeTask({ agentId: 'leased', action: 'ping', maxAttempts: 2 }));
+      const claimed = (await store.claim('sweep-worker', 3, 60_000, { agentIds: ['leased'] })).claimed;
+      expect(claimed.map((task) => task.id).sort()).toEqual(queued.map((task) => task.id).sort());
+      // Hours ago, so that no lease another test left behind expired before these. The sweep locks
+      // rows in the one lock order (by id here), which is not the order they expired in.
+      const [oldest, newest, middle] = queued.map((task) => task.id);
+      for (const [id, hoursAgo] of [
+        [oldest, 3],
+        [newest, 1],
+        [middle, 2],
+      ] as const)
+        await t.db.query(
+          `update cas_tasks set lease_expires_at = now() - make_interval(hours => $2) where id = $1`,
+          [id, hoursAgo],
+        );
+
+      expect((await store.expireLeases(2)).map((task) => [task.id, task.status])).toEqual([
+        [oldest, 'queued'],
+        [middle, 'queued'],
+      ]);
+      const [stillRunning] = await t.runtime.getTasks([newest!]);
+      expect(stillRunning).toMatchObject({ status: 'running', workerId: 'sweep-worker' });
+      expect((await store.expireLeases(2)).map((task) => task.id)).toContain(newest);
+    });
   });
 
   describe('completions written together', () => {
