@@ -85,7 +85,7 @@ describeEachDatabase('leases', (kind) => {
       expect(claimed.map((task) => task.id).sort()).toEqual(queued.map((task) => task.id).sort());
       // Hours ago, so that no lease another test left behind expired before these. The sweep locks
       // rows in the one lock order (by id here), which is not the order they expired in.
-      const [oldest, newest, middle] = queued.map((task) => task.id);
+      const [oldest, newest, middle] = queued.map((task) => task.id) as [string, string, string];
       for (const [id, hoursAgo] of [
         [oldest, 3],
         [newest, 1],
@@ -100,7 +100,7 @@ describeEachDatabase('leases', (kind) => {
         [oldest, 'queued'],
         [middle, 'queued'],
       ]);
-      const [stillRunning] = await t.runtime.getTasks([newest!]);
+      const [stillRunning] = await t.runtime.getTasks([newest]);
       expect(stillRunning).toMatchObject({ status: 'running', workerId: 'sweep-worker' });
       expect((await store.expireLeases(2)).map((task) => task.id)).toContain(newest);
     });
